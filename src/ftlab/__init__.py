@@ -1,0 +1,7 @@
+"""ftlab: run LLM fine-tuning research experiments end to end from one spec.
+
+Pipeline: spec -> plan (runs) -> data -> train -> eval (every checkpoint) -> report,
+executed by a runner (local today) and recorded in one SQLite registry.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""Domain exceptions. The library raises these; only the CLI turns them into a message and an exit code."""
+
+from __future__ import annotations
+
+
+class FtlabError(Exception):
+    """Any problem ftlab reports to the user as one clear message (never a traceback)."""
+
+
+class SpecError(FtlabError):
+    """The experiment spec is invalid; carries every problem found, each with its YAML path."""
+
+    def __init__(self, problems: list[str], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        count = len(self.problems)
+        lines = [f"{head}{count} problem{'s' if count != 1 else ''} in the spec:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class DataError(FtlabError):
+    """A dataset file is missing or malformed, or a row's label is not in the label set."""
+
+
+class ModelError(FtlabError):
+    """A model or tokenizer cannot be built or loaded."""
+
+
+class StageError(FtlabError):
+    """A pipeline stage failed or was asked for something it cannot do."""
+
+
+class RegistryError(FtlabError):
+    """The experiment registry (SQLite) cannot be read or written."""
+
+
+class UnknownNameError(FtlabError):
+    """A name looked up in a plugin registry (evaluator, parser, generator...) does not exist."""
