@@ -1,0 +1,149 @@
+"""The experiment spec as typed, validated models (one YAML file -> `Experiment`).
+
+Sweep, seeds and controls are parsed by `ftlab.spec.sweep` (they shape the set of runs); every
+other field is validated here after `${var}` references were filled in for a sweep point.
+Fields marked RUNTIME do not change results and are left out of run identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Fields that do not change results: left out of run identity (see ftlab.spec.identity).
+RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("name",),
+    ("description",),
+    ("output_dir",),
+    ("run_name",),
+    ("sweep",),
+    ("seeds",),
+    ("controls",),
+    ("train", "logging_steps"),
+    ("eval", "batch_size"),
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TinyModel(Strict):
+    """A tiny random-init model that ftlab builds itself (offline), with a locally trained tokenizer."""
+
+    architecture: Literal["qwen2", "llama"] = "qwen2"
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(256, ge=8)
+    vocab_size: int = Field(512, ge=300, description="BPE vocabulary incl. 256 byte tokens")
+    max_position_embeddings: int = Field(1024, ge=16)
+    seed: int = Field(0, description="weight init seed")
+    tokenizer_corpus: list[str] = Field(
+        default_factory=lambda: ["train"], description="names of datasets whose text trains the tokenizer"
+    )
+
+
+class Model(Strict):
+    """The base model: an HF id or local directory (`path`), or a tiny model built by ftlab (`tiny`)."""
+
+    path: str | None = Field(None, description="HF hub id or local directory (relative to the spec)")
+    tiny: TinyModel | None = None
+
+
+class Task(Strict):
+    type: Literal["classification"] = "classification"
+    labels: list[str] = Field(min_length=2, description="the label set, e.g. [P, N]")
+    positive: str | None = Field(None, description="positive label for precision/recall (default: first)")
+    label_field: str | None = Field(None, description="row column holding the label (default: the answer)")
+
+    @property
+    def positive_label(self) -> str:
+        return self.positive if self.positive is not None else self.labels[0]
+
+
+class Generate(Strict):
+    """A dataset made by a built-in generator (offline demos and tests)."""
+
+    name: str = Field(description="generator name, e.g. hem")
+    n: int = Field(gt=0, description="number of examples")
+    split: str | None = Field(None, description="generator split (default: the dataset's role)")
+    seed: int = 0
+
+
+class Dataset(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="split name used in metrics")
+    role: Literal["train", "valid", "test"]
+    path: str | None = Field(None, description="JSONL/JSON file (relative to the spec)")
+    generate: Generate | None = None
+    format: Literal["auto", "sharegpt", "messages", "prompt_completion", "alpaca"] = "auto"
+    limit: int | None = Field(None, gt=0, description="keep only the first N rows")
+
+
+class Lora(Strict):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class Method(Strict):
+    name: Literal["full", "lora"] = "lora"
+    lora: Lora = Lora()
+
+
+class Train(Strict):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
+    learning_rate: float = Field(1e-4, gt=0)
+    batch_size: int = Field(8, gt=0, description="per-device batch size")
+    grad_accum: int = Field(1, gt=0)
+    max_length: int = Field(512, gt=0, description="tokens; longer examples are truncated")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
+    save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (epoch ends always)")
+    logging_steps: int = Field(10, gt=0, description="RUNTIME")
+
+
+class Select(Strict):
+    split: str = Field("valid", description="dataset (role valid) that picks the best checkpoint")
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+
+class Eval(Strict):
+    splits: list[str] | None = Field(None, description="datasets to evaluate (default: all valid and test)")
+    batch_size: int = Field(32, gt=0, description="RUNTIME")
+    select: Select = Select()
+
+
+class Experiment(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    description: str = ""
+    output_dir: str | None = Field(None, description="default: runs/<name> beside the spec")
+    run_name: str | None = Field(None, description="template over sweep variables, e.g. lr{lr}")
+    model: Model
+    task: Task
+    datasets: list[Dataset] = Field(min_length=1)
+    method: Method = Method()
+    train: Train = Train()
+    eval: Eval = Eval()
+    # Parsed by ftlab.spec.sweep; typed loosely here so their errors come from there, with paths.
+    sweep: list[Any] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    controls: list[Any] = Field(default_factory=list)
+
+    def dataset(self, name: str) -> Dataset | None:
+        return next((d for d in self.datasets if d.name == name), None)
+
+    def datasets_with_role(self, role: str) -> list[Dataset]:
+        return [d for d in self.datasets if d.role == role]
+
+    def eval_splits(self) -> list[str]:
+        if self.eval.splits is not None:
+            return list(self.eval.splits)
+        return [d.name for d in self.datasets if d.role in ("valid", "test")]
