@@ -1,0 +1,233 @@
+"""The `ftlab` command line: a thin layer over the library. Every command's --help ends with an example.
+
+    ftlab validate examples/quickstart.yaml
+    ftlab plan examples/quickstart.yaml --json
+    ftlab run examples/quickstart.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ftlab.errors import FtlabError
+
+STAGES = "data, model, train, eval, report"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except FtlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=func)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftlab",
+        description="Run LLM fine-tuning research experiments end to end from one spec.",
+        epilog="example:\n  ftlab run examples/quickstart.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    p = _command(sub, "validate", "Check a spec and report every problem at once.", "ftlab validate spec.yaml", cmd_validate)
+    p.add_argument("spec", type=Path)
+
+    p = _command(sub, "plan", "List the runs a spec expands to (index, name, sweep values, seed, run id).", "ftlab plan spec.yaml --json", cmd_plan)
+    p.add_argument("spec", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = _command(sub, "run", "Run every stage of every run locally, skipping what is already done.", "ftlab run spec.yaml --only data train --dry-run", cmd_run)
+    p.add_argument("spec", type=Path)
+    p.add_argument("--rerun", action="store_true", help="run the selected stages again even if done")
+    p.add_argument("--only", nargs="+", default=[], metavar="STAGE", help=f"run only these stages ({STAGES})")
+    p.add_argument("--skip", nargs="+", default=[], metavar="STAGE", help="skip these stages")
+    p.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+
+    p = _command(sub, "status", "Show each run's stage states and best checkpoint.", "ftlab status spec.yaml --json", cmd_status)
+    p.add_argument("spec", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = _command(sub, "report", "Rebuild the summary table and results.json from what has run.", "ftlab report spec.yaml", cmd_report)
+    p.add_argument("spec", type=Path)
+
+    model = sub.add_parser("model", help="Model utilities.", description="Model utilities.")
+    msub = model.add_subparsers(metavar="COMMAND")
+    p = _command(msub, "build-tiny", "Build a tiny random-init model with a locally trained tokenizer (offline).", "ftlab model build-tiny --out models/tiny --corpus data/train.jsonl", cmd_build_tiny)
+    p.add_argument("--out", type=Path, required=True, help="directory to write (a normal HF model dir)")
+    p.add_argument("--corpus", type=Path, nargs="*", default=[], help="JSONL/JSON datasets whose text trains the tokenizer (default: generated HEM data)")
+    p.add_argument("--architecture", choices=["qwen2", "llama"], default="qwen2")
+    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--vocab-size", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+
+    stage = sub.add_parser("stage", help="Internal: run one stage task (runners call this).", description="Internal: run one stage task.")
+    ssub = stage.add_subparsers(metavar="COMMAND")
+    p = _command(ssub, "run", "Run one stage task of one run; its dependencies must be done.", "ftlab stage run spec.yaml train/lr0.001_s0", cmd_stage_run)
+    p.add_argument("spec", type=Path)
+    p.add_argument("task", help="task key, as listed by `ftlab run --dry-run`")
+    p.add_argument("--rerun", action="store_true")
+    return parser
+
+
+def _plan(spec: Path):
+    from ftlab.spec.plan import load_plan
+
+    plan = load_plan(spec)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return plan
+
+
+def _graph(spec: Path):
+    from ftlab.pipeline import build_graph
+    from ftlab.registry import Registry
+
+    graph = build_graph(_plan(spec))
+    registry = Registry(graph.plan.output_dir / "registry.sqlite")
+    return graph, registry
+
+
+def cmd_validate(args) -> int:
+    plan = _plan(args.spec)
+    print(f"{args.spec}: OK, {len(plan.runs)} runs")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    plan = _plan(args.spec)
+    rows = [{"index": r.index, "name": r.name, "kind": r.kind, "seed": r.seed, "values": r.values, "run_id": r.run_id} for r in plan.runs]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from ftlab.report.summary import table
+
+    print(table(["index", "name", "kind", "seed", "values", "run id"], [[r["index"], r["name"], r["kind"], r["seed"], _values(r["values"]), r["run_id"]] for r in rows]))
+    print(f"\n{len(rows)} runs -> {plan.output_dir}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from ftlab.runners.local import is_done, run_graph, select_tasks
+
+    graph, registry = _graph(args.spec)
+    if args.dry_run:
+        for task in select_tasks(graph, args.only, args.skip):
+            state = "done, would skip" if is_done(task) and not args.rerun else "would run"
+            print(f"{task.key:<40} {state}")
+        return 0
+    _record_runs(graph, registry)
+    outcome = run_graph(graph, registry, rerun=args.rerun, only=args.only, skip=args.skip)
+    summary = graph.plan.output_dir / "report" / "summary.txt"
+    if summary.is_file():
+        print("\n" + summary.read_text().rstrip())
+    print(f"\nran {len(outcome.ran)}, skipped {len(outcome.skipped)} (done), failed {len(outcome.failed)}, blocked {len(outcome.blocked)}; results in {graph.plan.output_dir}")
+    for key, error in outcome.failed.items():
+        print(f"failed: {key}: {error.splitlines()[0]}", file=sys.stderr)
+    return 1 if outcome.failed or outcome.blocked else 0
+
+
+def cmd_status(args) -> int:
+    from ftlab.runners.status import status_rows
+
+    graph, registry = _graph(args.spec)
+    rows = status_rows(graph, registry)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    from ftlab.report.summary import table
+
+    select = graph.plan.experiment.eval.select
+    metric = f"{select.split}_{select.metric}"
+    stage_names = ["train", "eval"]
+    body = [[r["index"], r["name"], r["kind"], r["seed"]] + [r["stages"].get(s, "-") for s in stage_names] + [r["best_checkpoint"] or "", _num(r[metric])] for r in rows]
+    print(table(["index", "name", "kind", "seed"] + stage_names + ["best ckpt", metric], body))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ftlab.pipeline import StageContext
+    from ftlab.runners.local import execute
+
+    graph, registry = _graph(args.spec)
+    execute(graph.task("report"), StageContext(graph.plan.output_dir, registry), rerun=True)
+    print((graph.plan.output_dir / "report" / "summary.txt").read_text().rstrip())
+    return 0
+
+
+def cmd_stage_run(args) -> int:
+    from ftlab.errors import StageError
+    from ftlab.pipeline import StageContext
+    from ftlab.runners.local import execute, is_done
+
+    graph, registry = _graph(args.spec)
+    task = graph.task(args.task)
+    missing = [d for d in task.deps if not is_done(graph.task(d))]
+    if missing:
+        raise StageError(f"{task.key} needs {', '.join(missing)} to be done first")
+    if is_done(task) and not args.rerun:
+        print(f"{task.key}: done already")
+        return 0
+    _record_runs(graph, registry)
+    seconds = execute(task, StageContext(graph.plan.output_dir, registry), rerun=args.rerun)
+    print(f"{task.key}: done in {seconds:.1f}s")
+    return 0
+
+
+def cmd_build_tiny(args) -> int:
+    from ftlab.data.formats import load_examples
+    from ftlab.data.generate import generators
+    from ftlab.models.tiny import TinyConfig, build_tiny
+
+    examples = [e for path in args.corpus for e in load_examples(path)] or generators.get("hem")(n=2000, split="train", seed=0)
+    texts = [m["content"] for e in examples for m in e.prompt] + [e.completion for e in examples]
+    cfg = TinyConfig(
+        architecture=args.architecture, hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads,
+        num_kv_heads=args.kv_heads, intermediate_size=4 * args.hidden_size, vocab_size=args.vocab_size, seed=args.seed,
+    )
+    out = build_tiny(args.out, cfg, texts)
+    print(f"built {cfg.architecture} tiny model in {out}")
+    return 0
+
+
+def _record_runs(graph, registry) -> None:
+    from ftlab.spec.identity import effective_config
+
+    for r in graph.plan.runs:
+        registry.upsert_run(r.run_id, index=r.index, name=r.name, kind=r.kind, seed=r.seed, sweep=r.values, config=effective_config(r.config))
+
+
+def _values(values: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in values.items()) or "-"
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The stage graph of an experiment: which stage tasks exist, their identities and dependencies.
+
+    data/<dataset>  ->  model/tiny  ->  train/<run>  ->  eval/<run>  ->  report
+
+Every task is a pure function of its inputs (`Task.inputs`, all JSON-able) and writes only into
+`Task.out_dir`. Its identity hashes those inputs plus its dependencies' identities, so a task whose
+identity and outputs already exist is skipped, and any change upstream re-runs what depends on it.
+Runners (ftlab.runners) decide only where a task runs; `STAGES` says what it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftlab.spec.identity import IDENTITY_VERSION, effective_config, file_digest, stable_hash
+from ftlab.spec.plan import Plan, Run
+from ftlab.spec.schema import Dataset, Experiment
+
+STAGE_ORDER = ("data", "model", "train", "eval", "report")
+# Bump a stage's version when its code changes what it produces: old outputs then re-run.
+STAGE_VERSIONS = {"data": 1, "model": 1, "train": 1, "eval": 1, "report": 1}
+
+
+@dataclass(frozen=True)
+class Task:
+    stage: str
+    key: str  # unique within the experiment, e.g. "train/lr0.001_s0"
+    identity: str
+    out_dir: Path
+    deps: tuple[str, ...]
+    inputs: dict[str, Any]
+    run: Run | None = None
+
+
+@dataclass
+class Graph:
+    plan: Plan
+    tasks: list[Task] = field(default_factory=list)  # in dependency order
+
+    def task(self, key: str) -> Task:
+        for t in self.tasks:
+            if t.key == key:
+                return t
+        from ftlab.errors import StageError
+        from ftlab.plugins import did_you_mean
+
+        raise StageError(f"no stage task '{key}' in this experiment.{did_you_mean(key, [t.key for t in self.tasks])}")
+
+
+def build_graph(plan: Plan) -> Graph:
+    graph = Graph(plan)
+    out = plan.output_dir
+    data_tasks: dict[str, Task] = {}
+
+    def data_task(exp: Experiment, ds: Dataset) -> Task:
+        inputs = _data_inputs(plan, exp, ds)
+        identity = _identity("data", inputs, ())
+        if identity not in data_tasks:
+            key = f"data/{ds.name}-{identity[:8]}"
+            data_tasks[identity] = Task("data", key, identity, out / "data" / key.split("/")[1], (), inputs)
+            graph.tasks.append(data_tasks[identity])
+        return data_tasks[identity]
+
+    model_tasks: dict[str, Task] = {}
+
+    def base_model(exp: Experiment) -> tuple[str, str, Task | None]:
+        """(model dir or HF id, identity, building task or None)."""
+        if exp.model.tiny is None:
+            local = plan.base_dir / exp.model.path
+            path = str(local.resolve()) if local.exists() else exp.model.path
+            return path, stable_hash({"model": exp.model.path}), None
+        corpus = [data_task(exp, exp.dataset(name)) for name in exp.model.tiny.tokenizer_corpus]
+        inputs = {"tiny": exp.model.tiny.model_dump(mode="json"), "corpus": [str(t.out_dir) for t in corpus]}
+        identity = _identity("model", {"tiny": inputs["tiny"]}, corpus)
+        if identity not in model_tasks:
+            key = f"model/tiny-{identity[:8]}"
+            task = Task("model", key, identity, out / "models" / key.split("/")[1], tuple(t.key for t in corpus), inputs)
+            model_tasks[identity] = task
+            graph.tasks.append(task)
+        task = model_tasks[identity]
+        return str(task.out_dir), identity, task
+
+    evals: list[Task] = []
+    for run in plan.runs:
+        exp = run.config
+        base_path, base_identity, base_task = base_model(exp)
+        base_deps = (base_task.key,) if base_task else ()
+        run_dir = out / "runs" / run.name
+        train_task = None
+        if run.trains:
+            train_data = data_task(exp, exp.datasets_with_role("train")[0])
+            config = effective_config(exp)
+            inputs = {
+                "run_id": run.run_id,
+                "kind": run.kind,
+                "seed": run.seed,
+                "base": base_path,
+                "data": str(train_data.out_dir),
+                "method": config["method"],
+                "train": exp.train.model_dump(mode="json"),
+            }
+            identity = _identity("train", {k: v for k, v in inputs.items() if k not in ("base", "data")} | {"base": base_identity}, [train_data] + ([base_task] if base_task else []))
+            train_task = Task("train", f"train/{run.name}", identity, run_dir / "train", base_deps + (train_data.key,), inputs, run)
+            graph.tasks.append(train_task)
+        splits = {name: data_task(exp, exp.dataset(name)) for name in exp.eval_splits()}
+        inputs = {
+            "run_id": run.run_id,
+            "base": base_path,
+            "train": str(train_task.out_dir) if train_task else None,
+            "splits": {name: str(t.out_dir) for name, t in splits.items()},
+            "task": exp.task.model_dump(mode="json"),
+            "select": exp.eval.select.model_dump(mode="json"),
+            "batch_size": exp.eval.batch_size,
+        }
+        upstream = [train_task] if train_task else ([base_task] if base_task else [])
+        hashed = {"run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"], "splits": sorted(splits)}
+        identity = _identity("eval", hashed, upstream + list(splits.values()))
+        deps = tuple(t.key for t in upstream) + tuple(t.key for t in splits.values())
+        eval_task = Task("eval", f"eval/{run.name}", identity, run_dir / "eval", deps, inputs, run)
+        graph.tasks.append(eval_task)
+        evals.append(eval_task)
+
+    roles = {d.name: d.role for d in plan.experiment.datasets}
+    splits = sorted(plan.experiment.eval_splits(), key=lambda s: roles[s] != "valid")  # valid chose; test reports
+    report_inputs = {"evals": {t.run.name: str(t.out_dir) for t in evals}, "splits": splits}
+    graph.tasks.append(
+        Task("report", "report", _identity("report", report_inputs, evals), out / "report", tuple(t.key for t in evals), report_inputs)
+    )
+    graph.tasks.sort(key=lambda t: STAGE_ORDER.index(t.stage))  # stable: keeps plan order within a stage
+    return graph
+
+
+def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:
+    inputs: dict[str, Any] = {
+        "dataset": ds.model_dump(mode="json"),
+        "labels": exp.task.labels,
+        "label_field": exp.task.label_field,
+    }
+    if ds.path is not None:
+        path = (plan.base_dir / ds.path).resolve()
+        inputs["file"] = str(path)
+        inputs["digest"] = file_digest(path)  # content, not path: an edited file re-runs its stages
+    return inputs
+
+
+def _identity(stage: str, inputs: dict[str, Any], deps: list[Task]) -> str:
+    payload = {
+        "v": IDENTITY_VERSION,
+        "stage": stage,
+        "stage_version": STAGE_VERSIONS[stage],
+        "inputs": {k: v for k, v in inputs.items() if k != "file"},
+        "deps": sorted(t.identity for t in deps),
+    }
+    return stable_hash(payload)
+
+
+StageFn = Callable[[Task, "StageContext"], dict[str, Any]]
+
+
+@dataclass
+class StageContext:
+    """What a stage may use besides its inputs: the experiment dir and the registry."""
+
+    experiment_dir: Path
+    registry: Any  # ftlab.registry.Registry (typed loosely to keep this module import-light)
+
+
+def stage_function(stage: str) -> StageFn:
+    """Import lazily: the skip path of `ftlab run` must not pay for importing torch."""
+    if stage == "data":
+        from ftlab.data.stage import run_data as fn
+    elif stage == "model":
+        from ftlab.models.stage import run_model as fn
+    elif stage == "train":
+        from ftlab.train.stage import run_train as fn
+    elif stage == "eval":
+        from ftlab.evaluate.stage import run_eval as fn
+    elif stage == "report":
+        from ftlab.report.stage import run_report as fn
+    else:
+        raise KeyError(stage)
+    return fn

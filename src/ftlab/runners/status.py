@@ -1,0 +1,55 @@
+"""Where each run stands: its stage tasks' states from the registry and the out dirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftlab import atomic
+from ftlab.pipeline import Graph
+from ftlab.runners.local import is_done
+
+
+def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
+    """One row per run, in plan order: its stages' states and its best checkpoint's selection metric."""
+    stages = {s["key"]: s for s in registry.stages()}
+    select = graph.plan.experiment.eval.select
+    rows = []
+    for run in graph.plan.runs:
+        row: dict[str, Any] = {
+            "index": run.index, "name": run.name, "kind": run.kind, "seed": run.seed, "run_id": run.run_id,
+            "values": run.values, "stages": {},
+        }
+        for task in (t for t in graph.tasks if t.run is run):
+            row["stages"][task.stage] = _state(task, stages.get(task.key))
+        summary = graph.task(f"eval/{run.name}").out_dir / "summary.json"
+        best = atomic.read_json(summary) if summary.is_file() and row["stages"]["eval"] == "done" else None
+        row["best_checkpoint"] = best["best_checkpoint"] if best else None
+        row[f"{select.split}_{select.metric}"] = best["at_best"].get(select.split, {}).get(select.metric) if best else None
+        rows.append(row)
+    return rows
+
+
+def _state(task, record: dict | None) -> str:
+    if is_done(task):
+        return "done"
+    if record is None:
+        return "pending"
+    if record["identity"] != task.identity:
+        return "pending"  # what ran before had other inputs
+    if record["status"] == "running":
+        return "running" if _alive(record.get("pid")) else "interrupted"
+    return record["status"]
+
+
+def _alive(pid: int | None) -> bool:
+    import os
+
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

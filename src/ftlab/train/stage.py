@@ -1,0 +1,123 @@
+"""Train stage: TRL SFTTrainer, full or LoRA, completion-only loss, seeded, resumable.
+
+Inputs come from the pipeline's train task: base model dir, normalised train data, method and
+training settings, seed, and the run kind (`random_init` trains a fresh copy of the base's
+architecture). Outputs: checkpoints/ (see checkpoints.py), checkpoints.json, log_history.json.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ftlab import atomic
+from ftlab.data.encode import example_ids
+from ftlab.data.stage import load_split
+from ftlab.models.load import device_and_dtype, load_tokenizer
+from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, last_complete_checkpoint
+
+
+def run_train(task, ctx) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    inp = task.inputs
+    out = Path(task.out_dir)
+    seed = inp["seed"]
+    device, dtype = device_and_dtype()
+    base = inp["base"]
+    if inp["kind"] == "random_init":
+        base = str(fresh_copy(base, out / "init", seed, dtype))
+    tokenizer = load_tokenizer(base)
+
+    set_seed(seed)  # before LoRA init: the adapter's A matrices are drawn from torch's RNG
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    model = apply_method(model, inp["method"])
+
+    hp = inp["train"]
+    rows = [dict(zip(("input_ids", "completion_mask"), example_ids(tokenizer, e, hp["max_length"]))) for e in load_split(inp["data"])]
+    ckpt_dir = out / "checkpoints"
+    args = SFTConfig(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=hp["batch_size"],
+        gradient_accumulation_steps=hp["grad_accum"],
+        learning_rate=hp["learning_rate"],
+        num_train_epochs=hp["epochs"],
+        max_steps=hp["max_steps"] or -1,
+        lr_scheduler_type=hp["scheduler"],
+        warmup_steps=hp["warmup_ratio"],  # transformers 5: a float < 1 is a ratio of total steps
+        weight_decay=hp["weight_decay"],
+        optim=hp["optimizer"],
+        save_strategy="steps" if hp["save_steps"] else "epoch",
+        save_steps=hp["save_steps"] or 500,
+        logging_steps=hp["logging_steps"],
+        seed=seed,
+        data_seed=seed,
+        max_length=hp["max_length"],
+        completion_only_loss=True,
+        # TRL's default recomputes activations (~8N instead of 6N FLOPs/token); small models fit without it.
+        gradient_checkpointing=False,
+        use_cpu=device.type == "cpu",
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        report_to="none",
+        dataloader_num_workers=0,
+        save_only_model=False,  # optimizer + RNG state are what make resume exact
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[CheckpointNamer(out)],
+    )
+    resume = last_complete_checkpoint(ckpt_dir)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    manifest = [{"name": "step_0", "step": 0, "epoch": 0.0, "path": base}] + complete_checkpoints(ckpt_dir)
+    atomic.write_json(out / "checkpoints.json", manifest)
+    atomic.write_json(out / "log_history.json", trainer.state.log_history)
+    return {
+        "checkpoints": [c["name"] for c in manifest],
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "resumed_from": resume,
+        "seconds": round(time.time() - started, 2),
+        "n_examples": len(rows),
+    }
+
+
+def apply_method(model, method: dict[str, Any]):
+    """Full fine-tuning trains every weight; LoRA freezes the base and trains adapters only."""
+    if method["name"] == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = method["lora"]
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def fresh_copy(base: str, out: Path, seed: int, dtype) -> Path:
+    """Same architecture and tokenizer as `base`, new weights drawn with `seed` (random-init control)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if (out / "ftlab_init.json").is_file():
+        return out
+    config = AutoConfig.from_pretrained(base)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.save_pretrained(out)
+    load_tokenizer(base).save_pretrained(out)
+    atomic.write_json(out / "ftlab_init.json", {"from": base, "seed": seed})  # last write: marks complete
+    return out
