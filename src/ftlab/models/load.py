@@ -39,7 +39,9 @@ def load_tokenizer(path: str):
 def load_model(path: str, dtype=None):
     """A causal LM from a full-model dir, an adapter dir, or an HF id."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()  # one "Loading weights" bar per checkpoint drowns the stage progress
     device, default_dtype = device_and_dtype()
     dtype = dtype or default_dtype
     adapter = Path(path) / "adapter_config.json"

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,9 +105,31 @@ def _validate(body: dict, values: dict, base_dir: Path, problems: sw.Problems, u
         exp = Experiment.model_validate(filled)
     except ValidationError as err:
         model_problems(err, problems, skip=unresolved)
+        # Drop the bad values (defaults take their place) so the cross-field checks still run:
+        # the user sees every problem in one message, not one layer at a time.
+        repaired = _without(filled, [tuple(e["loc"]) for e in err.errors()])
+        try:
+            cross_checks(Experiment.model_validate(repaired), base_dir, problems)
+        except ValidationError:
+            pass
         return None
     cross_checks(exp, base_dir, problems)
     return exp
+
+
+def _without(data: dict, locs: list[tuple]) -> dict:
+    data = copy.deepcopy(data)
+    for loc in locs:
+        node = data
+        for part in loc[:-1]:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+        else:
+            if isinstance(node, dict):
+                node.pop(loc[-1], None)
+    return data
 
 
 def _build_runs(points, configs, seeds, controls, control_configs, template, problems) -> list[Run]:

@@ -14,6 +14,7 @@ from typing import Any
 from ftlab import atomic
 from ftlab.data.encode import example_ids
 from ftlab.data.stage import load_split
+from ftlab.spec.identity import stable_hash
 from ftlab.models.load import device_and_dtype, load_tokenizer
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, last_complete_checkpoint
 
@@ -115,7 +116,8 @@ def fresh_copy(base: str, out: Path, seed: int, dtype) -> Path:
     if (out / "ftlab_init.json").is_file():
         return out
     config = AutoConfig.from_pretrained(base)
-    torch.manual_seed(seed)
+    # Derived, not `seed` itself: a tiny base built with init seed 0 must not equal the control of seed 0.
+    torch.manual_seed(int(stable_hash({"random_init": seed})[:8], 16))
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.save_pretrained(out)
     load_tokenizer(base).save_pretrained(out)

@@ -1,0 +1,79 @@
+"""A spec with several mistakes: every problem reported at once, with line and YAML path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ftlab.errors import SpecError
+from ftlab.spec.plan import load_plan
+
+BROKEN = """\
+name: broken
+model:
+  tiny: {hidden_size: 32}
+task: {labels: [P, N], positive: Q}
+datasets:
+  - {name: train, role: train, generate: {name: hme, n: 10}}
+  - {name: valid, role: valid, path: nowhere.jsonl}
+  - {name: test, role: test, generate: {name: hem, n: 10}}
+train:
+  learnig_rate: 0.1
+  epochs: -1
+  batch_size: ${bs}
+eval:
+  select: {split: test}
+sweep:
+  - {lr: 0.1}
+controls: [random_int]
+"""
+
+
+def test_every_problem_reported_with_line_and_path(tmp_path: Path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BROKEN)
+    with pytest.raises(SpecError) as info:
+        load_plan(spec)
+    text = str(info.value)
+    expected = [
+        "line 4, task.positive: 'Q' is not in task.labels",
+        "line 6, datasets[0].generate.name: unknown data generator 'hme'. Did you mean 'hem'?",
+        "line 7, datasets[1].path: file not found",
+        "line 10, train.learnig_rate: unknown key 'learnig_rate'. Did you mean 'learning_rate'?",
+        "line 11, train.epochs: Input should be greater than 0",
+        "line 12, train.batch_size: uses ${bs}, which this sweep point does not set",
+        "line 14, eval.select.split: 'test' has role test; checkpoints are chosen on a valid dataset only",
+        "line 17, controls[0]: unknown control 'random_int'. Did you mean 'random_init'?",
+    ]
+    for fragment in expected:
+        assert fragment in text, f"missing: {fragment}\n---\n{text}"
+    # batch_size's unresolved ${bs} is one problem, not also a type error
+    assert text.count("train.batch_size") == 1
+    assert len(info.value.problems) == len(expected)
+
+
+def test_cli_prints_one_message_no_traceback(tmp_path: Path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BROKEN)
+    proc = subprocess.run([sys.executable, "-m", "ftlab.cli", "validate", str(spec)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "8 problems in the spec" in proc.stderr
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path: Path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\nmodel: [unclosed\n")
+    with pytest.raises(SpecError, match="line 3"):
+        load_plan(spec)
+
+
+def test_duplicate_key_is_reported(tmp_path: Path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: a\nname: b\n")
+    with pytest.raises(SpecError, match="line 2, name: duplicate key"):
+        load_plan(spec)
