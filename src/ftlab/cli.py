@@ -105,11 +105,15 @@ def _plan(spec: Path):
 
 def _graph(spec: Path):
     from ftlab.pipeline import build_graph
-    from ftlab.registry import Registry
 
     graph = build_graph(_plan(spec))
-    registry = Registry(graph.plan.output_dir / "registry.sqlite")
-    return graph, registry
+    return graph, _registry(graph)
+
+
+def _registry(graph):
+    from ftlab.registry import Registry
+
+    return Registry(graph.plan.output_dir / "registry.sqlite")
 
 
 def cmd_validate(args) -> int:
@@ -132,14 +136,16 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from ftlab.pipeline import build_graph
     from ftlab.runners.local import is_done, run_graph, select_tasks
 
-    graph, registry = _graph(args.spec)
+    graph = build_graph(_plan(args.spec))
     if args.dry_run:
         for task in select_tasks(graph, args.only, args.skip):
             state = "done, would skip" if is_done(task) and not args.rerun else "would run"
             print(f"{task.key:<40} {state}")
         return 0
+    registry = _registry(graph)
     _record_runs(graph, registry)
     outcome = run_graph(graph, registry, rerun=args.rerun, only=args.only, skip=args.skip)
     summary = graph.plan.output_dir / "report" / "summary.txt"

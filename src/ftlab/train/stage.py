@@ -60,7 +60,7 @@ def run_train(task, ctx) -> dict[str, Any]:
         max_length=hp["max_length"],
         completion_only_loss=True,
         # TRL's default recomputes activations (~8N instead of 6N FLOPs/token); small models fit without it.
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         use_cpu=device.type == "cpu",
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,

@@ -1,0 +1,28 @@
+# Two commands set everything up on a fresh machine:
+#   make quickstart   create .venv, install, run the embedded quickstart end to end
+#   make test         create .venv if missing, install, run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install quickstart test clean-runs
+
+# torch goes first and alone: a resolver that meets a bare `torch` requirement pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: install
+	$(BIN)/ftlab run examples/quickstart.yaml
+
+test: install
+	$(BIN)/pytest -q
+
+clean-runs:
+	rm -rf runs examples/runs
