@@ -1,0 +1,42 @@
+"""Run ids follow what affects results and ignore runtime-only fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftlab.spec.plan import load_plan
+from tests.conftest import write_spec
+
+
+def _ids(spec: Path) -> list[str]:
+    return [r.run_id for r in load_plan(spec).runs]
+
+
+def test_runtime_fields_do_not_change_the_run_id(tmp_path: Path):
+    spec = write_spec(tmp_path)
+    before = _ids(spec)
+    text = spec.read_text()
+    spec.write_text(
+        text.replace("output_dir: out", "output_dir: elsewhere\ndescription: edited")
+        .replace("eval: {batch_size: 32}", "eval: {batch_size: 7}")
+        .replace("logging_steps: 5", "logging_steps: 1")
+    )
+    assert _ids(spec) == before
+
+
+def test_defaults_written_out_do_not_change_the_run_id(tmp_path: Path):
+    spec = write_spec(tmp_path)
+    before = _ids(spec)
+    spec.write_text(spec.read_text().replace("batch_size: 16,", "batch_size: 16, grad_accum: 1, scheduler: linear,"))
+    assert _ids(spec) == before
+
+
+def test_result_fields_change_the_run_id(tmp_path: Path):
+    spec = write_spec(tmp_path)
+    before = _ids(spec)
+    spec.write_text(spec.read_text().replace("learning_rate: 0.003", "learning_rate: 0.004"))
+    changed = _ids(spec)
+    assert changed != before
+    spec.write_text(spec.read_text().replace("seeds: [0]", "seeds: [1]"))
+    assert _ids(spec) not in (before, changed)
+    assert all(i.startswith("r1-") for i in changed)  # versioned
