@@ -102,7 +102,9 @@ def build_graph(plan: Plan) -> Graph:
                 "method": config["method"],
                 "train": exp.train.model_dump(mode="json"),
             }
-            identity = _identity("train", {k: v for k, v in inputs.items() if k not in ("base", "data")} | {"base": base_identity}, [train_data] + ([base_task] if base_task else []))
+            # Paths are where things live, not what they are: hash the base and data identities instead.
+            hashed = {k: v for k, v in inputs.items() if k not in ("base", "data")} | {"base": base_identity}
+            identity = _identity("train", hashed, [train_data] + ([base_task] if base_task else []))
             train_task = Task("train", f"train/{run.name}", identity, run_dir / "train", base_deps + (train_data.key,), inputs, run)
             graph.tasks.append(train_task)
         splits = {name: data_task(exp, exp.dataset(name)) for name in exp.eval_splits()}

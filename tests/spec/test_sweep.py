@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import textwrap
-from fractions import Fraction
 from pathlib import Path
-
-import pytest
 
 from ftlab.cli import main
 from ftlab.spec.plan import load_plan
@@ -96,4 +92,3 @@ def test_safe_names_stay_inside_the_experiment_dir():
     assert safe_name("prop1/2") == "prop1_2"
     assert safe_name("../../etc/passwd") == "etc_passwd"
     assert "/" not in safe_name("/abs/path") and not safe_name("..").startswith(".")
-    assert Fraction(1, 2)  # (the seed's "1_2" naming comes from safe_name of "1/2")

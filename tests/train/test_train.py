@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -52,7 +53,7 @@ def test_full_training_changes_weights_and_names_epoch_checkpoints(tmp_path: Pat
     graph = _run_stages(write_spec(tmp_path, method="full", epochs=2, save_steps=10), "train/run")
     train_dir = Path(graph.task("train/run").out_dir)
     before = _base_weights(Path(graph.task("train/run").inputs["base"]))
-    names = [c["name"] for c in __import__("json").loads((train_dir / "checkpoints.json").read_text())]
+    names = [c["name"] for c in json.loads((train_dir / "checkpoints.json").read_text())]
     # 240 examples / batch 16 = 15 steps per epoch: step 10, epoch_0 (15), step 20, epoch_1 (30)
     assert names == ["step_0", "step_10", "epoch_0", "step_20", "epoch_1"]
     assert (train_dir / "epoch_0").is_symlink() and (train_dir / "epoch_1" / "model.safetensors").is_file()

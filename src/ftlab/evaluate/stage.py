@@ -57,11 +57,16 @@ def run_eval(task, ctx) -> dict[str, Any]:
         "selected_on": select,
         "best_checkpoint": best["checkpoint"] if best else None,
         "best_step": best["step"] if best else None,
-        "at_best": {s: next(r for r in rs if best and r["checkpoint"] == best["checkpoint"]) for s, rs in rows.items()} if best else {},
+        "at_best": _rows_at(rows, best["checkpoint"]) if best else {},
         "per_checkpoint": rows,
     }
     atomic.write_json(out / "summary.json", summary)
     return {"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(rows[select["split"]])}
+
+
+def _rows_at(rows: dict[str, list[dict[str, Any]]], checkpoint: str) -> dict[str, dict[str, Any]]:
+    """Each split's metrics at one checkpoint."""
+    return {split: next(r for r in split_rows if r["checkpoint"] == checkpoint) for split, split_rows in rows.items()}
 
 
 def _save(ctx, out: Path, run_id: str, ckpt: dict, split: str, records: list[dict], positive: str) -> None:
