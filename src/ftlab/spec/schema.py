@@ -20,6 +20,7 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("sweep",),
     ("seeds",),
     ("controls",),
+    ("cluster",),
     ("train", "logging_steps"),
     ("eval", "batch_size"),
 )
@@ -126,6 +127,7 @@ class Experiment(Strict):
     description: str = ""
     output_dir: str | None = Field(None, description="default: runs/<name> beside the spec")
     run_name: str | None = Field(None, description="template over sweep variables, e.g. lr{lr}")
+    cluster: str | None = Field(None, description="RUNTIME: SLURM cluster profile file (relative to the spec)")
     model: Model
     task: Task
     datasets: list[Dataset] = Field(min_length=1)
