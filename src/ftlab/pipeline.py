@@ -139,6 +139,7 @@ def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:
     inputs: dict[str, Any] = {
         "dataset": ds.model_dump(mode="json"),
         "labels": exp.task.labels,
+        "positive": exp.task.positive_label,
         "label_field": exp.task.label_field,
     }
     if ds.path is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from ftlab import atomic
 from ftlab.data.formats import load_examples, read_examples, write_examples
 from ftlab.data.generate import generators
+from ftlab.data.resample import resample
 from ftlab.errors import DataError
 
 
@@ -30,6 +31,12 @@ def run_data(task, ctx) -> dict[str, Any]:
         )
     if ds.get("limit"):
         examples = examples[: ds["limit"]]
+    if ds.get("resample"):
+        r = ds["resample"]
+        examples = resample(
+            examples, positive=task.inputs["positive"], fraction=r["positive_fraction"], positives=r["positives"],
+            total=r["total"], replace=r["replace"], seed=r["seed"],
+        )
     out = Path(task.out_dir)
     write_examples(out / "examples.jsonl", examples)
     stats = {"n": len(examples), "labels": dict(sorted(Counter(e.label for e in examples).items()))}

@@ -99,7 +99,7 @@ def load_plan(spec_path: Path) -> Plan:
 
 def _validate(body: dict, values: dict, base_dir: Path, problems: sw.Problems, used: set[str]) -> Experiment | None:
     before = len(problems.items)
-    filled = sw.substitute(body, values, (), problems, used)
+    filled = apply_preset(sw.substitute(body, values, (), problems, used), problems)
     unresolved = {where for where, _ in problems.items[before:]}
     try:
         exp = Experiment.model_validate(filled)
@@ -115,6 +115,35 @@ def _validate(body: dict, values: dict, base_dir: Path, problems: sw.Problems, u
         return None
     cross_checks(exp, base_dir, problems)
     return exp
+
+
+def apply_preset(data: dict, problems: sw.Problems) -> dict:
+    """Merge the chosen preset under the spec: the spec's own values win, nested blocks merge key by key."""
+    name = data.get("preset")
+    if name is None:
+        return data
+    presets = data.get("presets") or {}
+    if not isinstance(presets, dict) or name not in presets:
+        from ftlab.plugins import did_you_mean
+
+        names = list(presets) if isinstance(presets, dict) else []
+        problems.add(("preset",), f"unknown preset '{name}'.{did_you_mean(str(name), names)} Available: {', '.join(names) or '(none)'}")
+        return data
+    block = presets[name]
+    if not isinstance(block, dict):
+        problems.add(("presets", name), "a preset must be a mapping of spec keys, e.g. {train: {epochs: 2}}")
+        return data
+    for key in ("presets", "preset", "name", "sweep", "seeds", "controls"):
+        if key in block:
+            problems.add(("presets", name, key), f"'{key}' cannot be set by a preset")
+    return _merge(block, data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _without(data: dict, locs: list[tuple]) -> dict:

@@ -21,6 +21,8 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("seeds",),
     ("controls",),
     ("cluster",),
+    ("presets",),
+    ("preset",),
     ("train", "logging_steps"),
     ("eval", "batch_size"),
 )
@@ -74,6 +76,16 @@ class Generate(Strict):
     seed: int = 0
 
 
+class Resample(Strict):
+    """Resample a labelled train set to a positive fraction at a fixed total (seed 002's proportions)."""
+
+    positive_fraction: float | str | None = Field(None, description="e.g. 1/4 or 0.25")
+    positives: int | None = Field(None, ge=0, description="exact positive count (overrides the fraction)")
+    total: int | None = Field(None, gt=0, description="output size (default: the input size)")
+    replace: bool = Field(False, description="draw the shortfall with replacement when a class is too small")
+    seed: int = 0
+
+
 class Dataset(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="split name used in metrics")
     role: Literal["train", "valid", "test"]
@@ -81,6 +93,7 @@ class Dataset(Strict):
     generate: Generate | None = None
     format: Literal["auto", "sharegpt", "messages", "prompt_completion", "alpaca"] = "auto"
     limit: int | None = Field(None, gt=0, description="keep only the first N rows")
+    resample: Resample | None = None
 
 
 class Lora(Strict):
@@ -90,9 +103,26 @@ class Lora(Strict):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
+class Quantization(Strict):
+    """How QLoRA loads the frozen base (bitsandbytes)."""
+
+    bits: Literal[4, 8] = 4
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+
+
 class Method(Strict):
-    name: Literal["full", "lora"] = "lora"
+    name: Literal["full", "lora", "qlora"] = "lora"
     lora: Lora = Lora()
+    quantization: Quantization = Quantization()
+
+
+class LossWeighting(Strict):
+    """Sample-level class weighting (seed 002): `accept` multiplies the loss of positive-label
+    samples by gamma, `reject` that of negative-label samples; `none`/`baseline` weight nothing."""
+
+    variant: Literal["none", "baseline", "accept", "reject"] = "none"
+    gamma: float = Field(1.0, ge=0)
 
 
 class Train(Strict):
@@ -107,6 +137,10 @@ class Train(Strict):
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     optimizer: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (epoch ends always)")
+    keep_last: int | None = Field(None, gt=0, description="keep only the newest N checkpoints")
+    loss: LossWeighting = LossWeighting()
+    gpus: int = Field(1, ge=1, description="GPUs per run; >1 launches through accelerate")
+    distributed: Literal["ddp", "fsdp"] = "ddp"
     logging_steps: int = Field(10, gt=0, description="RUNTIME")
 
 
@@ -138,6 +172,10 @@ class Experiment(Strict):
     sweep: list[Any] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
     controls: list[Any] = Field(default_factory=list)
+    # Named blocks of settings (seed 001's simple/medium/strong); `preset` picks one and the spec's
+    # own values override it. Applied in ftlab.spec.plan before validation.
+    presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: str | None = None
 
     def dataset(self, name: str) -> Dataset | None:
         return next((d for d in self.datasets if d.name == name), None)
