@@ -3,6 +3,7 @@
     ftlab validate examples/quickstart.yaml
     ftlab plan examples/quickstart.yaml --json
     ftlab run examples/quickstart.yaml
+    ftlab submit examples/quickstart.yaml --dry-run
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "validate", "Check a spec and report every problem at once.", "ftlab validate spec.yaml", cmd_validate)
     p.add_argument("spec", type=Path)
 
-    p = _command(sub, "plan", "List the runs a spec expands to (index, name, sweep values, seed, run id).", "ftlab plan spec.yaml --json", cmd_plan)
+    p = _command(sub, "plan", "List the runs a spec expands to (index, name, sweep values, seed, run id) and the SLURM resources each stage would ask for.", "ftlab plan spec.yaml --cost", cmd_plan)
     p.add_argument("spec", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--cost", action="store_true", help="estimate GPU-hours and checkpoint storage from the resource policy")
+    p.add_argument("--cluster", type=Path, help="cluster profile YAML (default: the spec's `cluster:`)")
 
     p = _command(sub, "run", "Run every stage of every run locally, skipping what is already done.", "ftlab run spec.yaml --only data train --dry-run", cmd_run)
     p.add_argument("spec", type=Path)
@@ -65,7 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", nargs="+", default=[], metavar="STAGE", help="skip these stages")
     p.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
 
-    p = _command(sub, "status", "Show each run's stage states and best checkpoint.", "ftlab status spec.yaml --json", cmd_status)
+    p = _command(sub, "submit", "Submit the stages not done yet to SLURM: a prepare job, a train array, an eval array (task i after train task i), a report job.", "ftlab submit spec.yaml --dry-run", cmd_submit)
+    p.add_argument("spec", type=Path)
+    p.add_argument("--dry-run", action="store_true", help="write the sbatch scripts under <output_dir>/slurm/scripts, submit nothing")
+    p.add_argument("--resubmit-failed", action="store_true", help="also resubmit tasks whose last job failed or was cancelled")
+    p.add_argument("--cluster", type=Path, help="cluster profile YAML (default: the spec's `cluster:`)")
+
+    p = _command(sub, "cancel", "Cancel this experiment's queued and running SLURM jobs.", "ftlab cancel spec.yaml", cmd_cancel)
+    p.add_argument("spec", type=Path)
+
+    p = _command(sub, "status", "Show each run's stage states (merged with SLURM's for submitted jobs) and best checkpoint.", "ftlab status spec.yaml --json", cmd_status)
     p.add_argument("spec", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -124,14 +136,25 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     plan = _plan(args.spec)
+    from ftlab.pipeline import build_graph
+    from ftlab.runners.slurm.estimate import estimate, resource_lines
+    from ftlab.runners.slurm.profile import profile_for
+
     rows = [{"index": r.index, "name": r.name, "kind": r.kind, "seed": r.seed, "values": r.values, "run_id": r.run_id} for r in plan.runs]
+    graph, profile = build_graph(plan), profile_for(plan, args.cluster)
+    cost = estimate(graph, profile) if args.cost else None
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"runs": rows, "cost": cost.as_dict()} if cost else rows, indent=2))
         return 0
     from ftlab.report.summary import table
 
     print(table(["index", "name", "kind", "seed", "values", "run id"], [[r["index"], r["name"], r["kind"], r["seed"], _values(r["values"]), r["run_id"]] for r in rows]))
     print(f"\n{len(rows)} runs -> {plan.output_dir}")
+    print(f"\nSLURM resources (policy {profile.policy}, profile {profile.source or 'default'}):")
+    print("\n".join("  " + line for line in resource_lines(graph, profile)))
+    if cost:
+        print("\ncost estimate:")
+        print("\n".join("  " + line for line in cost.lines))
     return 0
 
 
@@ -160,8 +183,11 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     from ftlab.runners.status import status_rows
 
+    from ftlab.runners.slurm.follow import merge_status
+
     graph, registry = _graph(args.spec)
     rows = status_rows(graph, registry)
+    notes = merge_status(graph, registry, rows)  # SLURM's word on submitted tasks; [] when none were
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -172,6 +198,32 @@ def cmd_status(args) -> int:
     stage_names = ["train", "eval"]
     body = [[r["index"], r["name"], r["kind"], r["seed"]] + [r["stages"].get(s, "-") for s in stage_names] + [r["best_checkpoint"] or "", _num(r[metric])] for r in rows]
     print(table(["index", "name", "kind", "seed"] + stage_names + ["best ckpt", metric], body))
+    for note in notes:
+        print(note)
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from ftlab.runners.slurm.profile import profile_for
+    from ftlab.runners.slurm.submit import describe, submit
+
+    graph, registry = _graph(args.spec)
+    profile = profile_for(graph.plan, args.cluster)
+    if not args.dry_run:
+        _record_runs(graph, registry)
+    result = submit(graph, registry, profile, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed)
+    print("\n".join(describe(result, dry_run=args.dry_run)))
+    if result.jobs:
+        print(f"scripts in {graph.plan.output_dir / 'slurm' / 'scripts'}; logs in {graph.plan.output_dir / 'slurm' / 'logs'}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from ftlab.runners.slurm.submit import cancel
+
+    graph, registry = _graph(args.spec)
+    cancelled = cancel(graph, registry)
+    print(f"cancelled {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}: {' '.join(cancelled)}" if cancelled else "no queued or running jobs")
     return 0
 
 

@@ -38,3 +38,7 @@ class RegistryError(FtlabError):
 
 class UnknownNameError(FtlabError):
     """A name looked up in a plugin registry (evaluator, parser, generator...) does not exist."""
+
+
+class SlurmError(FtlabError):
+    """A SLURM command (sbatch, squeue, scancel) failed, or a cluster profile is invalid."""

@@ -97,6 +97,7 @@ def build_graph(plan: Plan) -> Graph:
                 "run_id": run.run_id,
                 "kind": run.kind,
                 "seed": run.seed,
+                "positive": exp.task.positive_label,
                 "base": base_path,
                 "data": str(train_data.out_dir),
                 "method": config["method"],
@@ -116,9 +117,11 @@ def build_graph(plan: Plan) -> Graph:
             "task": exp.task.model_dump(mode="json"),
             "select": exp.eval.select.model_dump(mode="json"),
             "batch_size": exp.eval.batch_size,
+            # QLoRA checkpoints are scored on the same 4-bit base they were trained on.
+            "quantization": exp.method.quantization.model_dump(mode="json") if exp.method.name == "qlora" and run.trains else None,
         }
         upstream = [train_task] if train_task else ([base_task] if base_task else [])
-        hashed = {"run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"], "splits": sorted(splits)}
+        hashed = {"run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"], "splits": sorted(splits), "quantization": inputs["quantization"]}
         identity = _identity("eval", hashed, upstream + list(splits.values()))
         deps = tuple(t.key for t in upstream) + tuple(t.key for t in splits.values())
         eval_task = Task("eval", f"eval/{run.name}", identity, run_dir / "eval", deps, inputs, run)

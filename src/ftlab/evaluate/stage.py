@@ -39,7 +39,8 @@ def run_eval(task, ctx) -> dict[str, Any]:
     for ckpt in checkpoints_of(inp):
         todo = [s for s in splits if not (out / ckpt["name"] / f"{s}.metrics.json").is_file()]
         if todo:
-            model, tokenizer = load_model(ckpt["path"]), load_tokenizer(ckpt["path"])
+            # a QLoRA run's step 0 is its 4-bit base too: that is where its zero-initialised adapter starts
+            model, tokenizer = load_model(ckpt["path"], quantization=inp["quantization"]), load_tokenizer(ckpt["path"])
             for split in todo:
                 records = classify(model, tokenizer, splits[split], labels, inp["batch_size"])
                 _save(ctx, out, task.inputs["run_id"], ckpt, split, records, positive)

@@ -36,8 +36,28 @@ def load_tokenizer(path: str):
     return tok
 
 
-def load_model(path: str, dtype=None):
-    """A causal LM from a full-model dir, an adapter dir, or an HF id."""
+def quantization_config(quantization: dict | None, compute_dtype):
+    """bitsandbytes settings for a QLoRA base, or None; a clear error names the fix when it is missing."""
+    if quantization is None:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise ModelError("QLoRA needs bitsandbytes: pip install 'ftlab[qlora]' (or pip install bitsandbytes)") from None
+    if quantization["bits"] == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quantization["quant_type"],
+        bnb_4bit_use_double_quant=quantization["double_quant"],
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def load_model(path: str, dtype=None, quantization: dict | None = None):
+    """A causal LM from a full-model dir, an adapter dir, or an HF id; `quantization` loads the base
+    in 4 or 8 bits (QLoRA), on the CPU too (bitsandbytes >= 0.45 has CPU kernels)."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging
 
@@ -46,17 +66,19 @@ def load_model(path: str, dtype=None):
     dtype = dtype or default_dtype
     adapter = Path(path) / "adapter_config.json"
     try:
+        bnb = quantization_config(quantization, dtype)
+        kwargs = {"dtype": dtype} if bnb is None else {"dtype": dtype, "quantization_config": bnb, "device_map": {"": device}}
         if adapter.is_file():
             from peft import PeftModel
 
             base = json.loads(adapter.read_text())["base_model_name_or_path"]
-            model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
             model = PeftModel.from_pretrained(model, path)
         else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:
         raise ModelError(
             f"cannot load model '{path}': {err}\nIf this is an HF id, note that ftlab loads offline-first: "
             "download it on a machine with access and point model.path at the local directory."
         ) from None
-    return model.to(device)
+    return model if quantization else model.to(device)  # quantized weights are placed by device_map

@@ -72,3 +72,10 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
             shutil.rmtree(path)
     done = complete_checkpoints(ckpt_dir)
     return done[-1]["path"] if done else None
+
+
+def drop_dangling_links(train_dir: Path) -> None:
+    """Remove epoch_<k> links whose checkpoint was rotated away by keep_last."""
+    for link in Path(train_dir).glob("epoch_*"):
+        if link.is_symlink() and not link.exists():
+            link.unlink()

@@ -14,15 +14,16 @@ from typing import Any
 from ftlab import atomic
 from ftlab.data.encode import example_ids
 from ftlab.data.stage import load_split
+from ftlab.models.load import device_and_dtype, load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
-from ftlab.models.load import device_and_dtype, load_tokenizer
-from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, last_complete_checkpoint
+from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
+from ftlab.train.loss import WEIGHT, WeightedSFTTrainer, sample_weight
 
 
 def run_train(task, ctx) -> dict[str, Any]:
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
     inp = task.inputs
@@ -35,11 +36,19 @@ def run_train(task, ctx) -> dict[str, Any]:
     tokenizer = load_tokenizer(base)
 
     set_seed(seed)  # before LoRA init: the adapter's A matrices are drawn from torch's RNG
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    model = load_model(base, dtype=dtype, quantization=quantization_of(inp["method"]))
     model = apply_method(model, inp["method"])
 
     hp = inp["train"]
-    rows = [dict(zip(("input_ids", "completion_mask"), example_ids(tokenizer, e, hp["max_length"]))) for e in load_split(inp["data"])]
+    loss = hp["loss"]
+    weighted = loss["variant"] in ("accept", "reject")
+    rows = []
+    for e in load_split(inp["data"]):
+        ids, mask = example_ids(tokenizer, e, hp["max_length"])
+        row = {"input_ids": ids, "completion_mask": mask}
+        if weighted:
+            row[WEIGHT] = sample_weight(e.label, positive=inp["positive"], variant=loss["variant"], gamma=loss["gamma"])
+        rows.append(row)
     ckpt_dir = out / "checkpoints"
     args = SFTConfig(
         output_dir=str(ckpt_dir),
@@ -67,8 +76,9 @@ def run_train(task, ctx) -> dict[str, Any]:
         report_to="none",
         dataloader_num_workers=0,
         save_only_model=False,  # optimizer + RNG state are what make resume exact
+        save_total_limit=hp["keep_last"],
     )
-    trainer = SFTTrainer(
+    trainer = (WeightedSFTTrainer if weighted else SFTTrainer)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
@@ -79,6 +89,7 @@ def run_train(task, ctx) -> dict[str, Any]:
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     manifest = [{"name": "step_0", "step": 0, "epoch": 0.0, "path": base}] + complete_checkpoints(ckpt_dir)
+    drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint
     atomic.write_json(out / "checkpoints.json", manifest)
     atomic.write_json(out / "log_history.json", trainer.state.log_history)
     return {
@@ -91,11 +102,19 @@ def run_train(task, ctx) -> dict[str, Any]:
     }
 
 
+def quantization_of(method: dict[str, Any]) -> dict[str, Any] | None:
+    return method["quantization"] if method["name"] == "qlora" else None
+
+
 def apply_method(model, method: dict[str, Any]):
-    """Full fine-tuning trains every weight; LoRA freezes the base and trains adapters only."""
+    """Full fine-tuning trains every weight; LoRA and QLoRA freeze the base and train adapters only."""
     if method["name"] == "full":
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if method["name"] == "qlora":
+        # Casts norms to fp32 and enables input grads, as QLoRA needs; no activation checkpointing here.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
     lora = method["lora"]
     config = LoraConfig(

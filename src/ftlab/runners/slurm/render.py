@@ -1,0 +1,214 @@
+"""Group an experiment's stage tasks into SLURM jobs and render each as a readable sbatch script.
+
+    jobs = build_jobs(graph, submit_keys, in_flight, profile)   # prepare, train array(s), eval array(s), report
+    text = render_script(job, context)
+
+Groups (one sbatch each):
+- prepare: one job that runs the data/* and model/* tasks in order (tiny builds, data prep).
+- train:   an array over the runs that train; task i runs TASKS[i].
+- eval:    an array whose task i evaluates the run of train task i, `--dependency=aftercorr:<train>`,
+           so it starts when that one train task succeeded (and SLURM cancels it if it failed:
+           the cluster needs DependencyParameters=kill_invalid_depend, see scripts/slurm-local.sh).
+- eval-ready: an array over evals whose upstream is not in this submission (the untuned control,
+           runs trained earlier): `afterok` on prepare and on any upstream job still in flight.
+- report:  one job, `afterany` on every eval job: it runs even when some evals failed and
+           reports what exists.
+Every job calls `ftlab stage run SPEC KEY` (report: `ftlab report SPEC`), the same stage code as
+the local runner. Every value rendered into a script is shell-quoted with shlex.quote.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlab.errors import SlurmError
+from ftlab.pipeline import Graph
+from ftlab.runners.slurm.profile import ClusterProfile
+from ftlab.runners.slurm.resources import Resources, choose, model_size, policy_table
+
+
+@dataclass
+class Dependency:
+    kind: str  # afterok | aftercorr | afterany
+    group: str | None = None  # a job of this submission, by group name
+    job_refs: tuple[str, ...] = ()  # jobs already in SLURM ("123" or "123_4")
+
+
+@dataclass
+class Job:
+    group: str
+    keys: list[str]  # task keys; for an array, index i runs keys[i]
+    array: bool
+    resources: Resources
+    depends: list[Dependency] = field(default_factory=list)
+
+    @property
+    def log_pattern(self) -> str:
+        return f"logs/{self.group}_%A_%a.out" if self.array else f"logs/{self.group}_%j.out"
+
+    def log_for(self, job_id: str, index: int) -> str:
+        return f"logs/{self.group}_{job_id}_{index}.out" if self.array else f"logs/{self.group}_{job_id}.out"
+
+
+@dataclass
+class Context:
+    spec: Path  # absolute
+    experiment: str
+    profile: ClusterProfile
+    ftlab: str  # the ftlab executable jobs call
+
+
+def default_ftlab(profile: ClusterProfile) -> str:
+    """The profile's ftlab; with a venv/conda to activate, plain `ftlab`; else the one running now."""
+    if profile.ftlab:
+        return profile.ftlab
+    if profile.venv or profile.conda:
+        return "ftlab"
+    here = Path(sys.executable).parent / "ftlab"  # same host, same install: jobs run the submitting code
+    return str(here) if here.is_file() else "ftlab"
+
+
+def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profile: ClusterProfile) -> list[Job]:
+    """Jobs for the task keys in `submit`; `in_flight` maps keys already queued to their job refs."""
+    table = policy_table(profile)
+    by_key = {t.key: t for t in graph.tasks}
+    chosen = [t for t in graph.tasks if t.key in submit]
+    jobs: list[Job] = []
+    sizes: dict[int, object] = {}
+
+    def res(task, stage: str) -> Resources:
+        exp = task.run.config if task.run else graph.plan.experiment
+        if id(exp) not in sizes:
+            sizes[id(exp)] = model_size(graph.plan, exp)
+        method = exp.method.name
+        return choose(table, sizes[id(exp)], stage=stage, method=method, limits=profile.limits)
+
+    def upstream(task) -> Dependency | None:
+        """afterok on the prepare job of this submission and on deps still queued from before."""
+        refs = tuple(sorted({in_flight[d] for d in task.deps if d in in_flight}))
+        return Dependency("afterok", job_refs=refs) if refs else None
+
+    prepare = [t for t in chosen if t.stage in ("data", "model")]
+    if prepare:
+        job = Job("prepare", [t.key for t in prepare], False, choose(table, None, stage="cpu", method="", limits=profile.limits))
+        refs = tuple(sorted({in_flight[d] for t in prepare for d in t.deps if d in in_flight}))
+        if refs:
+            job.depends.append(Dependency("afterok", job_refs=refs))
+        jobs.append(job)
+    prepare_dep = [Dependency("afterok", group="prepare")] if prepare else []
+
+    # Train arrays, split where resources differ (an array has one request); each gets a paired eval array.
+    trains = [t for t in chosen if t.stage == "train"]
+    paired: dict[str, list] = {}
+    for t in trains:
+        evaluation = by_key[f"eval/{t.run.name}"]
+        signature = (tuple(res(t, "train").sbatch_options()), tuple(res(evaluation, "eval").sbatch_options()) if evaluation.key in submit else ())
+        paired.setdefault(repr(signature), []).append(t)
+    for n, group in enumerate(paired.values()):
+        suffix = "" if n == 0 else f"-{n + 1}"
+        job = Job(f"train{suffix}", [t.key for t in group], True, res(group[0], "train"), list(prepare_dep))
+        job.depends += [d for d in (upstream(t) for t in group) if d]
+        jobs.append(job)
+        evals = [by_key[f"eval/{t.run.name}"] for t in group]
+        evals = [e for e in evals if e.key in submit]
+        if len(evals) == len(group):  # aftercorr pairs index i with index i: memberships must match
+            jobs.append(Job(f"eval{suffix}", [e.key for e in evals], True, res(evals[0], "eval"), [Dependency("aftercorr", group=job.group)]))
+    in_pairs = {k for j in jobs if j.group.startswith("eval") for k in j.keys}
+
+    ready = [t for t in chosen if t.stage == "eval" and t.key not in in_pairs]
+    by_res: dict[str, list] = {}
+    for t in ready:
+        by_res.setdefault(repr(res(t, "eval").sbatch_options()), []).append(t)
+    for n, group in enumerate(by_res.values()):
+        deps = list(prepare_dep)
+        for t in group:
+            if any(d in submit and by_key[d].stage == "train" for d in t.deps):
+                raise SlurmError(f"{t.key} would need its train task in another array; submit both together")
+        refs = tuple(sorted({in_flight[d] for t in group for d in t.deps if d in in_flight}))
+        if refs:
+            deps.append(Dependency("afterok", job_refs=refs))
+        jobs.append(Job("eval-ready" if n == 0 else f"eval-ready-{n + 1}", [t.key for t in group], True, res(group[0], "eval"), deps))
+
+    if "report" in submit:
+        eval_groups = [j.group for j in jobs if j.group.startswith("eval")]
+        refs = tuple(sorted({in_flight[k] for k in in_flight if k.startswith("eval/")}))
+        deps = [Dependency("afterany", group=g) for g in eval_groups]
+        if refs:
+            deps.append(Dependency("afterany", job_refs=refs))
+        if not eval_groups and not refs:
+            deps += prepare_dep
+        jobs.append(Job("report", ["report"], False, choose(table, None, stage="cpu", method="", limits=profile.limits), deps))
+    return jobs
+
+
+def dependency_option(job: Job, job_ids: dict[str, str]) -> str | None:
+    """--dependency=... for `job`, given the ids of this submission's jobs by group (or placeholders)."""
+    parts = []
+    for dep in job.depends:
+        refs = ([job_ids[dep.group]] if dep.group else []) + list(dep.job_refs)
+        if refs:
+            parts.append(f"{dep.kind}:" + ":".join(refs))
+    return f"--dependency={','.join(parts)}" if parts else None
+
+
+def render_script(job: Job, ctx: Context) -> str:
+    q = shlex.quote
+    profile = ctx.profile
+    stage_word = {"prepare": "data and model tasks", "report": "report"}.get(job.group, f"{job.group} array")
+    lines = [
+        "#!/bin/bash",
+        f"# ftlab {stage_word} of experiment {ctx.experiment}: {len(job.keys)} task{'s' if len(job.keys) != 1 else ''}.",
+        "# Written by `ftlab submit`; it submits from the experiment's slurm/ directory, so the log path",
+        "# below is relative to that directory, and adds --dependency on the command line (job ids).",
+        f"#SBATCH --job-name=ftlab-{ctx.experiment}-{job.group}",
+        f"#SBATCH --output={job.log_pattern}",
+    ]
+    if job.array:
+        lines.append(f"#SBATCH --array=0-{len(job.keys) - 1}")
+    for option, value in (("partition", profile.partition), ("account", profile.account), ("qos", profile.qos)):
+        if value:
+            lines.append(f"#SBATCH --{option}={value}")
+    res = job.resources
+    constraint = "&".join(c for c in (res.constraint, profile.constraint if res.gpus else None) if c)
+    options = [o for o in res.sbatch_options() if not o.startswith("--constraint")]
+    lines += [f"#SBATCH {o}" for o in options]
+    if constraint:
+        lines.append(f"#SBATCH --constraint={constraint}")
+    lines += [f"#SBATCH {extra}" for extra in profile.extra_sbatch]
+    lines += ["# resources: " + "; ".join(res.why)]
+    lines += ["", "set -euo pipefail"]
+    env = _environment(profile)
+    if env:
+        lines += ["", "# environment (cluster profile" + (f" {Path(profile.source).name}" if profile.source else "") + ")"] + env
+    # Same thread count as the CPU count SLURM granted: local and SLURM runs then compute identically.
+    lines += ['export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"', "", f"SPEC={q(str(ctx.spec))}", f"FTLAB={q(ctx.ftlab)}"]
+    if job.group == "report":
+        lines += ["", "# rebuilds the table from every eval that exists, even when some failed",
+                  'exec "$FTLAB" report "$SPEC"']
+    elif job.array:
+        lines += ["", "# array index -> task key"]
+        lines += ["TASKS=("] + [f"  {q(k)}  # {i}" for i, k in enumerate(job.keys)] + [")"]
+        lines += ['TASK="${TASKS[$SLURM_ARRAY_TASK_ID]}"',
+                  'echo "ftlab: $TASK on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+                  'exec "$FTLAB" stage run "$SPEC" "$TASK"']
+    else:
+        lines += ["", "# in dependency order; a task done already is skipped"]
+        lines += ["TASKS=("] + [f"  {q(k)}" for k in job.keys] + [")"]
+        lines += ['for TASK in "${TASKS[@]}"; do', '  echo "ftlab: $TASK on $(hostname), job $SLURM_JOB_ID"',
+                  '  "$FTLAB" stage run "$SPEC" "$TASK"', "done"]
+    return "\n".join(lines) + "\n"
+
+
+def _environment(profile: ClusterProfile) -> list[str]:
+    q = shlex.quote
+    lines = [f"module load {q(m)}" for m in profile.modules]
+    if profile.venv:
+        lines.append(f"source {q(str(Path(profile.venv) / 'bin' / 'activate'))}")
+    if profile.conda:
+        lines += ['eval "$(conda shell.bash hook)"', f"conda activate {q(profile.conda)}"]
+    lines += list(profile.setup)  # shell code the user wrote on purpose: not quoted
+    lines += [f"export {k}={q(v)}" for k, v in profile.env.items()]
+    return lines

@@ -1,0 +1,156 @@
+"""Rendered sbatch scripts (golden files), shell quoting, resources by model size, cost estimate.
+
+Golden files live in tests/runners/slurm/golden/. After an intended change to the scripts,
+re-record them and review the diff:
+
+    FTLAB_RERECORD=1 .venv/bin/pytest tests/runners/slurm -k golden
+
+No SLURM needed here: `ftlab submit --dry-run` only writes scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftlab.cli import main
+from ftlab.pipeline import build_graph
+from ftlab.runners.slurm.estimate import estimate
+from ftlab.runners.slurm.profile import ClusterProfile, load_profile
+from ftlab.runners.slurm.resources import ModelSize, choose, count_params, params_from_name, policy_table
+from ftlab.spec.plan import load_plan
+from tests.conftest import REPO, write_spec
+
+HERE = Path(__file__).parent
+GOLDEN = HERE / "golden"
+FIXTURES = HERE / "fixtures"
+RERECORD = os.environ.get("FTLAB_RERECORD") == "1"
+
+
+def _check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if RERECORD:
+        path.write_text(text)
+    assert path.is_file(), f"no golden file {path}; record it: FTLAB_RERECORD=1 .venv/bin/pytest tests/runners/slurm -k golden"
+    assert text == path.read_text(), f"{name} differs from its golden file; if intended: FTLAB_RERECORD=1 .venv/bin/pytest tests/runners/slurm -k golden"
+
+
+def _sweep_spec(directory: Path, profile: str) -> Path:
+    spec = write_spec(directory, sweep="[{grid: {lr: [0.003, 0.002]}}]", controls="[untuned]")
+    shutil.copy(FIXTURES / profile, directory / "cluster.yaml")
+    spec.write_text(spec.read_text().replace("learning_rate: 0.003", "learning_rate: '${lr}'") + "cluster: cluster.yaml\n")
+    return spec
+
+
+def test_golden_scripts_of_a_tiny_sweep(tmp_path: Path, capsys):
+    spec = _sweep_spec(tmp_path, "gpu_cluster.yaml")
+    assert main(["submit", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "eval         2 tasks   would run: sbatch --parsable '--dependency=aftercorr:<train>'" in out
+    scripts = tmp_path / "out" / "slurm" / "scripts"
+    assert sorted(p.name for p in scripts.iterdir()) == ["eval-ready.sbatch", "eval.sbatch", "prepare.sbatch", "report.sbatch", "train.sbatch"]
+    for path in sorted(scripts.iterdir()):
+        _check_golden(f"tiny_{path.stem}.sbatch", path.read_text().replace(str(tmp_path), "<tmp>"))
+
+
+def test_golden_train_script_of_the_weighted_loss_sweep(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # size from the name, on any machine
+    shutil.copytree(REPO / "examples" / "data", tmp_path / "data")
+    spec = tmp_path / "weighted_loss_sweep.yaml"
+    shutil.copy(REPO / "examples" / "weighted_loss_sweep.yaml", spec)
+    shutil.copy(FIXTURES / "gpu_cluster.yaml", tmp_path / "cluster.yaml")
+    assert main(["submit", str(spec), "--dry-run", "--cluster", str(tmp_path / "cluster.yaml")]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "runs" / "weighted_loss" / "slurm" / "scripts" / "train.sbatch").read_text()
+    assert "#SBATCH --array=0-18" in text and "#SBATCH --gres=gpu:4" in text
+    _check_golden("weighted_loss_train.sbatch", text.replace(str(tmp_path), "<tmp>"))
+
+
+def test_values_reach_the_job_intact_through_bash(tmp_path: Path):
+    """Quotes, $(), backticks and newlines in paths, names and env values arrive as written."""
+    nasty = tmp_path / "we'ird $(touch PWNED) `touch PWNED2` \"q\"\nline"
+    nasty.mkdir()
+    spec = write_spec(nasty, sweep="""[{v: "a'b $(touch PWNED3) `id` ../../etc"}]""")
+    probe = tmp_path / "probe.py"
+    probe.write_text("import json, os, sys\nprint(json.dumps({'argv': sys.argv[1:], 'env': os.environ['NASTY']}))\n")
+    probe.chmod(0o755)
+    wrapper = tmp_path / "ftlab-probe"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {probe} \"$@\"\n")
+    wrapper.chmod(0o755)
+    value = "x'y $(touch PWNED4) `touch PWNED5` \"z\"\nsecond line"
+    (nasty / "cluster.yaml").write_text(json.dumps({"ftlab": str(wrapper), "env": {"NASTY": value}}))
+    spec.write_text(spec.read_text() + "cluster: cluster.yaml\n")
+    assert main(["submit", str(spec), "--dry-run"]) == 0
+    graph = build_graph(load_plan(spec))
+    out = graph.plan.output_dir
+    for task in graph.tasks:  # run names cannot escape the experiment directory
+        assert task.out_dir.resolve().is_relative_to(out)
+    script = out / "slurm" / "scripts" / "train.sbatch"
+    proc = subprocess.run(["bash", str(script)], env={**os.environ, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "1", "SLURM_CPUS_PER_TASK": "1"},
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got["argv"] == ["stage", "run", str(spec.resolve()), graph.tasks[[t.stage for t in graph.tasks].index("train")].key]
+    assert got["env"] == value
+    assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
+
+
+def test_resources_follow_parameter_count_and_method():
+    table = policy_table(ClusterProfile())
+    limits = ClusterProfile().limits
+    qwen7b = QWEN_7B
+    assert round(count_params(qwen7b) / 1e9, 2) == 7.62  # Qwen2.5-7B's published 7.62B
+    size = ModelSize(count_params(qwen7b), "test")
+    full = choose(table, size, stage="train", method="full", limits=limits)
+    lora = choose(table, size, stage="train", method="lora", limits=limits)
+    qlora = choose(table, size, stage="train", method="qlora", limits=limits)
+    evaluation = choose(table, size, stage="eval", method="full", limits=limits)
+    assert (full.gpus, full.constraint, full.time) == (4, "gpu80", "48:00:00")  # 7.6e9 x 16 B x 1.5 = 183 GB
+    assert (lora.gpus, qlora.gpus, evaluation.gpus) == (1, 1, 1)
+    assert (evaluation.mem, evaluation.cpus, evaluation.time) == ("96G", 8, "0:30:00")  # seed 004's 8B row
+    unknown = choose(table, ModelSize(None, "unknown"), stage="eval", method="lora", limits=limits)
+    assert (unknown.mem, unknown.gpus, unknown.constraint, unknown.cpus) == ("32G", 1, None, 4)  # seed 004: 1B default
+    assert params_from_name("meta-llama/Llama-3.3-70B-Instruct") == 70e9 and params_from_name("org/model") is None
+
+
+def test_profile_overrides_and_errors(tmp_path: Path):
+    path = tmp_path / "p.yaml"
+    path.write_text("resources: {8B: {gpus: 2, time: {train: '24:00:00'}}}\nlimits: {mem_per_node: 64G}\n")
+    profile = load_profile(path)
+    res = choose(policy_table(profile), ModelSize(8e9, "t"), stage="train", method="lora", limits=profile.limits)
+    assert (res.gpus, res.time, res.mem) == (2, "24:00:00", "64G") and "capped" in " ".join(res.why)
+    from ftlab.errors import SlurmError
+
+    path.write_text("partition: 'gpu; rm -rf /'\n")
+    with pytest.raises(SlurmError, match="partition"):
+        load_profile(path)
+
+
+QWEN_7B = {"hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944, "vocab_size": 152064,
+           "num_attention_heads": 28, "num_key_value_heads": 4, "tie_word_embeddings": False}
+
+
+def test_cost_estimate_of_seed_002(tmp_path: Path, monkeypatch, capsys):
+    """Seed 002 by hand: 19 runs x 4 GPUs x 48 h = 3,648 GPU-hours; 19 x ~15 GB = 285 GB of weights."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    plan = load_plan(REPO / "examples" / "weighted_loss_sweep.yaml")
+    cost = estimate(build_graph(plan), ClusterProfile())
+    assert cost.gpu_hours == {"train": 3648.0, "eval": 19 * 0.5}
+    assert round(cost.final_weights_gb) == 266  # weights not on disk: 7e9 from the name x 2 bytes x 19
+    assert main(["plan", str(REPO / "examples" / "weighted_loss_sweep.yaml"), "--cost"]) == 0
+    out = capsys.readouterr().out
+    assert "train 3,648.0" in out and "row 8B" in out and "size in the name" in out
+
+    # With the model's config.json in the HF cache (no weights), its parameter count wins over the name.
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-7B-Instruct" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps(QWEN_7B))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cost = estimate(build_graph(plan), ClusterProfile())
+    assert round(cost.final_weights_gb) == 289 and cost.gpu_hours["train"] == 3648.0  # 19 x 7.62e9 x 2 bytes
