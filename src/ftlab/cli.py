@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path)
     p.add_argument("task", help="task key, as listed by `ftlab run --dry-run`")
     p.add_argument("--rerun", action="store_true")
+    p = _command(ssub, "exec", "Run one stage's code only, without bookkeeping (what `accelerate launch` runs on each rank).", "ftlab stage exec spec.yaml train/lr0.001_s0", cmd_stage_exec)
+    p.add_argument("spec", type=Path)
+    p.add_argument("task")
     return parser
 
 
@@ -232,7 +235,7 @@ def cmd_report(args) -> int:
     from ftlab.runners.local import execute
 
     graph, registry = _graph(args.spec)
-    execute(graph.task("report"), StageContext(graph.plan.output_dir, registry), rerun=True)
+    execute(graph.task("report"), StageContext(graph.plan.output_dir, registry, graph.plan.spec_path), rerun=True)
     print((graph.plan.output_dir / "report" / "summary.txt").read_text().rstrip())
     return 0
 
@@ -251,8 +254,21 @@ def cmd_stage_run(args) -> int:
         print(f"{task.key}: done already")
         return 0
     _record_runs(graph, registry)
-    seconds = execute(task, StageContext(graph.plan.output_dir, registry), rerun=args.rerun)
+    seconds = execute(task, StageContext(graph.plan.output_dir, registry, graph.plan.spec_path), rerun=args.rerun)
     print(f"{task.key}: done in {seconds:.1f}s")
+    return 0
+
+
+def cmd_stage_exec(args) -> int:
+    from ftlab import atomic
+    from ftlab.pipeline import StageContext, stage_function
+    from ftlab.train.launch import is_main_rank
+
+    graph, registry = _graph(args.spec)
+    task = graph.task(args.task)
+    outputs = stage_function(task.stage)(task, StageContext(graph.plan.output_dir, registry, graph.plan.spec_path))
+    if is_main_rank():
+        atomic.write_json(task.out_dir / "_outputs.json", outputs)
     return 0
 
 

@@ -172,6 +172,7 @@ class StageContext:
 
     experiment_dir: Path
     registry: Any  # ftlab.registry.Registry (typed loosely to keep this module import-light)
+    spec_path: Path | None = None  # what `accelerate launch` hands back to `ftlab stage exec`
 
 
 def stage_function(stage: str) -> StageFn:

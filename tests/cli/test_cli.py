@@ -12,7 +12,7 @@ import pytest
 from ftlab.cli import build_parser, main
 from tests.conftest import write_spec
 
-COMMANDS = [["validate"], ["plan"], ["run"], ["status"], ["report"], ["model", "build-tiny"], ["stage", "run"]]
+COMMANDS = [["validate"], ["plan"], ["run"], ["submit"], ["cancel"], ["status"], ["report"], ["model", "build-tiny"], ["stage", "run"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

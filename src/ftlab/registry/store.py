@@ -230,6 +230,10 @@ class Registry:
         self._write(lambda conn: conn.executemany(
             "UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE job_id = ? AND array_index = ?", rows))
 
+    def forget_jobs(self, job_ids: list[str]) -> None:
+        """Drop the rows of jobs that were cancelled before anything ran (a rolled-back submission)."""
+        self._write(lambda conn: conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(str(j),) for j in job_ids]))
+
     def jobs(self, task_key: str | None = None) -> list[dict]:
         """Job rows, oldest submission first; `task_key` filters when given."""
         where, args = _filters(task_key=task_key)

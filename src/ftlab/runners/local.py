@@ -63,7 +63,7 @@ def run_graph(
     selected = select_tasks(graph, only, skip)
     outcome = Outcome()
     by_key = {t.key: t for t in graph.tasks}
-    ctx = StageContext(experiment_dir=graph.plan.output_dir, registry=registry)
+    ctx = StageContext(experiment_dir=graph.plan.output_dir, registry=registry, spec_path=graph.plan.spec_path)
     with experiment_lock(graph.plan.output_dir):
         for n, task in enumerate(selected, 1):
             head = f"[{n}/{len(selected)}] {task.key}"
@@ -103,7 +103,7 @@ def execute(task: Task, ctx: StageContext, *, rerun: bool = False) -> float:
     registry.stage_started(task.key, stage=task.stage, run_id=_run_id(task), identity=task.identity, config=task.inputs, host=socket.gethostname(), pid=os.getpid())
     started = time.time()
     try:
-        outputs = stage_function(task.stage)(task, ctx)
+        outputs = run_stage(task, ctx)
     except BaseException as err:
         seconds = time.time() - started
         message = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
@@ -114,6 +114,23 @@ def execute(task: Task, ctx: StageContext, *, rerun: bool = False) -> float:
     atomic.write_json(task.out_dir / DONE, {"identity": task.identity, "outputs": outputs, "seconds": seconds})
     registry.stage_finished(task.key, identity=task.identity, outputs=outputs, seconds=seconds)
     return seconds
+
+
+def run_stage(task: Task, ctx: StageContext) -> dict:
+    """Run the stage code here, or on several GPUs through `accelerate launch` (see ftlab.train.launch)."""
+    gpus = task.inputs.get("train", {}).get("gpus", 1) if task.stage == "train" else 1
+    if gpus <= 1:
+        return stage_function(task.stage)(task, ctx)
+    import subprocess
+
+    from ftlab.train.launch import launch_command, render_config
+
+    config = render_config(task.out_dir / "accelerate.yaml", gpus, task.inputs["train"]["distributed"])
+    argv = launch_command(config, ctx.spec_path, task.key)
+    proc = subprocess.run(argv)
+    if proc.returncode != 0:
+        raise StageError(f"{task.key}: accelerate launch exited with {proc.returncode}; see the log above")
+    return atomic.read_json(task.out_dir / "_outputs.json")
 
 
 def prepare_dir(task: Task, *, rerun: bool) -> None:

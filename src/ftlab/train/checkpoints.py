@@ -40,6 +40,9 @@ class CheckpointNamer(TrainerCallback):
         return control
 
     def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:  # under accelerate launch only rank 0 saved the checkpoint
+            self.epoch_end = False
+            return control
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if self.epoch_end:
             name = f"epoch_{math.ceil(state.epoch - 1e-9) - 1}"

@@ -89,9 +89,10 @@ def run_train(task, ctx) -> dict[str, Any]:
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     manifest = [{"name": "step_0", "step": 0, "epoch": 0.0, "path": base}] + complete_checkpoints(ckpt_dir)
-    drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint
-    atomic.write_json(out / "checkpoints.json", manifest)
-    atomic.write_json(out / "log_history.json", trainer.state.log_history)
+    if trainer.is_world_process_zero():
+        drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint
+        atomic.write_json(out / "checkpoints.json", manifest)
+        atomic.write_json(out / "log_history.json", trainer.state.log_history)
     return {
         "checkpoints": [c["name"] for c in manifest],
         "global_step": trainer.state.global_step,

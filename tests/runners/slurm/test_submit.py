@@ -74,7 +74,7 @@ def test_sweep_matches_local_failed_train_cancels_its_eval_and_resubmit_fixes_it
 
     assert main(["status", str(spec)]) == 0
     status = capsys.readouterr().out
-    assert "train/ds1: failed:" in status and "FileNotFoundError" in status
+    assert "train/ds1: failed: DataError:" in status and "examples.jsonl: file not found" in status
     assert "eval/ds1: cancelled: cancelled by SLURM: its dependency train/ds1 failed" in status
     assert (spec.parent / "out" / "report" / "summary.txt").is_file()  # the report ran on what exists
 

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from ftlab.runners.slurm.resources import choose, format_params, model_size, policy_table
+from ftlab.runners.slurm.resources import choose, choose_for_run, format_params, model_size, policy_table
 
 
 @dataclass
@@ -38,7 +38,7 @@ def resource_lines(graph, profile) -> list[str]:
         size = model_size(graph.plan, run.config)
         stages = (["train"] if run.trains else []) + ["eval"]
         for stage in stages:
-            res = choose(table, size, stage=stage, method=run.config.method.name, limits=profile.limits)
+            res = choose_for_run(table, size, stage=stage, exp=run.config, limits=profile.limits)
             line = f"{stage:<6} {' '.join(res.sbatch_options())}  ({'; '.join(res.why)})"
             seen.setdefault(line, []).append(run.name)
     cpu = choose(table, None, stage="cpu", method="", limits=profile.limits)
@@ -55,11 +55,11 @@ def estimate(graph, profile) -> Cost:
         exp = run.config
         size = model_size(graph.plan, exp)
         method = exp.method.name
-        evaluation = choose(table, size, stage="eval", method=method, limits=profile.limits)
+        evaluation = choose_for_run(table, size, stage="eval", exp=exp, limits=profile.limits)
         cost.gpu_hours["eval"] += evaluation.gpus * evaluation.hours()
         if not run.trains:
             continue
-        train = choose(table, size, stage="train", method=method, limits=profile.limits)
+        train = choose_for_run(table, size, stage="train", exp=exp, limits=profile.limits)
         cost.gpu_hours["train"] += train.gpus * train.hours()
         count = checkpoint_count(graph.plan, exp)
         params = size.params or _default_params(table)
@@ -90,7 +90,8 @@ def checkpoint_count(plan, exp) -> int:
     steps.update(per_epoch * k for k in range(1, math.ceil(hp.epochs) + 1) if per_epoch * k <= total)
     if hp.save_steps:
         steps.update(range(hp.save_steps, total + 1, hp.save_steps))
-    return len(steps)
+    keep_last = getattr(hp, "keep_last", None)
+    return min(len(steps), keep_last) if keep_last else len(steps)
 
 
 def _train_examples(plan, exp) -> int:

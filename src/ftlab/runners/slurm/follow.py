@@ -197,7 +197,10 @@ def merge_status(graph, registry, rows: list[dict]) -> list[str]:
     """Put SLURM's state of submitted tasks into `ftlab status` rows; return explanation lines."""
     if not registry.latest_jobs():
         return []
-    views = slurm_view(graph, registry)
+    try:
+        views = slurm_view(graph, registry)
+    except SlurmError as err:  # e.g. results copied off the cluster: the registry alone still answers
+        return [f"SLURM not reachable, showing the registry only: {err}"]
     for row in rows:
         row["slurm"] = {}
         for stage in ("train", "eval"):

@@ -27,7 +27,7 @@ from pathlib import Path
 from ftlab.errors import SlurmError
 from ftlab.pipeline import Graph
 from ftlab.runners.slurm.profile import ClusterProfile
-from ftlab.runners.slurm.resources import Resources, choose, model_size, policy_table
+from ftlab.runners.slurm.resources import Resources, choose, choose_for_run, model_size, policy_table
 
 
 @dataclass
@@ -83,8 +83,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         exp = task.run.config if task.run else graph.plan.experiment
         if id(exp) not in sizes:
             sizes[id(exp)] = model_size(graph.plan, exp)
-        method = exp.method.name
-        return choose(table, sizes[id(exp)], stage=stage, method=method, limits=profile.limits)
+        return choose_for_run(table, sizes[id(exp)], stage=stage, exp=exp, limits=profile.limits)
 
     def upstream(task) -> Dependency | None:
         """afterok on the prepare job of this submission and on deps still queued from before."""

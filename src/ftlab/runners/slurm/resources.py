@@ -177,6 +177,16 @@ def choose(table: dict[str, Any], size: ModelSize, *, stage: str, method: str, l
     return _capped(res, limits)
 
 
+def choose_for_run(table: dict[str, Any], size: ModelSize, *, stage: str, exp, limits) -> Resources:
+    """`choose` for one run's config: its method, and the GPUs its spec asks for (train.gpus) if more."""
+    res = choose(table, size, stage=stage, method=exp.method.name, limits=limits)
+    asked = getattr(exp.train, "gpus", 1)
+    if stage == "train" and asked > res.gpus and not (limits.gpus_per_node is not None and asked > limits.gpus_per_node):
+        res.why.append(f"the spec asks train.gpus={asked}")
+        res.gpus = asked
+    return res
+
+
 def _capped(res: Resources, limits) -> Resources:
     if limits.gpus_per_node is not None and res.gpus > limits.gpus_per_node:
         res.why.append(f"capped at the profile's gpus_per_node={limits.gpus_per_node}" + (" (CPU only)" if limits.gpus_per_node == 0 else ""))

@@ -75,10 +75,12 @@ def select(graph: Graph, registry, *, resubmit_failed: bool) -> tuple[set[str], 
     report_active = report_job is not None and states[(report_job["job_id"], report_job["array_index"])].active
     if report_active:
         result.in_flight["report"] = report_job["job_id"]
-    elif any(k.startswith("eval/") for k in submit) or (not is_done(report) and (report_job is None or resubmit_failed)):
+    elif any(k.startswith("eval/") for k in submit):
         submit.add("report")  # new evals: the table is rebuilt after them
     elif is_done(report):
         result.done.append("report")
+    elif all(d in result.done for d in report.deps) and (report_job is None or resubmit_failed):
+        submit.add("report")
     return submit, result
 
 
@@ -106,8 +108,7 @@ def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = F
     except SlurmError:
         if ids:  # all or nothing: a half-submitted experiment would wait on jobs that never come
             slurm_command(["scancel", *ids.values()], check=False)
-            registry.update_job_states({(s.job_id, n): ("CANCELLED", "ftlab cancel") for s in result.jobs if s.job_id
-                                        for n in (range(len(s.job.keys)) if s.job.array else [-1])})
+            registry.forget_jobs(list(ids.values()))
         raise
     return result
 
