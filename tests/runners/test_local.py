@@ -99,6 +99,19 @@ def test_kill_9_during_training_then_resume(tmp_path: Path):
     evaluated = {m["checkpoint"] for m in reg.metrics(split="valid")}
     assert evaluated == set(names)
 
+    # Exact resume: the same spec run without interruption gives the same loss curve and metrics.
+    (tmp_path / "clean").mkdir()
+    clean_spec = write_spec(tmp_path / "clean", epochs=6, save_steps=10)
+    assert main(["run", str(clean_spec)]) == 0
+    clean = Registry(tmp_path / "clean" / "out" / "registry.sqlite")
+    def numbers(registry):
+        return [(m["checkpoint"], m["split"], m["metric"], m["value"]) for m in registry.metrics()]
+    assert numbers(reg) == numbers(clean)
+    def final_losses(root):
+        history = json.loads((root / "out" / "runs" / "run" / "train" / "log_history.json").read_text())
+        return [h["loss"] for h in history if "loss" in h and h["step"] > 30]
+    assert final_losses(tmp_path) == final_losses(tmp_path / "clean")
+
 
 def test_dry_run_and_only_skip(tmp_path: Path, capsys):
     spec = write_spec(tmp_path)

@@ -138,6 +138,9 @@ class Train(Strict):
     optimizer: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (epoch ends always)")
     keep_last: int | None = Field(None, gt=0, description="keep only the newest N checkpoints")
+    group_by_length: bool = Field(
+        True, description="batch examples of similar length (less padding; see bench/train_throughput)"
+    )
     loss: LossWeighting = LossWeighting()
     gpus: int = Field(1, ge=1, description="GPUs per run; >1 launches through accelerate")
     distributed: Literal["ddp", "fsdp"] = "ddp"

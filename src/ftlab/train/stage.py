@@ -77,6 +77,9 @@ def run_train(task, ctx) -> dict[str, Any]:
         dataloader_num_workers=0,
         save_only_model=False,  # optimizer + RNG state are what make resume exact
         save_total_limit=hp["keep_last"],
+        # Megabatches of 50 batches sorted by length: on prompts of 20-1,000 tokens padding fell from
+        # ~60% of computed positions to a few percent (bench/train_throughput).
+        train_sampling_strategy="group_by_length" if hp["group_by_length"] else "random",
     )
     trainer = (WeightedSFTTrainer if weighted else SFTTrainer)(
         model=model,

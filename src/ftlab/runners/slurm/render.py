@@ -178,10 +178,11 @@ def render_script(job: Job, ctx: Context) -> str:
         lines.append(f"#SBATCH --constraint={constraint}")
     lines += [f"#SBATCH {extra}" for extra in profile.extra_sbatch]
     lines += ["# resources: " + "; ".join(res.why)]
-    lines += ["", "set -euo pipefail"]
+    lines += ["", "set -eo pipefail"]
     env = _environment(profile)
     if env:
         lines += ["", "# environment (cluster profile" + (f" {Path(profile.source).name}" if profile.source else "") + ")"] + env
+    lines += ["set -u  # only now: `module load` and `conda activate` read unset variables"]
     # Same thread count as the CPU count SLURM granted: local and SLURM runs then compute identically.
     lines += ['export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"', "", f"SPEC={q(str(ctx.spec))}", f"FTLAB={q(ctx.ftlab)}"]
     if job.group == "report":
