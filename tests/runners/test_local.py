@@ -102,6 +102,7 @@ def test_kill_9_during_training_then_resume(tmp_path: Path):
     # Exact resume: the same spec run without interruption gives the same loss curve and metrics.
     (tmp_path / "clean").mkdir()
     clean_spec = write_spec(tmp_path / "clean", epochs=6, save_steps=10)
+    clean_spec.write_text(spec.read_text())
     assert main(["run", str(clean_spec)]) == 0
     clean = Registry(tmp_path / "clean" / "out" / "registry.sqlite")
     def numbers(registry):

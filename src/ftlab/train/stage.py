@@ -18,13 +18,14 @@ from ftlab.models.load import device_and_dtype, load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
 from ftlab.train.loss import WEIGHT, WeightedSFTTrainer, sample_weight
+from ftlab.train.sampler import LengthGroupingMixin
 
 
 def run_train(task, ctx) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from transformers import set_seed
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     inp = task.inputs
     out = Path(task.out_dir)
@@ -79,15 +80,16 @@ def run_train(task, ctx) -> dict[str, Any]:
         save_total_limit=hp["keep_last"],
         # Megabatches of 50 batches sorted by length: on prompts of 20-1,000 tokens padding fell from
         # ~60% of computed positions to a few percent (bench/train_throughput).
-        train_sampling_strategy="group_by_length" if hp["group_by_length"] else "random",
+        # (grouping itself is done by ftlab's seeded sampler, see train/sampler.py)
     )
-    trainer = (WeightedSFTTrainer if weighted else SFTTrainer)(
+    trainer = trainer_class(weighted)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=[CheckpointNamer(out)],
     )
+    trainer.group_by_length = hp["group_by_length"]
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
@@ -104,6 +106,13 @@ def run_train(task, ctx) -> dict[str, Any]:
         "seconds": round(time.time() - started, 2),
         "n_examples": len(rows),
     }
+
+
+def trainer_class(weighted: bool):
+    from trl import SFTTrainer
+
+    base = WeightedSFTTrainer if weighted else SFTTrainer
+    return type(f"Ftlab{base.__name__}", (LengthGroupingMixin, base), {})
 
 
 def quantization_of(method: dict[str, Any]) -> dict[str, Any] | None:
