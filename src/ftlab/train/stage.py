@@ -17,15 +17,12 @@ from ftlab.data.stage import load_split
 from ftlab.models.load import device_and_dtype, load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
-from ftlab.train.loss import WEIGHT, WeightedSFTTrainer, sample_weight
-from ftlab.train.sampler import LengthGroupingMixin
+from ftlab.train.loss import WEIGHT, sample_weight
+from ftlab.train.trainer import TrainerSetup, build_trainer
 
 
 def run_train(task, ctx) -> dict[str, Any]:
-    import torch
-    from datasets import Dataset
     from transformers import set_seed
-    from trl import SFTConfig
 
     inp = task.inputs
     out = Path(task.out_dir)
@@ -51,45 +48,7 @@ def run_train(task, ctx) -> dict[str, Any]:
             row[WEIGHT] = sample_weight(e.label, positive=inp["positive"], variant=loss["variant"], gamma=loss["gamma"])
         rows.append(row)
     ckpt_dir = out / "checkpoints"
-    args = SFTConfig(
-        output_dir=str(ckpt_dir),
-        per_device_train_batch_size=hp["batch_size"],
-        gradient_accumulation_steps=hp["grad_accum"],
-        learning_rate=hp["learning_rate"],
-        num_train_epochs=hp["epochs"],
-        max_steps=hp["max_steps"] or -1,
-        lr_scheduler_type=hp["scheduler"],
-        warmup_steps=hp["warmup_ratio"],  # transformers 5: a float < 1 is a ratio of total steps
-        weight_decay=hp["weight_decay"],
-        optim=hp["optimizer"],
-        save_strategy="steps" if hp["save_steps"] else "epoch",
-        save_steps=hp["save_steps"] or 500,
-        logging_steps=hp["logging_steps"],
-        seed=seed,
-        data_seed=seed,
-        max_length=hp["max_length"],
-        completion_only_loss=True,
-        # TRL's default recomputes activations (~8N instead of 6N FLOPs/token); small models fit without it.
-        activation_checkpointing=False,
-        use_cpu=device.type == "cpu",
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
-        report_to="none",
-        dataloader_num_workers=0,
-        save_only_model=False,  # optimizer + RNG state are what make resume exact
-        save_total_limit=hp["keep_last"],
-        # Megabatches of 50 batches sorted by length: on prompts of 20-1,000 tokens padding fell from
-        # ~60% of computed positions to a few percent (bench/train_throughput).
-        # (grouping itself is done by ftlab's seeded sampler, see train/sampler.py)
-    )
-    trainer = trainer_class(weighted)(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        callbacks=[CheckpointNamer(out)],
-    )
-    trainer.group_by_length = hp["group_by_length"]
+    trainer = build_trainer(model, tokenizer, rows, hp, TrainerSetup(ckpt_dir, seed, weighted, [CheckpointNamer(out)]))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
@@ -106,13 +65,6 @@ def run_train(task, ctx) -> dict[str, Any]:
         "seconds": round(time.time() - started, 2),
         "n_examples": len(rows),
     }
-
-
-def trainer_class(weighted: bool):
-    from trl import SFTTrainer
-
-    base = WeightedSFTTrainer if weighted else SFTTrainer
-    return type(f"Ftlab{base.__name__}", (LengthGroupingMixin, base), {})
 
 
 def quantization_of(method: dict[str, Any]) -> dict[str, Any] | None:
