@@ -76,7 +76,12 @@ def run_graph(
             missing = [d for d in task.deps if not is_done(by_key[d])]
             if missing:
                 outcome.blocked.append(task.key)
-                why = "failed" if any(d in outcome.failed for d in missing) else "not run (excluded by --only/--skip?)"
+                if any(d in outcome.failed for d in missing):
+                    why = "failed"
+                elif any(d in outcome.blocked for d in missing):
+                    why = "blocked by an earlier failure"
+                else:
+                    why = "not run: excluded by --only/--skip"
                 echo(f"{head}: blocked, needs {', '.join(missing)} ({why})")
                 continue
             echo(f"{head}: running")
