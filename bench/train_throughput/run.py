@@ -1,10 +1,10 @@
 """Training throughput: ftlab's trainer vs plain TRL SFTTrainer defaults, side by side in one run.
 
-    .venv/bin/python bench/train_throughput/run.py            # ~10 min on 2 cores; appends to BENCHMARKS.md
+    .venv/bin/python bench/train_throughput/run.py            # ~15 min on 2 cores; appends to BENCHMARKS.md
     .venv/bin/python bench/train_throughput/run.py --quick    # smaller model, fewer steps: a smoke run
 
 Same ~32M-parameter model (random init, saved and reloaded), same pre-tokenized data, same batch
-size, learning rate and number of steps. Two data shapes: length-varied prompts (lognormal,
+size and learning rate, one epoch each (every configuration trains on exactly the same examples). Two data shapes: length-varied prompts (lognormal,
 20-1,000 tokens, mean ~210: seed 002's papers / seed 001's few-shot prompts) and evenly sized ones
 of the same mean. Reported per configuration: real (non-pad) tokens per second after the first
 step (warm-up excluded), share of computed positions that were padding, held-out loss after
@@ -33,7 +33,7 @@ from ftlab.models.tiny import TinyConfig, build_tiny
 from ftlab.train.trainer import TrainerSetup, build_trainer
 
 HP = {
-    "batch_size": 8, "grad_accum": 1, "learning_rate": 3e-4, "epochs": 1, "max_steps": None, "scheduler": "linear",
+    "batch_size": 4, "grad_accum": 1, "learning_rate": 3e-4, "epochs": 1, "max_steps": None, "scheduler": "linear",
     "warmup_ratio": 0.0, "weight_decay": 0.0, "optimizer": "adamw_torch", "save_steps": None, "logging_steps": 1000,
     "max_length": 1024, "keep_last": None, "group_by_length": True,
 }
@@ -117,6 +117,8 @@ def run_config(name: str, model_dir: Path, rows, held_out, steps: int, work: Pat
             output_dir=str(work / "trl"), per_device_train_batch_size=HP["batch_size"], learning_rate=HP["learning_rate"],
             max_steps=steps, bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=0,
             max_length=HP["max_length"],
+            # TRL's default for prompt-completion data; pre-tokenized rows must say it explicitly.
+            completion_only_loss=True,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
     counter = Counter(trainer.data_collator)
@@ -134,11 +136,13 @@ def run_config(name: str, model_dir: Path, rows, held_out, steps: int, work: Pat
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2M-parameter model, 6 steps (smoke run)")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="0.6M-parameter model, 12 steps (smoke run)")
+    # 40 steps x 4 = 160 examples: transformers groups lengths in megabatches of len/(4 x batch) = 10
+    # batches here (50 at most); fewer examples would leave length grouping almost nothing to sort.
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = parser.parse_args()
-    steps = 6 if args.quick else args.steps
+    steps = 12 if args.quick else args.steps
     shape = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=4, intermediate_size=512, vocab_size=1024) if args.quick else \
         TinyConfig(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=8, intermediate_size=1792, vocab_size=1024)
     work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
@@ -146,12 +150,15 @@ def main() -> int:
     from transformers import AutoModelForCausalLM
 
     n_params = AutoModelForCausalLM.from_pretrained(model_dir).num_parameters()
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(model_dir))  # the BPE may stop short of vocab_size
     peak = matmul_peak()
-    n_rows = steps * HP["batch_size"] * 2
-    uneven = make_rows(n_rows, True, 1024, seed=0)
+    n_rows = steps * HP["batch_size"]  # exactly one epoch: every config trains on the same examples
+    uneven = make_rows(n_rows, True, vocab, seed=0)
     mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
-    even = make_rows(n_rows, False, 1024, seed=0, mean_len=mean_len)
-    held_uneven, held_even = make_rows(16, True, 1024, seed=1), make_rows(16, False, 1024, seed=1, mean_len=mean_len)
+    even = make_rows(n_rows, False, vocab, seed=0, mean_len=mean_len)
+    held_uneven, held_even = make_rows(16, True, vocab, seed=1), make_rows(16, False, vocab, seed=1, mean_len=mean_len)
 
     results = []
     for data_name, rows, held in (("length-varied", uneven, held_uneven), ("evenly sized", even, held_even)):
