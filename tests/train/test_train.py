@@ -60,3 +60,19 @@ def test_full_training_changes_weights_and_names_epoch_checkpoints(tmp_path: Pat
     after = load_file(str(train_dir / "epoch_1" / "model.safetensors"))
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) == len(before)
+
+
+def test_keep_last_rotates_checkpoints_and_eval_scores_what_is_kept(tmp_path: Path):
+    from ftlab.cli import main
+
+    spec = write_spec(tmp_path, epochs=2, save_steps=5)
+    spec.write_text(spec.read_text().replace("logging_steps: 5", "logging_steps: 5, keep_last: 2"))
+    assert main(["run", str(spec)]) == 0
+    train_dir = tmp_path / "out" / "runs" / "run" / "train"
+    kept = sorted(p.name for p in (train_dir / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-25", "checkpoint-30"]
+    names = [c["name"] for c in json.loads((train_dir / "checkpoints.json").read_text())]
+    assert names == ["step_0", "step_25", "epoch_1"]
+    assert not (train_dir / "epoch_0").exists() and not (train_dir / "epoch_0").is_symlink()  # no dangling link
+    reg = Registry(tmp_path / "out" / "registry.sqlite")
+    assert {m["checkpoint"] for m in reg.metrics(split="valid")} == set(names)
