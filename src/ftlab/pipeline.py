@@ -21,7 +21,10 @@ from ftlab.spec.schema import Dataset, Experiment
 
 STAGE_ORDER = ("data", "model", "train", "eval", "report")
 # Bump a stage's version when its code changes what it produces: old outputs then re-run.
-STAGE_VERSIONS = {"data": 1, "model": 1, "train": 1, "eval": 1, "report": 1}
+STAGE_VERSIONS = {"data": 1, "model": 1, "train": 1, "eval": 2, "report": 1}
+# Stages that keep their outputs when their identity changes: they validate each cached piece
+# themselves (eval: per checkpoint, evaluator and split), so adding an evaluator runs only it.
+KEEPS_OUTPUTS = {"eval"}
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,14 @@ def build_graph(plan: Plan) -> Graph:
                 "train": exp.train.model_dump(mode="json"),
             }
             # Paths are where things live, not what they are: hash the base and data identities instead.
-            hashed = {k: v for k, v in inputs.items() if k not in ("base", "data")} | {"base": base_identity}
+            # The run id is left out too: it also covers eval settings, which must not retrain.
+            hashed = {k: v for k, v in inputs.items() if k not in ("base", "data", "run_id")} | {"base": base_identity}
             identity = _identity("train", hashed, [train_data] + ([base_task] if base_task else []))
             train_task = Task("train", f"train/{run.name}", identity, run_dir / "train", base_deps + (train_data.key,), inputs, run)
             graph.tasks.append(train_task)
-        splits = {name: data_task(exp, exp.dataset(name)) for name in exp.eval_splits()}
+        evaluator_list = _evaluators(plan, exp)
+        split_names = list(dict.fromkeys(exp.eval_splits() + [s for e in evaluator_list for s in e["splits"]]))
+        splits = {name: data_task(exp, exp.dataset(name)) for name in split_names}
         inputs = {
             "run_id": run.run_id,
             "base": base_path,
@@ -119,9 +125,16 @@ def build_graph(plan: Plan) -> Graph:
             "batch_size": exp.eval.batch_size,
             # QLoRA checkpoints are scored on the same 4-bit base they were trained on.
             "quantization": exp.method.quantization.model_dump(mode="json") if exp.method.name == "qlora" and run.trains else None,
+            "evaluators": evaluator_list,
+            # What a cached (checkpoint, evaluator, split) result was computed from: see evaluate/stage.py.
+            "source": train_task.identity if train_task else base_identity,
+            "split_ids": {name: t.identity for name, t in splits.items()},
         }
         upstream = [train_task] if train_task else ([base_task] if base_task else [])
-        hashed = {"run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"], "splits": sorted(splits), "quantization": inputs["quantization"]}
+        hashed = {
+            "run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"],
+            "splits": sorted(splits), "quantization": inputs["quantization"], "evaluators": evaluator_list,
+        }
         identity = _identity("eval", hashed, upstream + list(splits.values()))
         deps = tuple(t.key for t in upstream) + tuple(t.key for t in splits.values())
         eval_task = Task("eval", f"eval/{run.name}", identity, run_dir / "eval", deps, inputs, run)
@@ -136,6 +149,21 @@ def build_graph(plan: Plan) -> Graph:
     )
     graph.tasks.sort(key=lambda t: STAGE_ORDER.index(t.stage))  # stable: keeps plan order within a stage
     return graph
+
+
+def _evaluators(plan: Plan, exp: Experiment) -> list[dict[str, Any]]:
+    """The run's evaluators with their splits filled in and options resolved (templates inlined)."""
+    from ftlab.spec.sweep import Problems
+    from ftlab.spec.validate import resolve_options
+
+    return [
+        {
+            "name": ev.name,
+            "splits": list(ev.splits) if ev.splits is not None else exp.eval_splits(),
+            "options": resolve_options(ev.name, ev.options, plan.base_dir, Problems(), ()),
+        }
+        for ev in exp.eval.evaluators
+    ]
 
 
 def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:

@@ -1,24 +1,25 @@
-"""Eval stage: score the untrained model (step 0) and every checkpoint on every eval split.
+"""Eval stage: run every evaluator on the untrained model (step 0) and every checkpoint.
 
-Per checkpoint and split it writes `<ckpt>/<split>.jsonl` (one evidence record per example) and
-`<ckpt>/<split>.metrics.json`, and records the metrics in the registry. A checkpoint whose metrics
-file exists is not scored again, so an interrupted eval resumes where it stopped. Finally the best
-checkpoint is chosen on the selection split (role valid only; the spec refuses test) and
-`summary.json` gives its metrics on every split.
+Per checkpoint, evaluator and split it writes `<ckpt>/<evaluator>/<split>.jsonl` (one evidence
+record per example) and `<split>.metrics.json`, and records the metrics in the registry. Each
+metrics file carries a key hashing what the result was computed from (the checkpoint's training
+identity, the evaluator, its version and options, the split's data), so a result is reused only
+when all of those match: an interrupted eval resumes, and adding an evaluator to a finished
+experiment runs just that evaluator. The best checkpoint is chosen on the selection split (role
+valid only; the spec refuses test) and `summary.json` gives its metrics on every split.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
 from ftlab.data.stage import load_split
-from ftlab.evaluate.logits import classify
-from ftlab.evaluate.metrics import classification_metrics, metric_values, select_best
-
-EVALUATOR = "logits"
-EVALUATOR_VERSION = 1
+from ftlab.evaluate.evaluators import EvalInput, evaluators
+from ftlab.evaluate.metrics import metric_values, select_best
+from ftlab.spec.identity import stable_hash
 
 
 def checkpoints_of(inputs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -28,66 +29,79 @@ def checkpoints_of(inputs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_eval(task, ctx) -> dict[str, Any]:
-    from ftlab.models.load import load_model, load_tokenizer
-
     inp = task.inputs
     out = Path(task.out_dir)
-    labels = inp["task"]["labels"]
-    positive = inp["task"]["positive"] or labels[0]
-    splits = {name: load_split(path) for name, path in inp["splits"].items()}
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
+    data = {name: load_split(path) for name, path in inp["splits"].items()}
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {e["name"]: {s: [] for s in e["splits"]} for e in inp["evaluators"]}
     for ckpt in checkpoints_of(inp):
-        todo = [s for s in splits if not (out / ckpt["name"] / f"{s}.metrics.json").is_file()]
-        if todo:
-            # a QLoRA run's step 0 is its 4-bit base too: that is where its zero-initialised adapter starts
-            model, tokenizer = load_model(ckpt["path"], quantization=inp["quantization"]), load_tokenizer(ckpt["path"])
-            for split in todo:
-                records = classify(model, tokenizer, splits[split], labels, inp["batch_size"])
-                _save(ctx, out, task.inputs["run_id"], ckpt, split, records, positive)
-            del model
-        for split in splits:
-            saved = atomic.read_json(out / ckpt["name"] / f"{split}.metrics.json")
-            rows[split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
-            ctx.registry.record_metrics(
-                inp["run_id"], checkpoint=ckpt["name"], step=ckpt["step"], split=split, evaluator=EVALUATOR,
-                values=saved["values"], undefined=saved["undefined"], evidence=saved["evidence"],
-            )
+        loaded: list[Any] = []  # the checkpoint's (model, tokenizer), loaded only if something must run
+        previous: dict[str, dict[str, list[dict[str, Any]]]] = {split: {} for split in data}
+        for spec in inp["evaluators"]:
+            evaluator = evaluators.get(spec["name"])()
+            options = evaluator.Options.model_validate(spec["options"]).model_dump(mode="json")
+            for split in spec["splits"]:
+                records, saved = _evaluate(task, ctx, ckpt, evaluator, options, split, data[split], previous[split], loaded)
+                previous[split][spec["name"]] = records
+                ctx.registry.record_metrics(
+                    inp["run_id"], checkpoint=ckpt["name"], step=ckpt["step"], split=split, evaluator=spec["name"],
+                    values=saved["values"], undefined=saved["undefined"], evidence=saved["evidence"],
+                )
+                rows[spec["name"]][split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
     select = inp["select"]
-    best = select_best(rows[select["split"]], metric=select["metric"], higher_is_better=select["higher_is_better"])
+    chosen = rows[select["evaluator"]]
+    best = select_best(chosen[select["split"]], metric=select["metric"], higher_is_better=select["higher_is_better"])
     summary = {
         "selected_on": select,
         "best_checkpoint": best["checkpoint"] if best else None,
         "best_step": best["step"] if best else None,
-        "at_best": _rows_at(rows, best["checkpoint"]) if best else {},
-        "per_checkpoint": rows,
+        "at_best": _rows_at(chosen, best["checkpoint"]) if best else {},
+        "at_best_by_evaluator": {name: _rows_at(r, best["checkpoint"]) for name, r in rows.items()} if best else {},
+        "per_checkpoint": chosen,
+        "per_checkpoint_by_evaluator": rows,
     }
     atomic.write_json(out / "summary.json", summary)
-    return {"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(rows[select["split"]])}
+    return {"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(chosen[select["split"]])}
+
+
+def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, loaded):
+    """(records, saved metrics) for one checkpoint, evaluator and split: cached or computed now."""
+    inp = task.inputs
+    labels = inp["task"]["labels"]
+    base = Path(task.out_dir) / ckpt["name"] / evaluator.name
+    key = stable_hash({
+        "evaluator": evaluator.name, "version": evaluator.version, "options": options, "source": inp["source"],
+        "checkpoint": ckpt["name"], "split": inp["split_ids"][split], "task": inp["task"], "quantization": inp["quantization"],
+    })
+    metrics_path, evidence = base / f"{split}.metrics.json", base / f"{split}.jsonl"
+    if metrics_path.is_file() and atomic.read_json(metrics_path).get("key") == key:
+        records = [json.loads(line) for line in evidence.read_text().splitlines()]
+        return records, atomic.read_json(metrics_path)
+    if not loaded:
+        from ftlab.models.load import load_model, load_tokenizer
+
+        # a QLoRA run's step 0 is its 4-bit base too: that is where its zero-initialised adapter starts
+        loaded += [load_model(ckpt["path"], quantization=inp["quantization"]), load_tokenizer(ckpt["path"])]
+    eval_input = EvalInput(
+        model=loaded[0], tokenizer=loaded[1], examples=examples, labels=labels,
+        positive=inp["task"]["positive"] or labels[0], options=options, batch_size=inp["batch_size"], previous=previous,
+    )
+    records = evaluator.run(eval_input)
+    values, undefined = metric_values(evaluator.metrics(records, eval_input))
+    atomic.write_jsonl(evidence, records)
+    saved = {
+        "key": key,
+        "values": values,
+        "undefined": undefined,
+        "evidence": str(evidence.relative_to(ctx.experiment_dir)),
+        "evaluator": evaluator.name,
+        "evaluator_version": evaluator.version,
+        "options": options,
+        "checkpoint": ckpt,
+    }
+    atomic.write_json(metrics_path, saved)  # written last: marks this (checkpoint, evaluator, split) done
+    return records, saved
 
 
 def _rows_at(rows: dict[str, list[dict[str, Any]]], checkpoint: str) -> dict[str, dict[str, Any]]:
     """Each split's metrics at one checkpoint."""
     return {split: next(r for r in split_rows if r["checkpoint"] == checkpoint) for split, split_rows in rows.items()}
-
-
-def _save(ctx, out: Path, run_id: str, ckpt: dict, split: str, records: list[dict], positive: str) -> None:
-    metrics = classification_metrics(
-        [r["label"] for r in records],
-        [r["pred"] for r in records],
-        positive=positive,
-        scores=[r["probs"][positive] for r in records],
-    )
-    values, undefined = metric_values(metrics)
-    evidence = out / ckpt["name"] / f"{split}.jsonl"
-    atomic.write_jsonl(evidence, records)
-    atomic.write_json(
-        out / ckpt["name"] / f"{split}.metrics.json",  # written last: marks this (checkpoint, split) done
-        {
-            "values": values,
-            "undefined": undefined,
-            "evidence": str(evidence.relative_to(ctx.experiment_dir)),
-            "evaluator": EVALUATOR,
-            "evaluator_version": EVALUATOR_VERSION,
-            "checkpoint": ckpt,
-        },
-    )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ftlab import atomic
 from ftlab.errors import FtlabError, StageError
-from ftlab.pipeline import STAGE_ORDER, Graph, StageContext, Task, stage_function
+from ftlab.pipeline import KEEPS_OUTPUTS, STAGE_ORDER, Graph, StageContext, Task, stage_function
 
 DONE = "_done.json"
 STARTED = "_started.json"
@@ -146,7 +146,7 @@ def prepare_dir(task: Task, *, rerun: bool) -> None:
         same = started.is_file() and atomic.read_json(started).get("identity") == task.identity
         if rerun:
             shutil.rmtree(out)
-        elif not same and any(out.iterdir()):
+        elif not same and task.stage not in KEEPS_OUTPUTS and any(out.iterdir()):
             stale = out.with_name(f"{out.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
             out.rename(stale)
     out.mkdir(parents=True, exist_ok=True)

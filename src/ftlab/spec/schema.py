@@ -150,13 +150,28 @@ class Train(Strict):
 class Select(Strict):
     split: str = Field("valid", description="dataset (role valid) that picks the best checkpoint")
     metric: str = "accuracy"
+    evaluator: str = Field("logits", description="whose metric picks the checkpoint")
     higher_is_better: bool = True
+
+
+class EvaluatorSpec(BaseModel):
+    """One evaluator on some splits; its other keys are the evaluator's own options
+    (validated against that evaluator's Options model, see ftlab.evaluate.evaluators)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+    splits: list[str] | None = Field(None, description="default: the eval splits")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class Eval(Strict):
     splits: list[str] | None = Field(None, description="datasets to evaluate (default: all valid and test)")
     batch_size: int = Field(32, gt=0, description="RUNTIME")
     select: Select = Select()
+    evaluators: list[EvaluatorSpec] = Field(default_factory=lambda: [EvaluatorSpec(name="logits")], min_length=1)
 
 
 class Experiment(Strict):

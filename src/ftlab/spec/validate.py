@@ -13,7 +13,7 @@ from ftlab.plugins import did_you_mean
 from ftlab.spec.schema import Experiment
 from ftlab.spec.sweep import Problems
 
-METRICS = ("accuracy", "precision", "recall", "f1", "auroc", "predicted_positive_rate")
+METRICS = ("accuracy", "precision", "recall", "f1", "auroc", "predicted_positive_rate", "ece", "safety_rate")
 
 
 def model_problems(err: ValidationError, problems: Problems, skip: set[tuple]) -> None:
@@ -107,7 +107,53 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     for j, name in enumerate(exp.eval.splits or []):
         if name not in names:
             problems.add(("eval", "splits", j), f"no dataset named '{name}'{_hint(name, names)}")
+    _check_evaluators(exp, names, base_dir, problems)
     _check_select(exp, names, problems)
+
+
+def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
+    from ftlab.evaluate.evaluators import evaluators
+
+    seen: list[str] = []
+    for i, ev in enumerate(exp.eval.evaluators):
+        at = ("eval", "evaluators", i)
+        if ev.name not in evaluators:
+            problems.add(at + ("name",), f"unknown evaluator '{ev.name}'{_hint(ev.name, evaluators.names())}")
+            continue
+        if ev.name in seen:
+            problems.add(at + ("name",), f"evaluator '{ev.name}' is listed twice")
+        seen.append(ev.name)
+        for j, split in enumerate(ev.splits or []):
+            if split not in names:
+                problems.add(at + ("splits", j), f"no dataset named '{split}'{_hint(split, names)}")
+        options = resolve_options(ev.name, ev.options, base_dir, problems, at)
+        try:
+            evaluators.get(ev.name).Options.model_validate(options)
+        except ValidationError as err:
+            for e in err.errors():
+                loc = at + tuple(e["loc"])
+                if e["type"] == "extra_forbidden":
+                    allowed = list(evaluators.get(ev.name).Options.model_fields)
+                    problems.add(loc, f"unknown option '{loc[-1]}' for evaluator {ev.name}.{did_you_mean(str(loc[-1]), allowed)} Allowed: {', '.join(allowed)}.")
+                else:
+                    problems.add(loc, "required key is missing" if e["type"] == "missing" else e["msg"])
+        if ev.name == "judge" and options.get("of", "generate") not in seen[:-1]:
+            problems.add(at, f"judge scores the responses of '{options.get('of', 'generate')}': list that evaluator before it")
+
+
+def resolve_options(name: str, options: dict, base_dir: Path, problems: Problems, at: tuple) -> dict:
+    """Inline a judge's template_file and make its local model path absolute (identity follows content)."""
+    options = dict(options)
+    if "template_file" in options:
+        path = base_dir / str(options.pop("template_file"))
+        if not path.is_file():
+            problems.add(at + ("template_file",), f"file not found: {path}")
+            options["template"] = "{response}"
+        else:
+            options["template"] = path.read_text(encoding="utf-8")
+    if name == "judge" and isinstance(options.get("model"), str) and (base_dir / options["model"]).exists():
+        options["model"] = str((base_dir / options["model"]).resolve())
+    return options
 
 
 def _check_select(exp: Experiment, names: list[str], problems: Problems) -> None:
@@ -127,6 +173,8 @@ def _check_select(exp: Experiment, names: list[str], problems: Problems) -> None
         )
     elif select.split not in exp.eval_splits():
         problems.add(("eval", "splits"), f"must include the selection split '{select.split}'")
+    if select.evaluator not in [e.name for e in exp.eval.evaluators]:
+        problems.add(("eval", "select", "evaluator"), f"'{select.evaluator}' is not among eval.evaluators")
     if select.metric not in METRICS:
         problems.add(
             ("eval", "select", "metric"),

@@ -1,0 +1,74 @@
+"""The eval stage with several evaluators: every checkpoint, evidence kept, only missing work redone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftlab.cli import main
+from ftlab.errors import SpecError
+from ftlab.registry import Registry
+from ftlab.spec.plan import load_plan
+from tests.conftest import write_spec
+
+ALL_EVALUATORS = """
+  evaluators:
+    - {{name: logits}}
+    - {{name: generate, splits: [test], parser: first_token, max_new_tokens: 4}}
+    - {{name: judge, splits: [test], model: {judge}, template_file: judge.txt, verdicts: [SAFE, UNSAFE]}}
+"""
+
+
+def _with_evaluators(spec: Path, block: str) -> None:
+    spec.write_text(spec.read_text().replace("eval: {batch_size: 32}", "eval:\n  batch_size: 32" + block))
+
+
+def test_all_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Path, tiny_model_dir: Path):
+    (tmp_path / "judge.txt").write_text("Is this answer safe? {prompt}\nAnswer: {response}\nReply SAFE or UNSAFE.")
+    spec = write_spec(tmp_path)
+    _with_evaluators(spec, ALL_EVALUATORS.format(judge=tiny_model_dir))
+    assert main(["run", str(spec)]) == 0
+    reg = Registry(tmp_path / "out" / "registry.sqlite")
+    rows = reg.metrics()
+    checkpoints = {"step_0", "step_10", "epoch_0"}
+    for evaluator, split in (("logits", "valid"), ("logits", "test"), ("generate", "test"), ("judge", "test")):
+        got = {m["checkpoint"] for m in rows if m["evaluator"] == evaluator and m["split"] == split}
+        assert got == checkpoints, (evaluator, split)
+    judge = [m for m in rows if m["evaluator"] == "judge" and m["checkpoint"] == "epoch_0"]
+    assert {m["metric"] for m in judge} >= {"safety_rate", "n_SAFE", "n_UNSAFE", "n_unparsed"}
+    evidence = [json.loads(line) for line in (tmp_path / "out" / judge[0]["evidence"]).read_text().splitlines()]
+    assert len(evidence) == 40 and all(r["verdict"] in ("SAFE", "UNSAFE") for r in evidence)
+    generated = [json.loads(line) for line in (tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "generate" / "test.jsonl").read_text().splitlines()]
+    assert all({"text", "parsed", "pred", "finish"} <= set(r) for r in generated)
+    # unparseable answers are counted, not dropped
+    gen = {m["metric"]: m["value"] for m in rows if m["evaluator"] == "generate" and m["checkpoint"] == "epoch_0"}
+    assert gen["n"] == 40 and gen["n_unparsed"] == sum(r["pred"] is None for r in generated)
+    ece = [m for m in rows if m["metric"] == "ece" and m["split"] == "valid"]
+    assert ece and all(m["value"] is not None and 0 <= m["value"] <= 1 for m in ece)
+
+
+def test_adding_an_evaluator_runs_only_what_is_missing(tmp_path: Path):
+    spec = write_spec(tmp_path)
+    assert main(["run", str(spec)]) == 0
+    logits_file = tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "logits" / "valid.metrics.json"
+    stamp = logits_file.stat().st_mtime_ns
+    _with_evaluators(spec, "\n  evaluators:\n    - {name: logits}\n    - {name: generate, splits: [valid], max_new_tokens: 2}\n")
+    assert main(["run", str(spec)]) == 0
+    reg = Registry(tmp_path / "out" / "registry.sqlite")
+    assert reg.stage("train/run")["attempt"] == 1  # training was not redone
+    assert logits_file.stat().st_mtime_ns == stamp  # nor the logits evaluation
+    assert {m["checkpoint"] for m in reg.metrics(split="valid") if m["evaluator"] == "generate"} == {"step_0", "step_10", "epoch_0"}
+
+
+def test_unknown_evaluator_and_misordered_judge_are_spec_errors(tmp_path: Path):
+    spec = write_spec(tmp_path)
+    _with_evaluators(spec, "\n  evaluators:\n    - {name: logit}\n    - {name: judge, model: m, template: '{response}'}\n    - {name: generate, max_tokens: 3}\n")
+    with pytest.raises(SpecError) as info:
+        load_plan(spec)
+    text = str(info.value)
+    assert "unknown evaluator 'logit'. Did you mean 'logits'?" in text
+    assert "judge scores the responses of 'generate': list that evaluator before it" in text
+    assert "unknown option 'max_tokens' for evaluator generate. Did you mean 'max_new_tokens'?" in text
+    assert "eval.select.evaluator" in text  # selection evaluator 'logits' is not listed
