@@ -113,6 +113,7 @@ def build_graph(plan: Plan) -> Graph:
             train_task = Task("train", f"train/{run.name}", identity, run_dir / "train", base_deps + (train_data.key,), inputs, run)
             graph.tasks.append(train_task)
         evaluator_list = _evaluators(plan, exp)
+        train_pool = data_task(exp, exp.datasets_with_role("train")[0])  # holds the few-shot pool
         split_names = list(dict.fromkeys(exp.eval_splits() + [s for e in evaluator_list for s in e["splits"]]))
         splits = {name: data_task(exp, exp.dataset(name)) for name in split_names}
         inputs = {
@@ -126,14 +127,19 @@ def build_graph(plan: Plan) -> Graph:
             # QLoRA checkpoints are scored on the same 4-bit base they were trained on.
             "quantization": exp.method.quantization.model_dump(mode="json") if exp.method.name == "qlora" and run.trains else None,
             "evaluators": evaluator_list,
+            "eval": exp.eval.model_dump(mode="json", include={"exclude_final", "test_fraction", "test_seed", "group_by", "expected"}),
+            "roles": {name: exp.dataset(name).role for name in splits},
+            "fewshot": {"k": exp.fewshot.k, "pool": str(train_pool.out_dir), "pool_id": train_pool.identity} if exp.fewshot else None,
             # What a cached (checkpoint, evaluator, split) result was computed from: see evaluate/stage.py.
             "source": train_task.identity if train_task else base_identity,
             "split_ids": {name: t.identity for name, t in splits.items()},
         }
         upstream = [train_task] if train_task else ([base_task] if base_task else [])
+        upstream += [train_pool] if exp.fewshot else []
         hashed = {
             "run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"],
             "splits": sorted(splits), "quantization": inputs["quantization"], "evaluators": evaluator_list,
+            "eval": inputs["eval"], "fewshot_k": exp.fewshot.k if exp.fewshot else None,
         }
         identity = _identity("eval", hashed, upstream + list(splits.values()))
         deps = tuple(t.key for t in upstream) + tuple(t.key for t in splits.values())
@@ -172,6 +178,8 @@ def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:
         "labels": exp.task.labels,
         "positive": exp.task.positive_label,
         "label_field": exp.task.label_field,
+        # The train set gives up the few-shot pool (seed 001: shots never trained on).
+        "fewshot": exp.fewshot.model_dump(mode="json", exclude={"k"}) if exp.fewshot and ds.role == "train" else None,
     }
     if ds.path is not None:
         path = (plan.base_dir / ds.path).resolve()

@@ -38,6 +38,9 @@ def run_data(task, ctx) -> dict[str, Any]:
             total=r["total"], replace=r["replace"], seed=r["seed"],
         )
     out = Path(task.out_dir)
+    if task.inputs.get("fewshot"):
+        pool, examples = draw_fewshot(examples, **task.inputs["fewshot"])
+        write_examples(out / "fewshot.jsonl", pool)
     write_examples(out / "examples.jsonl", examples)
     stats = {"n": len(examples), "labels": dict(sorted(Counter(e.label for e in examples).items()))}
     atomic.write_json(out / "stats.json", stats)
@@ -47,3 +50,25 @@ def run_data(task, ctx) -> dict[str, Any]:
 def load_split(data_dir: str | Path) -> list:
     """The normalised examples a data task wrote."""
     return read_examples(Path(data_dir) / "examples.jsonl")
+
+
+def draw_fewshot(examples: list, *, pool: int, seed: int) -> tuple[list, list]:
+    """(pool, the rest): a seeded pool drawn from train and removed from it; an example whose exact
+    text is also in the pool but stays in train is an error (it would leak the shot into training)."""
+    import random
+
+    if pool > len(examples):
+        raise DataError(f"few-shot pool of {pool} is larger than the train set ({len(examples)})")
+    drawn = random.Random(seed).sample(range(len(examples)), pool)  # draw order = pool order: first k are shown
+    shots = [examples[i] for i in drawn]
+    rest = [e for i, e in enumerate(examples) if i not in set(drawn)]
+    shot_texts = {fewshot_text(e) for e in shots}
+    leaks = [e.meta.get("source", "?") for e in rest if fewshot_text(e) in shot_texts]
+    if leaks:
+        raise DataError(f"few-shot examples also appear in the train data at {', '.join(leaks[:5])}; deduplicate the train file")
+    return shots, rest
+
+
+def fewshot_text(example) -> str:
+    """What identifies an example for overlap checks: its prompt and answer text."""
+    return "\x1f".join(m["content"] for m in example.prompt) + "\x1e" + example.completion

@@ -18,6 +18,8 @@ from typing import Any
 from ftlab import atomic
 from ftlab.data.stage import load_split
 from ftlab.evaluate.evaluators import EvalInput, evaluators
+from ftlab.evaluate.groups import by_group
+from ftlab.evaluate.prepare import checkpoints_to_score, eval_splits
 from ftlab.evaluate.metrics import metric_values, select_best
 from ftlab.spec.identity import stable_hash
 
@@ -31,9 +33,9 @@ def checkpoints_of(inputs: dict[str, Any]) -> list[dict[str, Any]]:
 def run_eval(task, ctx) -> dict[str, Any]:
     inp = task.inputs
     out = Path(task.out_dir)
-    data = {name: load_split(path) for name, path in inp["splits"].items()}
+    data = eval_splits(inp, {name: load_split(path) for name, path in inp["splits"].items()})
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {e["name"]: {s: [] for s in e["splits"]} for e in inp["evaluators"]}
-    for ckpt in checkpoints_of(inp):
+    for ckpt in checkpoints_to_score(checkpoints_of(inp), inp["eval"]["exclude_final"]):
         loaded: list[Any] = []  # the checkpoint's (model, tokenizer), loaded only if something must run
         previous: dict[str, dict[str, list[dict[str, Any]]]] = {split: {} for split in data}
         for spec in inp["evaluators"]:
@@ -42,10 +44,11 @@ def run_eval(task, ctx) -> dict[str, Any]:
             for split in spec["splits"]:
                 records, saved = _evaluate(task, ctx, ckpt, evaluator, options, split, data[split], previous[split], loaded)
                 previous[split][spec["name"]] = records
-                ctx.registry.record_metrics(
-                    inp["run_id"], checkpoint=ckpt["name"], step=ckpt["step"], split=split, evaluator=spec["name"],
-                    values=saved["values"], undefined=saved["undefined"], evidence=saved["evidence"],
-                )
+                for name, result in [(split, saved)] + [(f"{split}[{g}]", r) for g, r in saved.get("groups", {}).items()]:
+                    ctx.registry.record_metrics(
+                        inp["run_id"], checkpoint=ckpt["name"], step=ckpt["step"], split=name, evaluator=spec["name"],
+                        values=result["values"], undefined=result["undefined"], evidence=saved["evidence"],
+                    )
                 rows[spec["name"]][split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
     select = inp["select"]
     chosen = rows[select["evaluator"]]
@@ -71,6 +74,7 @@ def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, lo
     key = stable_hash({
         "evaluator": evaluator.name, "version": evaluator.version, "options": options, "source": inp["source"],
         "checkpoint": ckpt["name"], "split": inp["split_ids"][split], "task": inp["task"], "quantization": inp["quantization"],
+        "eval": inp["eval"], "fewshot": inp["fewshot"] and [inp["fewshot"]["k"], inp["fewshot"]["pool_id"]],
     })
     metrics_path, evidence = base / f"{split}.metrics.json", base / f"{split}.jsonl"
     if metrics_path.is_file() and atomic.read_json(metrics_path).get("key") == key:
@@ -87,6 +91,7 @@ def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, lo
     )
     records = evaluator.run(eval_input)
     values, undefined = metric_values(evaluator.metrics(records, eval_input))
+    groups = _groups(records, examples, inp["eval"]["group_by"], eval_input.positive) if labels else {}
     atomic.write_jsonl(evidence, records)
     saved = {
         "key": key,
@@ -97,9 +102,22 @@ def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, lo
         "evaluator_version": evaluator.version,
         "options": options,
         "checkpoint": ckpt,
+        "groups": groups,
     }
     atomic.write_json(metrics_path, saved)  # written last: marks this (checkpoint, evaluator, split) done
     return records, saved
+
+
+def _groups(records, examples, columns: list[str], positive: str) -> dict[str, dict[str, Any]]:
+    """Per-group metrics over data columns (e.g. year, specialty), keyed "column=value"."""
+    if not columns or not records or "pred" not in records[0]:
+        return {}
+    out = {}
+    for column in columns:
+        for group, metrics in by_group(records, column, positive=positive, meta_of=lambda r: examples[r["index"]].meta).items():
+            values, undefined = metric_values(metrics)
+            out[f"{column}={group}"] = {"values": values, "undefined": undefined}
+    return out
 
 
 def _rows_at(rows: dict[str, list[dict[str, Any]]], checkpoint: str) -> dict[str, dict[str, Any]]:

@@ -167,10 +167,26 @@ class EvaluatorSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class FewShot(Strict):
+    """A fixed few-shot pool drawn from train with a seed and removed from training (seed 001);
+    evaluation prompts get its first k examples as earlier chat turns."""
+
+    pool: int = Field(8, gt=0, description="pool size drawn from the train dataset")
+    k: int = Field(3, ge=0, description="examples shown per prompt (the pool's first k)")
+    seed: int = 0
+
+
 class Eval(Strict):
     splits: list[str] | None = Field(None, description="datasets to evaluate (default: all valid and test)")
     batch_size: int = Field(32, gt=0, description="RUNTIME")
     select: Select = Select()
+    exclude_final: bool = Field(False, description="skip the last checkpoint (seed 000: intermediate only)")
+    test_fraction: float | None = Field(
+        None, gt=0, le=1, description="seeded downsample of test splits; null = the full test split"
+    )
+    test_seed: int = 0
+    group_by: list[str] = Field(default_factory=list, description="data columns for per-group metrics")
+    expected: dict[str, int] = Field(default_factory=dict, description="declared example counts per split")
     evaluators: list[EvaluatorSpec] = Field(default_factory=lambda: [EvaluatorSpec(name="logits")], min_length=1)
 
 
@@ -185,6 +201,7 @@ class Experiment(Strict):
     datasets: list[Dataset] = Field(min_length=1)
     method: Method = Method()
     train: Train = Train()
+    fewshot: FewShot | None = None
     eval: Eval = Eval()
     # Parsed by ftlab.spec.sweep; typed loosely here so their errors come from there, with paths.
     sweep: list[Any] = Field(default_factory=list)

@@ -108,6 +108,11 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
         if name not in names:
             problems.add(("eval", "splits", j), f"no dataset named '{name}'{_hint(name, names)}")
     _check_evaluators(exp, names, base_dir, problems)
+    for split in exp.eval.expected:
+        if split not in names:
+            problems.add(("eval", "expected", split), f"no dataset named '{split}'{_hint(split, names)}")
+    if exp.fewshot is not None and exp.fewshot.k > exp.fewshot.pool:
+        problems.add(("fewshot", "k"), f"k={exp.fewshot.k} is larger than the pool ({exp.fewshot.pool})")
     _check_select(exp, names, problems)
 
 
