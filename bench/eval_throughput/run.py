@@ -235,6 +235,7 @@ def bench_model(name: str, folder: Path, trained: bool, examples, args, work: Pa
 
     # Generation: warm-up on 8 short rows, then each budget on its own small sample of the same examples.
     run_generation(model, tokenizer, examples[:8], 4, forced=False)
+    run_generation(model, tokenizer, examples[:8], 4, forced=True)
     gens = []
     for max_new, count, forced in args.gen_plan:
         g = run_generation(model, tokenizer, examples[:count], max_new, forced)
@@ -256,7 +257,8 @@ def render(results: list[dict], args) -> str:
         "with other work during the run: absolute rates are indicative only; ratios were measured side by side. "
         "Command: `.venv/bin/python bench/eval_throughput/run.py" + (" --quick" if args.quick else "") + "`.", "",
         "lm-eval 'scoring' = time inside HFLM.loglikelihood; 'end-to-end' = the whole simple_evaluate call with the "
-        "model already loaded (task + dataset build, scoring, metrics; bootstrap off). Agreement: share of examples "
+        "model already loaded (task + dataset build, scoring, metrics; bootstrap off; it also runs `pip list` "
+        "for its environment record, about 1 s per call here). Agreement: share of examples "
         "where lm-eval's argmax log-likelihood choice equals ftlab's prediction.", "",
         "| model | params | prompt tokens | accuracy | ftlab ex/s | lm-eval scoring ex/s | lm-eval end-to-end ex/s | speed-up (scoring) | speed-up (end-to-end) | agreement | min |margin| | max margin diff | token mismatches |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",

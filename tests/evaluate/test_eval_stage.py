@@ -72,3 +72,11 @@ def test_unknown_evaluator_and_misordered_judge_are_spec_errors(tmp_path: Path):
     assert "judge scores the responses of 'generate': list that evaluator before it" in text
     assert "unknown option 'max_tokens' for evaluator generate. Did you mean 'max_new_tokens'?" in text
     assert "eval.select.evaluator" in text  # selection evaluator 'logits' is not listed
+
+
+def test_vllm_backend_without_vllm_or_cuda_is_one_clear_error(tmp_path: Path, capsys):
+    spec = write_spec(tmp_path)
+    _with_evaluators(spec, "\n  evaluators:\n    - {name: logits}\n    - {name: generate, splits: [valid], backend: vllm}\n")
+    assert main(["run", str(spec)]) == 1
+    out = capsys.readouterr().out
+    assert "the vllm backend needs" in out and "Traceback" not in out

@@ -38,6 +38,7 @@ class EvalInput:
     options: dict[str, Any]
     batch_size: int
     previous: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    checkpoint: str | None = None  # the checkpoint directory, for backends that load it themselves
 
 
 class Evaluator(Protocol):
@@ -96,6 +97,7 @@ class GenerateEvaluator:
         temperature: float = Field(0.0, ge=0)
         top_p: float = Field(1.0, gt=0, le=1)
         seed: int = 0
+        backend: str = Field("hf", pattern="^(hf|vllm)$", description="vllm: GPU only, optional extra")
 
     def run(self, inp: EvalInput) -> list[dict[str, Any]]:
         from ftlab.evaluate.generation import generate
@@ -103,10 +105,16 @@ class GenerateEvaluator:
 
         o = inp.options
         parse = get_parser(o["parser"])
-        outs = generate(
-            inp.model, inp.tokenizer, [e.prompt for e in inp.examples], max_new_tokens=o["max_new_tokens"],
-            stop=o["stop"], temperature=o["temperature"], top_p=o["top_p"], seed=o["seed"], batch_size=inp.batch_size,
-        )
+        prompts = [e.prompt for e in inp.examples]
+        if o["backend"] == "vllm":
+            from ftlab.evaluate.vllm_backend import generate_vllm
+
+            outs = generate_vllm(inp.checkpoint, inp.tokenizer, prompts, o)
+        else:
+            outs = generate(
+                inp.model, inp.tokenizer, prompts, max_new_tokens=o["max_new_tokens"], stop=o["stop"],
+                temperature=o["temperature"], top_p=o["top_p"], seed=o["seed"], batch_size=inp.batch_size,
+            )
         records = []
         for out, example in zip(outs, inp.examples):
             parsed = parse(out["text"])
