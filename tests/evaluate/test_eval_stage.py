@@ -47,6 +47,9 @@ def test_all_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Path, ti
     assert gen["n"] == 40 and gen["n_unparsed"] == sum(r["pred"] is None for r in generated)
     ece = [m for m in rows if m["metric"] == "ece" and m["split"] == "valid"]
     assert ece and all(m["value"] is not None and 0 <= m["value"] <= 1 for m in ece)
+    saved = json.loads((tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "logits" / "valid.metrics.json").read_text())
+    bins = saved["details"]["calibration_bins"]
+    assert len(bins) == 10 and sum(b["count"] for b in bins) == 40
 
 
 def test_adding_an_evaluator_runs_only_what_is_missing(tmp_path: Path):

@@ -69,15 +69,24 @@ class LogitsEvaluator:
         return classify(inp.model, inp.tokenizer, inp.examples, inp.labels, inp.batch_size)
 
     def metrics(self, records, inp) -> dict[str, Metric]:
-        from ftlab.evaluate.calibration import calibration
-
         out = classification_metrics(
             [r["label"] for r in records], [r["pred"] for r in records], positive=inp.positive,
             scores=[r["probs"][inp.positive] for r in records],
         )
-        cal = calibration([r["label"] == inp.positive for r in records], [r["probs"][inp.positive] for r in records], inp.options["calibration_bins"])
-        out["ece"] = cal.metric()
+        out["ece"] = self._calibration(records, inp).metric()
         return out
+
+    def details(self, records, inp) -> dict[str, Any]:
+        """The reliability bins behind ECE, kept next to the metrics."""
+        from dataclasses import asdict
+
+        return {"calibration_bins": [asdict(b) for b in self._calibration(records, inp).bins]}
+
+    @staticmethod
+    def _calibration(records, inp):
+        from ftlab.evaluate.calibration import calibration
+
+        return calibration([r["label"] == inp.positive for r in records], [r["probs"][inp.positive] for r in records], inp.options["calibration_bins"])
 
 
 @evaluators.register("generate")
@@ -186,3 +195,6 @@ def judge_model(path: str):
 
         _JUDGES[path] = (load_model(path), load_tokenizer(path))
     return _JUDGES[path]
+
+
+from ftlab.evaluate import inspect_bridge  # noqa: E402,F401  (registers "inspect")

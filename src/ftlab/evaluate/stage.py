@@ -104,6 +104,7 @@ def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, lo
         "options": options,
         "checkpoint": ckpt,
         "groups": groups,
+        "details": evaluator.details(records, eval_input) if hasattr(evaluator, "details") else {},
     }
     atomic.write_json(metrics_path, saved)  # written last: marks this (checkpoint, evaluator, split) done
     return records, saved

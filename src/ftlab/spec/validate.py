@@ -147,7 +147,8 @@ def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problem
 
 
 def resolve_options(name: str, options: dict, base_dir: Path, problems: Problems, at: tuple) -> dict:
-    """Inline a judge's template_file and make its local model path absolute (identity follows content)."""
+    """Inline a judge's template_file and make its local model path absolute (identity follows content);
+    an inspect evaluator's task and data files likewise (see _resolve_inspect)."""
     options = dict(options)
     if "template_file" in options:
         path = base_dir / str(options.pop("template_file"))
@@ -158,7 +159,40 @@ def resolve_options(name: str, options: dict, base_dir: Path, problems: Problems
             options["template"] = path.read_text(encoding="utf-8")
     if name == "judge" and isinstance(options.get("model"), str) and (base_dir / options["model"]).exists():
         options["model"] = str((base_dir / options["model"]).resolve())
+    if name == "inspect":
+        _resolve_inspect(options, base_dir, problems, at)
     return options
+
+
+def _resolve_inspect(options: dict, base_dir: Path, problems: Problems, at: tuple) -> None:
+    """Task file, data_path and log_dir made absolute; task_hash follows the task and data files' content."""
+    import hashlib
+    import importlib.util
+
+    from ftlab.evaluate.inspect_bridge import INSTALL_HINT, split_task
+
+    if importlib.util.find_spec("inspect_ai") is None:
+        problems.add(at + ("name",), f"the inspect evaluator needs inspect-ai, which is not installed: {INSTALL_HINT}")
+    files = []
+    if isinstance(options.get("task"), str):
+        path, task_name = split_task(options["task"])
+        path = (base_dir / path).resolve()
+        options["task"] = str(path) + (f"@{task_name}" if task_name else "")
+        files.append((("task",), path))
+    args = options.get("task_args")
+    if isinstance(args, dict) and isinstance(args.get("data_path"), str) and "://" not in args["data_path"]:  # not hf://, s3://
+        args = options["task_args"] = dict(args)
+        args["data_path"] = str((base_dir / args["data_path"]).resolve())
+        files.append((("task_args", "data_path"), Path(args["data_path"])))
+    if isinstance(options.get("log_dir"), str):
+        options["log_dir"] = str((base_dir / options["log_dir"]).resolve())
+    digest = hashlib.sha256()
+    for key, path in files:
+        if path.is_file():
+            digest.update(path.read_bytes())
+        elif not path.exists():
+            problems.add(at + key, f"not found: {path}")
+    options["task_hash"] = digest.hexdigest()[:16]
 
 
 def _check_select(exp: Experiment, names: list[str], problems: Problems) -> None:

@@ -1,0 +1,204 @@
+"""The `inspect` evaluator: run an inspect-ai task file on each checkpoint (seed 004).
+
+    eval:
+      evaluators:
+        - name: inspect
+          splits: [valid]             # only where the metrics are filed: inspect reads its own dataset
+          task: evals/qa.py@qa        # relative to the spec; "@name" picks one task of the file
+          task_args: {data_path: data/qa.json, prompt: "{input}", system_prompt: ""}
+
+Per checkpoint this runs `python -m inspect_ai eval TASK --model hf/local` in a subprocess (inspect
+keeps global state: logging, an event loop, .env loading; a child process also frees the model it
+loads). Task and model arguments travel as JSON files (`--task-config`, `--model-config`), never as
+`-T k=v`: inspect YAML-parses those and splits them on commas, so `prompt="{input}"` would arrive as
+a dict and "a, b" as a list. The evaluator's metrics are inspect's, named `<scorer>_<metric>`
+(`match_accuracy`, `match_stderr`); each evidence record is one sample (input, target, output,
+scores) and names the inspect log it came from.
+
+What inspect loads: a full-model checkpoint is passed by its own directory; a PEFT adapter is saved
+with the tokenizer into a scratch directory that transformers loads as base + adapter. The dtype and
+a QLoRA base's 4-bit quantization are passed along, so inspect scores the weights ftlab trained.
+inspect loads its own copy: while it runs, the checkpoint is in memory twice.
+
+Run the tests: `.venv/bin/pytest tests/evaluate/test_inspect_bridge.py -q` (about 50 s on 2 cores:
+each inspect process spends ~15 s importing torch, transformers and peft).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from ftlab.errors import StageError
+from ftlab.evaluate.evaluators import EvalInput, Options, evaluators
+from ftlab.evaluate.metrics import EMPTY_SPLIT, Metric
+
+INSTALL_HINT = "pip install 'ftlab[inspect]'"
+
+
+def require_inspect() -> None:
+    """A clear error, naming the extra, when inspect-ai is not installed."""
+    try:
+        found = importlib.util.find_spec("inspect_ai") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise StageError(f"the inspect evaluator needs inspect-ai, which is not installed: {INSTALL_HINT}")
+
+
+def split_task(task: str) -> tuple[str, str | None]:
+    """"path/to/task.py@name" -> ("path/to/task.py", "name"); no "@name" -> (task, None)."""
+    head, at, name = task.rpartition("@")
+    return (head, name) if at and name and "/" not in name else (task, None)
+
+
+@evaluators.register("inspect")
+class InspectEvaluator:
+    """An inspect-ai task run on the checkpoint through inspect's `hf` provider; its scores are the metrics."""
+
+    name, version = "inspect", 1
+
+    class Options(Options):
+        task: str = Field(description="inspect task file, optionally with @task_name (relative to the spec)")
+        task_args: dict[str, str | int | float | bool] = Field(
+            default_factory=dict, description="task parameters (inspect's -T), passed verbatim; data_path is relative to the spec"
+        )
+        model_args: dict[str, Any] = Field(
+            default_factory=dict, description="hf provider arguments (inspect's -M), e.g. batch_size, do_sample, device"
+        )
+        limit: int | None = Field(None, gt=0, description="score only the first N samples")
+        seed: int = Field(0, description="inspect's --seed (sampling is on unless model_args sets do_sample: false)")
+        log_level: str = Field("warning", pattern="^(debug|trace|http|info|warning|error|critical)$")
+        log_dir: str | None = Field(None, description="where inspect logs go (relative to the spec); default: a temp dir")
+        task_hash: str | None = Field(None, description="set by ftlab: hash of the task and data_path files, so editing them re-scores")
+
+        @field_validator("model_args")
+        @classmethod
+        def _model_path_is_ours(cls, value: dict[str, Any]) -> dict[str, Any]:
+            if "model_path" in value:
+                raise ValueError("model_path is set by ftlab to the checkpoint being scored")
+            return value
+
+    def __init__(self) -> None:
+        # One instance serves one checkpoint (see evaluate/stage.py): its splits share one inspect run.
+        self._runs: dict[str, list[dict[str, Any]]] = {}
+        self._metrics: dict[int, dict[str, Metric]] = {}
+
+    def run(self, inp: EvalInput) -> list[dict[str, Any]]:
+        require_inspect()
+        key = json.dumps([id(inp.model), inp.options], sort_keys=True)
+        if key not in self._runs:
+            log = run_inspect(inp.model, inp.tokenizer, inp.options, _log_root(inp))
+            records = sample_records(log)
+            self._metrics[id(records)] = score_metrics(log)
+            self._runs[key] = records
+        return self._runs[key]
+
+    def metrics(self, records, inp) -> dict[str, Metric]:
+        if id(records) in self._metrics:
+            return self._metrics[id(records)]
+        if not records:
+            return {"n": Metric(0.0)}
+        return score_metrics(json.loads(Path(records[0]["log"]).read_text()))
+
+
+def _log_root(inp: EvalInput) -> Path:
+    """The stage's output dir for this checkpoint when it passes one, else the log_dir option, else a temp dir."""
+    stage_dir = getattr(inp, "out_dir", None)  # not passed by evaluate/stage.py yet
+    if stage_dir is not None:
+        return Path(stage_dir) / "logs"
+    if inp.options["log_dir"]:
+        return Path(inp.options["log_dir"])
+    return Path(tempfile.gettempdir()) / "ftlab-inspect"
+
+
+def run_inspect(model, tokenizer, options: dict[str, Any], log_root: Path) -> dict[str, Any]:
+    """Run the task on `model` in a child process; the parsed JSON log (its path added as "_path")."""
+    log_root.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=log_root))  # one per run: its logs/ holds exactly one log
+    with tempfile.TemporaryDirectory(prefix="ftlab-inspect-model-") as scratch:
+        model_args = checkpoint_args(model, tokenizer, Path(scratch)) | options["model_args"]
+        (run_dir / "task_args.json").write_text(json.dumps(options["task_args"], indent=1))
+        (run_dir / "model_args.json").write_text(json.dumps(model_args, indent=1))
+        argv = [
+            sys.executable, "-m", "inspect_ai", "eval", options["task"], "--model", "hf/local",
+            "--task-config", str(run_dir / "task_args.json"), "--model-config", str(run_dir / "model_args.json"),
+            "--log-dir", str(run_dir / "logs"), "--log-format", "json", "--display", "none",
+            "--log-level", options["log_level"], "--seed", str(options["seed"]),
+        ] + (["--limit", str(options["limit"])] if options["limit"] else [])
+        done = subprocess.run(argv, capture_output=True, text=True)  # a list, no shell: arguments arrive intact
+    logs = sorted((run_dir / "logs").glob("*.json"))
+    if not logs:
+        tail = (done.stderr or done.stdout)[-2000:]
+        raise StageError(f"inspect eval wrote no log (exit {done.returncode}); its output ends:\n{tail}")
+    log = json.loads(logs[-1].read_text())
+    if done.returncode != 0 or log.get("status") != "success":
+        message = (log.get("error") or {}).get("message") or (done.stderr or "")[-2000:]
+        raise StageError(f"inspect eval ended with status {log.get('status')} (exit {done.returncode}): {message}\nlog: {logs[-1]}")
+    log["_path"] = str(logs[-1])
+    return log
+
+
+def checkpoint_args(model, tokenizer, scratch: Path) -> dict[str, Any]:
+    """hf provider arguments that load the same weights at the same precision as `model`."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        # PeftModel keeps no record of its adapter dir; the adapter is small (MBs), so save it again
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        path, base = str(scratch), model.get_base_model()
+    elif (Path(getattr(model, "name_or_path", "")) / "config.json").is_file():
+        path, base = model.name_or_path, model  # loaded from that directory: use it, no copy
+    else:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        path, base = str(scratch), model
+    args: dict[str, Any] = {"model_path": path, "dtype": str(base.dtype).removeprefix("torch.")}
+    quantization = getattr(base.config, "quantization_config", None)
+    if quantization is not None:  # a QLoRA base is scored in 4 bits, as ftlab's own evaluators do
+        args["quantization_config"] = json.loads(quantization.to_json_string())
+    return args
+
+
+def sample_records(log: dict[str, Any]) -> list[dict[str, Any]]:
+    """One evidence record per sample and epoch: what went in, what came out, each scorer's verdict."""
+    records = []
+    for index, sample in enumerate(log.get("samples") or []):
+        output = sample.get("output") or {}
+        records.append({
+            "index": index,
+            "id": sample.get("id"),
+            "epoch": sample.get("epoch"),
+            "input": sample.get("input"),
+            "target": sample.get("target"),
+            "output": output.get("completion"),
+            "scores": {
+                name: {k: score.get(k) for k in ("value", "answer", "explanation")}
+                for name, score in (sample.get("scores") or {}).items()
+            },
+            "error": (sample.get("error") or {}).get("message"),
+            "log": log["_path"],
+        })
+    return records
+
+
+def score_metrics(log: dict[str, Any]) -> dict[str, Metric]:
+    """inspect's aggregate metrics as `<scorer>_<metric>`, plus the number of samples scored."""
+    results = log.get("results") or {}
+    out = {"n": Metric(float(results.get("completed_samples", 0)))}
+    for score in results.get("scores") or []:
+        for metric in (score.get("metrics") or {}).values():
+            value = metric.get("value")
+            ok = isinstance(value, (int, float)) and value == value  # NaN: inspect's stderr of a single sample
+            out[f"{score['name']}_{metric['name']}"] = Metric(float(value)) if ok else Metric(None, "inspect reported no value")
+    if not out["n"].value:
+        return {k: (m if k == "n" else Metric(None, EMPTY_SPLIT)) for k, m in out.items()}
+    return out
