@@ -283,7 +283,7 @@ def render(results: list[dict], args) -> str:
             agree = f"{g['agreement']:.0%}" if "agreement" in g else "-"
             lines.append(
                 f"| {r['model']} | {g['max_new_tokens']} | {'forced' if g['forced'] else 'natural'} | {g['n']} | {g['mean_tokens']:.0f} | "
-                f"{g['s_per_example']:.3f} | {g['s_per_example'] / per_logit:.0f}x | {agree} |"
+                f"{g['s_per_example']:.3f} | {g['s_per_example'] / per_logit:.1f}x | {agree} |"
             )
     notes = [r for r in results if not r["trained"]]
     if notes:

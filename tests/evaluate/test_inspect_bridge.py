@@ -73,6 +73,8 @@ def test_inspect_runs_on_every_checkpoint_and_keeps_its_log(tmp_path: Path, monk
         assert all({"input", "target", "output", "scores", "log"} <= set(r) for r in records)
         assert records[0]["scores"]["match"]["value"] in ("C", "I")
         log_path = Path(records[0]["log"])
+        saved = json.loads(evidence.with_name("valid.metrics.json").read_text())
+        assert saved["details"]["inspect_log"] == str(log_path)  # the metrics file names the log too
         assert log_path.is_file() and log_path.is_relative_to(tmp_path / "inspect-logs")
         log = json.loads(log_path.read_text())
         assert log["status"] == "success"

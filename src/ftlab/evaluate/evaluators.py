@@ -39,6 +39,7 @@ class EvalInput:
     batch_size: int
     previous: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     checkpoint: str | None = None  # the checkpoint directory, for backends that load it themselves
+    out_dir: Any = None  # <eval>/<checkpoint>/<evaluator>: where an evaluator may keep extra artifacts (logs)
 
 
 class Evaluator(Protocol):

@@ -108,6 +108,10 @@ class InspectEvaluator:
             return {"n": Metric(0.0)}
         return score_metrics(json.loads(Path(records[0]["log"]).read_text()))
 
+    def details(self, records, inp) -> dict[str, Any]:
+        """Kept in the metrics file (evaluate/stage.py): where inspect's log of this run lies."""
+        return {"inspect_log": records[0]["log"] if records else None}
+
 
 def _log_root(inp: EvalInput) -> Path:
     """The stage's output dir for this checkpoint when it passes one, else the log_dir option, else a temp dir."""

@@ -88,7 +88,7 @@ def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, lo
     eval_input = EvalInput(
         model=loaded[0], tokenizer=loaded[1], examples=examples, labels=labels,
         positive=inp["task"]["positive"] or labels[0], options=options, batch_size=inp["batch_size"], previous=previous,
-        checkpoint=ckpt["path"],
+        checkpoint=ckpt["path"], out_dir=base,
     )
     records = evaluator.run(eval_input)
     values, undefined = metric_values(evaluator.metrics(records, eval_input))

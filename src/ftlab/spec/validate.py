@@ -214,7 +214,7 @@ def _check_select(exp: Experiment, names: list[str], problems: Problems) -> None
         problems.add(("eval", "splits"), f"must include the selection split '{select.split}'")
     if select.evaluator not in [e.name for e in exp.eval.evaluators]:
         problems.add(("eval", "select", "evaluator"), f"'{select.evaluator}' is not among eval.evaluators")
-    if select.metric not in METRICS:
+    if select.evaluator in ("logits", "generate") and select.metric not in METRICS:
         problems.add(
             ("eval", "select", "metric"),
             f"unknown metric '{select.metric}'.{did_you_mean(select.metric, METRICS)} Available: {', '.join(METRICS)}",
