@@ -90,7 +90,22 @@ def models(work: Path, quick: bool) -> list[tuple[str, Path, bool]]:
     else:
         out.append(("quickstart shape, random init", build_tiny(work / "small", QUICKSTART_SHAPE, texts), False))
     if not quick:
-        out.append(("larger, random init", build_tiny(work / "larger", LARGER_SHAPE, texts), False))
+        larger = build_tiny(work / "larger", LARGER_SHAPE, texts)
+        out.append(("larger, random init", larger, False))
+        out.append(("larger + Qwen2.5-size vocabulary (151,936), random init", with_vocab(larger, work / "larger_vocab", 151_936), False))
+    return out
+
+
+def with_vocab(folder: Path, out: Path, rows: int) -> Path:
+    """The same model with its (tied) embedding grown to `rows` entries: real chat models' output
+    layer is this wide (Qwen2.5: 151,936), and scoring cost at the answer position depends on it.
+    The tokenizer is unchanged, so inputs and decisions stay comparable."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model.resize_token_embeddings(rows, mean_resizing=False)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(folder).save_pretrained(out)
     return out
 
 
