@@ -114,12 +114,11 @@ class InspectEvaluator:
 
 
 def _log_root(inp: EvalInput) -> Path:
-    """The stage's output dir for this checkpoint when it passes one, else the log_dir option, else a temp dir."""
-    stage_dir = getattr(inp, "out_dir", None)  # not passed by evaluate/stage.py yet
-    if stage_dir is not None:
-        return Path(stage_dir) / "logs"
+    """The log_dir option when given, else beside the evidence (<eval>/<ckpt>/inspect/logs), else a temp dir."""
     if inp.options["log_dir"]:
         return Path(inp.options["log_dir"])
+    if inp.out_dir is not None:
+        return Path(inp.out_dir) / "logs"
     return Path(tempfile.gettempdir()) / "ftlab-inspect"
 
 
