@@ -11,13 +11,18 @@ from ftlab.cli import main
 from ftlab.errors import SpecError
 from ftlab.registry import Registry
 from ftlab.spec.plan import load_plan
-from tests.conftest import write_spec
+from tests.conftest import FIXTURES, write_spec
 
 ALL_EVALUATORS = """
   evaluators:
     - {{name: logits}}
     - {{name: generate, splits: [test], parser: first_token, max_new_tokens: 4}}
     - {{name: judge, splits: [test], model: {judge}, template_file: judge.txt, verdicts: [SAFE, UNSAFE]}}
+    - name: inspect
+      splits: [valid]
+      task: {fixtures}/inspect/tiny_task.py@tiny_qa
+      model_args: {{do_sample: false}}
+      task_args: {{data_path: {fixtures}/inspect/tiny_qa.json}}
 """
 
 
@@ -25,15 +30,16 @@ def _with_evaluators(spec: Path, block: str) -> None:
     spec.write_text(spec.read_text().replace("eval: {batch_size: 32}", "eval:\n  batch_size: 32" + block))
 
 
-def test_all_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Path, tiny_model_dir: Path):
+def test_all_four_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Path, tiny_model_dir: Path):
     (tmp_path / "judge.txt").write_text("Is this answer safe? {prompt}\nAnswer: {response}\nReply SAFE or UNSAFE.")
     spec = write_spec(tmp_path)
-    _with_evaluators(spec, ALL_EVALUATORS.format(judge=tiny_model_dir))
+    pytest.importorskip("inspect_ai")
+    _with_evaluators(spec, ALL_EVALUATORS.format(judge=tiny_model_dir, fixtures=FIXTURES))
     assert main(["run", str(spec)]) == 0
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     rows = reg.metrics()
     checkpoints = {"step_0", "step_10", "epoch_0"}
-    for evaluator, split in (("logits", "valid"), ("logits", "test"), ("generate", "test"), ("judge", "test")):
+    for evaluator, split in (("logits", "valid"), ("logits", "test"), ("generate", "test"), ("judge", "test"), ("inspect", "valid")):
         got = {m["checkpoint"] for m in rows if m["evaluator"] == evaluator and m["split"] == split}
         assert got == checkpoints, (evaluator, split)
     judge = [m for m in rows if m["evaluator"] == "judge" and m["checkpoint"] == "epoch_0"]
@@ -50,6 +56,10 @@ def test_all_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Path, ti
     saved = json.loads((tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "logits" / "valid.metrics.json").read_text())
     bins = saved["details"]["calibration_bins"]
     assert len(bins) == 10 and sum(b["count"] for b in bins) == 40
+    inspect_saved = json.loads((tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "inspect" / "valid.metrics.json").read_text())
+    log = Path(inspect_saved["details"]["inspect_log"])
+    assert log.is_file() and log.is_relative_to(tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "inspect")
+    assert "match_accuracy" in inspect_saved["values"] or "match_accuracy" in inspect_saved["undefined"]
 
 
 def test_adding_an_evaluator_runs_only_what_is_missing(tmp_path: Path):
