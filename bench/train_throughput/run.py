@@ -1,16 +1,26 @@
 """Training throughput: ftlab's trainer vs plain TRL SFTTrainer defaults, side by side in one run.
 
-    .venv/bin/python bench/train_throughput/run.py            # ~15 min on 2 cores; appends to BENCHMARKS.md
+    .venv/bin/python bench/train_throughput/run.py            # ~25 min on 2 cores; appends to BENCHMARKS.md
     .venv/bin/python bench/train_throughput/run.py --quick    # smaller model, fewer steps: a smoke run
 
 Same ~32M-parameter model (random init, saved and reloaded), same pre-tokenized data, same batch
-size and learning rate, one epoch each (every configuration trains on exactly the same examples). Two data shapes: length-varied prompts (lognormal,
-20-1,000 tokens, mean ~210: seed 002's papers / seed 001's few-shot prompts) and evenly sized ones
-of the same mean. Reported per configuration: real (non-pad) tokens per second after the first
-step (warm-up excluded), share of computed positions that were padding, held-out loss after
-training (equal learning), and 6 x N x tokens/s as a fraction of this machine's fp32 matmul peak,
-measured in the same run. TRL's defaults are kept except bf16, which is off for both: TRL turns
-it on by default and bf16 matmuls run ~100x slower on these CPUs.
+size and learning rate, one epoch each (every configuration trains on exactly the same examples).
+Two data shapes: length-varied prompts (lognormal, 20-1,000 tokens, mean ~210: seed 002's papers /
+seed 001's few-shot prompts) and evenly sized ones of the same mean.
+
+Measured per configuration:
+- real (non-pad) tokens per second over steps 3..end (the first two steps are warm-up: first-call
+  allocation, and compilation where it is on; their seconds are reported apart);
+- the share of computed positions that were padding;
+- 6 x N x real tokens/s as a fraction of this machine's fp32 matmul peak. These machines are
+  shared and their speed drifts by +-20% within minutes, so the peak is probed after every step
+  (four 1024^3 fp32 matmuls, ~40 ms, outside the step's timing) and each step is compared with the
+  probe beside it: fraction = sum(6 N tokens) / sum(step seconds x probed peak);
+- held-out loss after training (64 held-out examples). On length-varied data grouping changes the
+  batch order, and after 40 steps the loss depends on the order by a few percent, so the loss
+  comparison there is the mean over three data-order seeds for TRL and ftlab.
+TRL's defaults are kept except bf16, which is off for both: TRL turns it on by default and bf16
+matmuls run ~100x slower on CPUs without bf16 matrix units.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -30,27 +41,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import machine_line  # noqa: E402
 
 from ftlab.models.tiny import TinyConfig, build_tiny
+from ftlab.spec.schema import Train
 from ftlab.train.trainer import TrainerSetup, build_trainer
 
-HP = {
-    "batch_size": 4, "grad_accum": 1, "learning_rate": 3e-4, "epochs": 1, "max_steps": None, "scheduler": "linear",
-    "warmup_ratio": 0.0, "weight_decay": 0.0, "optimizer": "adamw_torch", "save_steps": None, "logging_steps": 1000,
-    "max_length": 1024, "keep_last": None, "group_by_length": True,
+# ftlab's own defaults (the spec's Train model), with the benchmark's shared settings on top.
+HP = Train().model_dump() | {
+    "batch_size": 4, "learning_rate": 3e-4, "epochs": 1, "max_length": 1024, "logging_steps": 1000, "save_steps": None,
 }
+LOSS_SEEDS = (0, 1, 2)
+PROBE = torch.randn(1024, 1024), torch.randn(1024, 1024)
 
 
-def matmul_peak(n: int = 1024, iters: int = 20) -> float:
-    """Best fp32 GFLOP/s of an n x n matmul over 3 repeats (warm-up excluded)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
+def probe_peak() -> float:
+    """fp32 GFLOP/s of four 1024^3 matmuls right now (the machine's speed drifts; probe often)."""
+    a, b = PROBE
+    start = time.perf_counter()
+    for _ in range(4):
         a @ b
-    best = 0.0
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(iters):
-            a @ b
-        best = max(best, 2 * n**3 * iters / (time.perf_counter() - start) / 1e9)
-    return best
+    return 2 * 1024**3 * 4 / (time.perf_counter() - start) / 1e9
 
 
 def make_rows(n: int, uneven: bool, vocab: int, seed: int, mean_len: int | None = None) -> list[dict]:
@@ -69,21 +77,47 @@ def make_rows(n: int, uneven: bool, vocab: int, seed: int, mean_len: int | None 
     return rows
 
 
-class Counter:
-    """Counts real and padded positions of every batch the trainer draws, and times steps 2..end."""
+class TokenCounter:
+    """Wraps the collator: real and computed positions of every batch, in draw order."""
 
     def __init__(self, collator):
-        self.collator, self.real, self.padded, self.batches, self.t_first = collator, 0, 0, 0, None
+        self.collator, self.real, self.computed = collator, [], []
 
     def __call__(self, examples):
         batch = self.collator(examples)
-        self.batches += 1
-        if self.batches == 2:
-            self.t_first = time.perf_counter()  # step 1 (warm-up) is excluded
-        if self.batches >= 2:
-            self.real += int(batch["attention_mask"].sum())
-            self.padded += int(batch["input_ids"].numel())
+        self.real.append(int(batch["attention_mask"].sum()))
+        self.computed.append(int(batch["input_ids"].numel()))
         return batch
+
+
+def step_timer(n_params: int, counter: TokenCounter, probe: bool):
+    """A TrainerCallback timing each step and probing the matmul peak after it (outside the timing)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.seconds, self.peaks, self.start = [], [], None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds.append(time.perf_counter() - self.start)
+            self.peaks.append(probe_peak() * 1e9 if probe else float("nan"))
+
+        def summary(self, warmup: int = 2) -> dict:
+            steps = range(warmup, len(self.seconds))
+            real = sum(counter.real[i] for i in steps)
+            seconds = sum(self.seconds[i] for i in steps)
+            return {
+                "tokens_per_s": real / seconds,
+                "padding": 1 - real / sum(counter.computed[i] for i in steps),
+                "peak_fraction": 6 * n_params * real / sum(self.seconds[i] * self.peaks[i] for i in steps),
+                "peak": statistics.median(self.peaks[i] for i in steps) / 1e9,
+                "warmup_s": sum(self.seconds[:warmup]),
+            }
+
+    return StepTimer()
 
 
 def held_out_loss(model, rows: list[dict]) -> float:
@@ -100,76 +134,76 @@ def held_out_loss(model, rows: list[dict]) -> float:
     return total / count
 
 
-def run_config(name: str, model_dir: Path, rows, held_out, steps: int, work: Path) -> dict:
+def train(config: str, model_dir: Path, rows, steps: int, work: Path, seed: int = 0, probe: bool = True):
+    """Train one configuration for one epoch; returns (trainer, timing summary)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
 
-    set_seed(0)
+    set_seed(seed)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    hp = dict(HP, max_steps=steps, group_by_length=name != "ftlab, no length grouping")
-    if name.startswith("ftlab"):
-        trainer = build_trainer(model, tok, rows, hp, TrainerSetup(work / name.replace(" ", "_"), seed=0))
+    out = work / f"{config.replace(' ', '_').replace(',', '')}_{seed}"
+    if config.startswith("ftlab"):
+        hp = dict(HP, max_steps=steps, group_by_length="no length grouping" not in config, compile="compile" in config)
+        trainer = build_trainer(model, tok, rows, hp, TrainerSetup(out, seed=seed))
         trainer.args.save_strategy = "no"
     else:
         args = SFTConfig(
-            output_dir=str(work / "trl"), per_device_train_batch_size=HP["batch_size"], learning_rate=HP["learning_rate"],
-            max_steps=steps, bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=0,
-            max_length=HP["max_length"],
+            output_dir=str(out), per_device_train_batch_size=HP["batch_size"], learning_rate=HP["learning_rate"],
+            max_steps=steps, bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=seed,
+            max_length=HP["max_length"], disable_tqdm=True,
             # TRL's default for prompt-completion data; pre-tokenized rows must say it explicitly.
             completion_only_loss=True,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
-    counter = Counter(trainer.data_collator)
+    trainer.args.disable_tqdm = True
+    counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
+    timer = step_timer(model.num_parameters(), counter, probe)
+    trainer.add_callback(timer)
     trainer.train()
-    seconds = time.perf_counter() - counter.t_first
-    return {
-        "config": name,
-        "tokens_per_s": counter.real / seconds,
-        "padding": 1 - counter.real / counter.padded,
-        "held_out_loss": held_out_loss(trainer.model, held_out),
-        "checkpointing": bool(trainer.args.activation_checkpointing),
-    }
+    return trainer, timer.summary() | {"checkpointing": bool(trainer.args.activation_checkpointing)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="0.6M-parameter model, 12 steps (smoke run)")
-    # 40 steps x 4 = 160 examples: transformers groups lengths in megabatches of len/(4 x batch) = 10
-    # batches here (50 at most); fewer examples would leave length grouping almost nothing to sort.
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="0.6M-parameter model, 12 steps, one loss seed (smoke run)")
+    parser.add_argument("--steps", type=int, default=40, help="steps per configuration = one epoch of steps x 4 examples")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = parser.parse_args()
     steps = 12 if args.quick else args.steps
+    loss_seeds = LOSS_SEEDS[:1] if args.quick else LOSS_SEEDS
     shape = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=4, intermediate_size=512, vocab_size=1024) if args.quick else \
         TinyConfig(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=8, intermediate_size=1792, vocab_size=1024)
     work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
     model_dir = build_tiny(work / "model", shape, [f"word{i} {i * 7 % 1000}" for i in range(4000)])
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     n_params = AutoModelForCausalLM.from_pretrained(model_dir).num_parameters()
-    from transformers import AutoTokenizer
-
     vocab = len(AutoTokenizer.from_pretrained(model_dir))  # the BPE may stop short of vocab_size
-    peak = matmul_peak()
     n_rows = steps * HP["batch_size"]  # exactly one epoch: every config trains on the same examples
     uneven = make_rows(n_rows, True, vocab, seed=0)
     mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
     even = make_rows(n_rows, False, vocab, seed=0, mean_len=mean_len)
-    held_uneven, held_even = make_rows(16, True, vocab, seed=1), make_rows(16, False, vocab, seed=1, mean_len=mean_len)
+    held_uneven, held_even = make_rows(64, True, vocab, seed=1), make_rows(64, False, vocab, seed=1, mean_len=mean_len)
 
-    results = []
+    results, losses = [], []
     for data_name, rows, held in (("length-varied", uneven, held_uneven), ("evenly sized", even, held_even)):
-        configs = ["TRL defaults", "ftlab"] + (["ftlab, no length grouping"] if data_name == "length-varied" else [])
+        configs = ["TRL defaults", "ftlab", "ftlab + compile"] + (["ftlab, no length grouping"] if data_name == "length-varied" else [])
         for name in configs:
-            r = run_config(name, model_dir, rows, held, steps, work)
-            r["data"] = data_name
-            r["peak_fraction"] = 6 * n_params * r["tokens_per_s"] / (peak * 1e9)
-            print(f"{data_name:14} {name:28} {r['tokens_per_s']:8.1f} tok/s  padding {r['padding']:.0%}  loss {r['held_out_loss']:.4f}  {r['peak_fraction']:.0%} of peak", flush=True)
+            trainer, r = train(name, model_dir, rows, steps, work)
+            r |= {"data": data_name, "config": name, "held_out_loss": held_out_loss(trainer.model, held)}
+            print(f"{data_name:14} {name:26} {r['tokens_per_s']:7.1f} tok/s  padding {r['padding']:.0%}  loss {r['held_out_loss']:.4f}  "
+                  f"{r['peak_fraction']:.0%} of peak ({r['peak']:.0f} GFLOP/s)  warm-up {r['warmup_s']:.0f} s", flush=True)
             results.append(r)
-    text = render(results, n_params, peak, steps, args.quick)
+    for name in ("TRL defaults", "ftlab"):
+        for seed in loss_seeds:
+            prior = next((r for r in results if r["data"] == "length-varied" and r["config"] == name), None) if seed == 0 else None
+            loss = prior["held_out_loss"] if prior else held_out_loss(train(name, model_dir, uneven, steps, work, seed, probe=False)[0].model, held_uneven)
+            losses.append({"config": name, "seed": seed, "held_out_loss": loss})
+            print(f"loss seed {seed} {name:14} {loss:.4f}", flush=True)
+    text = render(results, losses, n_params, steps, args.quick)
     print(text)
     if not args.no_append:
         with open(Path(__file__).resolve().parents[2] / "BENCHMARKS.md", "a") as f:
@@ -177,22 +211,32 @@ def main() -> int:
     return 0
 
 
-def render(results: list[dict], n_params: int, peak: float, steps: int, quick: bool) -> str:
+def render(results: list[dict], losses: list[dict], n_params: int, steps: int, quick: bool) -> str:
+    peaks = [r["peak"] for r in results]
     lines = [
         "", f"## Training throughput: ftlab vs TRL SFTTrainer defaults (bench/train_throughput{' --quick' if quick else ''})", "",
         machine_line(), "",
-        f"Model: {n_params / 1e6:.1f}M parameters (Qwen2 architecture, fp32). Batch {HP['batch_size']}, {steps} steps, "
-        f"first step excluded. fp32 matmul peak measured in this run: {peak:.0f} GFLOP/s. "
+        f"Model: {n_params / 1e6:.1f}M parameters (Qwen2 architecture, fp32). Batch {HP['batch_size']}, {steps} steps (one epoch), "
+        f"steps 3..{steps} timed. fp32 matmul peak probed after every step: median {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s per "
+        "configuration; each step is compared with the probe beside it. "
         "Command: `.venv/bin/python bench/train_throughput/run.py`.", "",
-        "| data | config | activation ckpt | real tokens/s | padding | vs TRL defaults | held-out loss | 6·N·tokens/s of peak |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data | config | activation ckpt | real tokens/s | padding | vs TRL defaults | held-out loss (seed 0) | 6·N·tokens/s of peak | warm-up s (steps 1-2) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         base = next(b for b in results if b["data"] == r["data"] and b["config"] == "TRL defaults")
         lines.append(
-            f"| {r['data']} | {r['config']} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:.0f} | {r['padding']:.0%} | "
-            f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['held_out_loss']:.4f} ({r['held_out_loss'] / base['held_out_loss'] - 1:+.1%}) | {r['peak_fraction']:.0%} |"
+            f"| {r['data']} | {r['config']} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:.0f} | {r['padding']:.1%} | "
+            f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['held_out_loss']:.4f} ({r['held_out_loss'] / base['held_out_loss'] - 1:+.1%}) | "
+            f"{r['peak_fraction']:.0%} | {r['warmup_s']:.0f} |"
         )
+    lines += ["", "Held-out loss on length-varied data by data-order seed (grouping changes the order; compare the means):", "",
+              "| config | " + " | ".join(f"seed {s}" for s in sorted({x['seed'] for x in losses})) + " | mean | vs TRL mean |",
+              "|---|" + "---|" * (len({x['seed'] for x in losses}) + 2)]
+    means = {c: statistics.mean(x["held_out_loss"] for x in losses if x["config"] == c) for c in ("TRL defaults", "ftlab")}
+    for c, mean in means.items():
+        per = [f"{x['held_out_loss']:.4f}" for x in losses if x["config"] == c]
+        lines.append(f"| {c} | " + " | ".join(per) + f" | {mean:.4f} | {mean / means['TRL defaults'] - 1:+.1%} |")
     return "\n".join(lines) + "\n"
 
 
