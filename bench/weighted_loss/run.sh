@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Weighted loss trend benchmark: trains 7 tiny runs (~2-3 min on 2 cores), appends to BENCHMARKS.md.
+# Weighted loss trend benchmark: trains 42 tiny runs (7 settings x 2 class balances x 3 seeds, ~10 min on 2 cores), appends to BENCHMARKS.md.
 #   bench/weighted_loss/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
