@@ -164,7 +164,7 @@ def train(config: str, model_dir: Path, rows, steps: int, work: Path, seed: int 
         args = SFTConfig(
             output_dir=str(out), per_device_train_batch_size=HP["batch_size"], learning_rate=lr,
             max_steps=steps, bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=seed,
-            max_length=HP["max_length"], disable_tqdm=True,
+            max_length=HP["max_length"],
             # TRL's default for prompt-completion data; pre-tokenized rows must say it explicitly.
             completion_only_loss=True,
         )

@@ -7,8 +7,8 @@ out-of-memory shows at step 1, not hours in) and a short last batch stays last (
 cuts the flat index list into fixed-size batches, so a short batch mid-epoch would shift every
 later batch boundary). On lognormal prompt lengths (20-1,000 tokens) at batch 4 this pads
 1.4-2.0% of positions on 800-17,000 examples, where transformers' LengthGroupedSampler
-(megabatches of at most 50 batches, longest-first within each) pads 3.5-3.7%. On datasets smaller than one
-megabatch, batch membership is fixed by length and only the batch order is shuffled.
+(megabatches of at most 50 batches, longest-first within each) pads 3.5-3.7%. On datasets
+smaller than one megabatch, batch membership is fixed by length and only the order is shuffled.
 
 Why not transformers' sampler: it draws from torch's global RNG; after a resume that RNG was
 restored to its state at the checkpoint, i.e. after the epoch's permutation was drawn, so the

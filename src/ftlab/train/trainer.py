@@ -83,7 +83,7 @@ def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: dict[str, An
         callbacks=setup.callbacks,
     )
     trainer.group_by_length = hp["group_by_length"]
-    if hp.get("compile"):
+    if hp["compile"]:
         compile_blocks(trainer.model)
     return trainer
 
