@@ -130,12 +130,14 @@ def build_graph(plan: Plan) -> Graph:
             "eval": exp.eval.model_dump(mode="json", include={"exclude_final", "test_fraction", "test_seed", "group_by", "expected"}),
             "roles": {name: exp.dataset(name).role for name in splits},
             "fewshot": {"k": exp.fewshot.k, "pool": str(train_pool.out_dir), "pool_id": train_pool.identity} if exp.fewshot else None,
+            # The train answers give a classification task's answer shape (\boxed{Accept}: data/answers.py).
+            "train_data": str(train_pool.out_dir),
             # What a cached (checkpoint, evaluator, split) result was computed from: see evaluate/stage.py.
             "source": train_task.identity if train_task else base_identity,
             "split_ids": {name: t.identity for name, t in splits.items()},
         }
         upstream = [train_task] if train_task else ([base_task] if base_task else [])
-        upstream += [train_pool] if exp.fewshot else []
+        upstream += [train_pool] if not train_task else []  # a trained run reaches it through train
         hashed = {
             "run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"],
             "splits": sorted(splits), "quantization": inputs["quantization"], "evaluators": evaluator_list,
@@ -159,17 +161,14 @@ def build_graph(plan: Plan) -> Graph:
 
 def _evaluators(plan: Plan, exp: Experiment) -> list[dict[str, Any]]:
     """The run's evaluators with their splits filled in and options resolved (templates inlined)."""
-    from ftlab.spec.sweep import Problems
-    from ftlab.spec.validate import resolve_options
+    from ftlab.evaluate.evaluators import needs_model, resolve_options
 
-    return [
-        {
-            "name": ev.name,
-            "splits": list(ev.splits) if ev.splits is not None else exp.eval_splits(),
-            "options": resolve_options(ev.name, ev.options, plan.base_dir, Problems(), ()),
-        }
-        for ev in exp.eval.evaluators
-    ]
+    out = []
+    for ev in exp.eval.evaluators:
+        options, _ = resolve_options(ev.name, ev.options, plan.base_dir, exp.task)  # problems: reported by validate
+        splits = list(ev.splits) if ev.splits is not None else exp.eval_splits()
+        out.append({"name": ev.name, "splits": splits, "options": options, "needs_model": needs_model(ev.name, options)})
+    return out
 
 
 def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:

@@ -90,16 +90,17 @@ def test_inspect_runs_on_every_checkpoint_and_keeps_its_log(tmp_path: Path, monk
 
 def test_spec_paths_are_resolved_and_checked(tmp_path: Path):
     spec = _spec_with_inspect(tmp_path)
-    ev = load_plan(spec).runs[0].config.eval.evaluators[1]
-    from ftlab.spec.sweep import Problems
-    from ftlab.spec.validate import resolve_options
+    exp = load_plan(spec).runs[0].config
+    ev = exp.eval.evaluators[1]
+    from ftlab.evaluate.evaluators import resolve_options
 
-    options = resolve_options(ev.name, ev.options, tmp_path, Problems(), ())
+    options, problems = resolve_options(ev.name, ev.options, tmp_path, exp.task)
+    assert problems == []
     assert options["task"] == f"{(tmp_path / 'inspect' / 'tiny_task.py').resolve()}@tiny_qa"
     assert options["task_args"]["system_prompt"] == NASTY
     before = options["task_hash"]
     (tmp_path / "inspect" / "tiny_qa.json").write_text("[]")
-    assert resolve_options(ev.name, ev.options, tmp_path, Problems(), ())["task_hash"] != before  # edits re-score
+    assert resolve_options(ev.name, ev.options, tmp_path, exp.task)[0]["task_hash"] != before  # edits re-score
 
     spec.write_text(spec.read_text().replace("inspect/tiny_task.py", "inspect/nope.py").replace("{do_sample: false}", "{model_path: x}"))
     with pytest.raises(SpecError) as info:

@@ -1,4 +1,4 @@
-"""The `inspect` evaluator: run an inspect-ai task file on each checkpoint (seed 004).
+"""Running an inspect-ai task file on a checkpoint (seed 004); the evaluator is evaluators/inspect_task.py.
 
     eval:
       evaluators:
@@ -34,10 +34,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
-
 from ftlab.errors import StageError
-from ftlab.evaluate.evaluators import EvalInput, Options, evaluators
+from ftlab.evaluate.base import EvalInput
 from ftlab.evaluate.metrics import EMPTY_SPLIT, Metric
 
 INSTALL_HINT = "pip install 'ftlab[inspect]'"
@@ -57,60 +55,6 @@ def split_task(task: str) -> tuple[str, str | None]:
     """"path/to/task.py@name" -> ("path/to/task.py", "name"); no "@name" -> (task, None)."""
     head, at, name = task.rpartition("@")
     return (head, name) if at and name and "/" not in name else (task, None)
-
-
-@evaluators.register("inspect")
-class InspectEvaluator:
-    """An inspect-ai task run on the checkpoint through inspect's `hf` provider; its scores are the metrics."""
-
-    name, version = "inspect", 1
-
-    class Options(Options):
-        task: str = Field(description="inspect task file, optionally with @task_name (relative to the spec)")
-        task_args: dict[str, str | int | float | bool] = Field(
-            default_factory=dict, description="task parameters (inspect's -T), passed verbatim; data_path is relative to the spec"
-        )
-        model_args: dict[str, Any] = Field(
-            default_factory=dict, description="hf provider arguments (inspect's -M), e.g. batch_size, do_sample, device"
-        )
-        limit: int | None = Field(None, gt=0, description="score only the first N samples")
-        seed: int = Field(0, description="inspect's --seed (sampling is on unless model_args sets do_sample: false)")
-        log_level: str = Field("warning", pattern="^(debug|trace|http|info|warning|error|critical)$")
-        log_dir: str | None = Field(None, description="where inspect logs go (relative to the spec); default: a temp dir")
-        task_hash: str | None = Field(None, description="set by ftlab: hash of the task and data_path files, so editing them re-scores")
-
-        @field_validator("model_args")
-        @classmethod
-        def _model_path_is_ours(cls, value: dict[str, Any]) -> dict[str, Any]:
-            if "model_path" in value:
-                raise ValueError("model_path is set by ftlab to the checkpoint being scored")
-            return value
-
-    def __init__(self) -> None:
-        # One instance serves one checkpoint (see evaluate/stage.py): its splits share one inspect run.
-        self._runs: dict[str, list[dict[str, Any]]] = {}
-        self._metrics: dict[int, dict[str, Metric]] = {}
-
-    def run(self, inp: EvalInput) -> list[dict[str, Any]]:
-        require_inspect()
-        key = json.dumps([id(inp.model), inp.options], sort_keys=True)
-        if key not in self._runs:
-            log = run_inspect(inp.model, inp.tokenizer, inp.options, _log_root(inp))
-            records = sample_records(log)
-            self._metrics[id(records)] = score_metrics(log)
-            self._runs[key] = records
-        return self._runs[key]
-
-    def metrics(self, records, inp) -> dict[str, Metric]:
-        if id(records) in self._metrics:
-            return self._metrics[id(records)]
-        if not records:
-            return {"n": Metric(0.0)}
-        return score_metrics(json.loads(Path(records[0]["log"]).read_text()))
-
-    def details(self, records, inp) -> dict[str, Any]:
-        """Kept in the metrics file (evaluate/stage.py): where inspect's log of this run lies."""
-        return {"inspect_log": records[0]["log"] if records else None}
 
 
 def _log_root(inp: EvalInput) -> Path:

@@ -1,11 +1,19 @@
-"""Token-logit classification: score each label as the answer, in one pass per batch.
+"""Token-logit classification: score each label's full trained answer, in one pass per batch.
 
-For each prompt the model sees exactly the training context (chat template + generation prompt,
-see ftlab.data.encode). A label's score is the summed log-probability of its answer tokens; the
-end-of-turn tokens that follow every label alike are not scored. When every label is one token
-(P/N, SAFE/UNSAFE) that is one forward pass per batch with `logits_to_keep=1`; labels of several
-tokens take one teacher-forced pass per label. Batches are length-sorted and left-padded with
-explicit position_ids. Probabilities are the softmax over the label scores.
+For each prompt the model sees exactly the training context (ftlab.data.encode). A label's score
+is the summed log-probability of every token of its answer as training writes it: with
+`answer_template: '\\boxed{{label}}'` (seed 002) that is `\\boxed{Accept}`, not the bare word
+`Accept` at the position where the trained model writes `\\boxed`. The end-of-turn tokens that
+follow every label alike are not scored; the tokens every answer starts with (`\\boxed{`) are
+scored once and shared. When the answers differ in one token after that shared prefix (P/N,
+`\\boxed{Accept}` vs `\\boxed{Reject}` when each is one token) a batch is one forward pass;
+otherwise one teacher-forced pass per label. Batches are length-sorted and left-padded with
+explicit position_ids.
+
+Probabilities are the softmax over the label scores. `label_mass` is the probability the whole
+label set holds at the answer (the sum of exp(score)): near 1 for a model that answers in the
+trained shape; near 0 means the scores compare answers the model would not write (round 1 scored
+boxed answers at the wrong token and the labels held ~0.1%), so it is kept as evidence and warned on.
 """
 
 from __future__ import annotations
@@ -13,17 +21,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ftlab.data.encode import example_ids, prompt_ids
+from ftlab.data.encode import answer_ids, prompt_ids
 from ftlab.data.example import Example
 from ftlab.errors import DataError
 
 
-def label_sequences(tokenizer, labels: list[str], prompt: list[dict[str, str]]) -> list[list[int]]:
+def render_answer(template: str, label: str) -> str:
+    """`\\boxed{{label}}` + "Accept" -> `\\boxed{Accept}` (plain replacement: braces need no escaping)."""
+    return template.replace("{label}", label)
+
+
+def label_sequences(tokenizer, labels: list[str], prompt: list[dict[str, str]], template: str = "{label}") -> list[list[int]]:
     """Each label's answer tokens as encoded after `prompt` in training, common end tokens removed."""
-    seqs = []
-    for label in labels:
-        ids, mask = example_ids(tokenizer, Example(prompt, label, label, {}), max_length=1 << 20)
-        seqs.append([t for t, m in zip(ids, mask) if m])
+    seqs = [answer_ids(tokenizer, prompt, render_answer(template, label)) for label in labels]
     while all(len(s) > 1 for s in seqs) and len({s[-1] for s in seqs}) == 1:
         seqs = [s[:-1] for s in seqs]
     if len({tuple(s) for s in seqs}) != len(seqs):
@@ -31,25 +41,40 @@ def label_sequences(tokenizer, labels: list[str], prompt: list[dict[str, str]]) 
     return seqs
 
 
-def classify(model, tokenizer, examples: list[Example], labels: list[str], batch_size: int) -> list[dict[str, Any]]:
-    """One evidence record per example, in input order: label scores, probabilities, prediction."""
+def shared_prefix(seqs: list[list[int]]) -> int:
+    """Length of the token prefix every sequence starts with, leaving each at least one token."""
+    n = 0
+    while all(len(s) > n + 1 for s in seqs) and len({s[n] for s in seqs}) == 1:
+        n += 1
+    return n
+
+
+def classify(
+    model, tokenizer, examples: list[Example], labels: list[str], batch_size: int, template: str = "{label}"
+) -> list[dict[str, Any]]:
+    """One evidence record per example, in input order: label scores, probabilities, prediction, label_mass."""
     import torch
 
     if not examples:
         return []
-    seqs = label_sequences(tokenizer, labels, examples[0].prompt)
     encoded = [prompt_ids(tokenizer, e.prompt) for e in examples]
+    # The answer tokens may depend on the prompt only through the end-of-turn text, which is the
+    # same for every prompt of a template; check on the first, encode per example only if needed.
+    seqs = label_sequences(tokenizer, labels, examples[0].prompt, template)
+    start = shared_prefix(seqs)
+    prefix, suffixes = seqs[0][:start], [s[start:] for s in seqs]
     order = sorted(range(len(examples)), key=lambda i: len(encoded[i]))
     records: list[dict[str, Any] | None] = [None] * len(examples)
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            if all(len(s) == 1 for s in seqs):
-                scores = _first_token_scores(model, tokenizer, [encoded[i] for i in batch], [s[0] for s in seqs])
+        for first in range(0, len(order), batch_size):
+            batch = order[first : first + batch_size]
+            rows = [encoded[i] + prefix for i in batch]
+            if all(len(s) == 1 for s in suffixes):
+                scores = _next_token_scores(model, tokenizer, rows, len(prefix), [s[0] for s in suffixes])
             else:
-                scores = [_sequence_scores(model, tokenizer, [encoded[i] + s for i in batch], len(s)) for s in seqs]
-                scores = [list(row) for row in zip(*scores)]
+                per_label = [_sequence_scores(model, tokenizer, [r + s for r in rows], len(prefix) + len(s)) for s in suffixes]
+                scores = [list(row) for row in zip(*per_label)]
             for row, i in enumerate(batch):
                 records[i] = _record(i, examples[i], labels, scores[row])
     return records  # type: ignore[return-value]
@@ -68,11 +93,22 @@ def _padded(tokenizer, rows: list[list[int]], device):
     return ids.to(device), mask.to(device), positions.to(device)
 
 
-def _first_token_scores(model, tokenizer, rows: list[list[int]], label_ids: list[int]) -> list[list[float]]:
-    """Logits of each label's single token at the answer position (log-softmax differs by a constant)."""
+def _next_token_scores(model, tokenizer, rows: list[list[int]], n_prefix: int, label_ids: list[int]) -> list[list[float]]:
+    """log P(prefix) + log P(label token | prefix) for each label, from one forward pass.
+
+    Only the last n_prefix + 1 positions go through the output layer (a 152k vocabulary makes the
+    full logits the biggest tensor of the pass)."""
+    import torch
+
     ids, mask, positions = _padded(tokenizer, rows, next(model.parameters()).device)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1, :]
-    return logits[:, label_ids].float().cpu().tolist()
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=n_prefix + 1).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    shared = torch.zeros(len(rows), device=logprobs.device)
+    if n_prefix:
+        targets = ids[:, -n_prefix:]
+        shared = logprobs[:, :-1, :].gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(dim=1)
+    last = logprobs[:, -1, :][:, label_ids]
+    return (last + shared.unsqueeze(-1)).cpu().tolist()
 
 
 def _sequence_scores(model, tokenizer, rows: list[list[int]], n_answer: int) -> list[float]:
@@ -98,4 +134,5 @@ def _record(index: int, example: Example, labels: list[str], scores: list[float]
         "pred": labels[best],
         "logits": dict(zip(labels, scores)),
         "probs": {label: v / total for label, v in zip(labels, exp)},
+        "label_mass": math.exp(top) * total,
     }

@@ -78,6 +78,13 @@ def auroc(is_positive: Sequence[bool], scores: Sequence[float] | None) -> Metric
     return _ratio(u_statistic, float(n_pos * n_neg), "only one class present")
 
 
+# What classification_metrics records (evaluators declare what they produce: ftlab.evaluate.base).
+CLASSIFICATION_METRICS = (
+    "accuracy", "precision", "recall", "f1", "auroc", "predicted_positive_rate",
+    "n", "n_positive", "n_negative", "n_unparsed",
+)
+
+
 def classification_metrics(
     y_true: Sequence[str],
     y_pred: Sequence[str | None],

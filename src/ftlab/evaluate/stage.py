@@ -12,6 +12,7 @@ valid only; the spec refuses test) and `summary.json` gives its metrics on every
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,55 @@ def checkpoints_of(inputs: dict[str, Any]) -> list[dict[str, Any]]:
     return atomic.read_json(Path(inputs["train"]) / "checkpoints.json")
 
 
+class LoadedCheckpoint:
+    """A checkpoint's model and tokenizer, loaded on first use: a cached result, or an evaluator that
+    loads the checkpoint itself (vLLM), never pays for the HF model."""
+
+    def __init__(self, path: str, quantization: dict[str, Any] | None):
+        self.path, self.quantization = path, quantization
+        self._model = self._tokenizer = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from ftlab.models.load import load_model
+
+            # a QLoRA run's step 0 is its 4-bit base too: that is where its zero-initialised adapter starts
+            self._model = load_model(self.path, quantization=self.quantization)
+        return self._model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from ftlab.models.load import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.path)
+        return self._tokenizer
+
+
+def task_answer_template(inp: dict[str, Any]) -> str:
+    """The trained answer shape of a classification task (data/answers.py); "{label}" for generation."""
+    task = inp["task"]
+    if task["type"] != "classification":
+        return "{label}"
+    from ftlab.data.answers import answer_template
+
+    return answer_template(load_split(inp["train_data"]), given=task["answer_template"])
+
+
 def run_eval(task, ctx) -> dict[str, Any]:
     inp = task.inputs
     out = Path(task.out_dir)
     data = eval_splits(inp, {name: load_split(path) for name, path in inp["splits"].items()})
+    template = task_answer_template(inp)
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {e["name"]: {s: [] for s in e["splits"]} for e in inp["evaluators"]}
     for ckpt in checkpoints_to_score(checkpoints_of(inp), inp["eval"]["exclude_final"]):
-        loaded: list[Any] = []  # the checkpoint's (model, tokenizer), loaded only if something must run
+        loaded = LoadedCheckpoint(ckpt["path"], inp["quantization"])
         previous: dict[str, dict[str, list[dict[str, Any]]]] = {split: {} for split in data}
         for spec in inp["evaluators"]:
             evaluator = evaluators.get(spec["name"])()
-            options = evaluator.Options.model_validate(spec["options"]).model_dump(mode="json")
             for split in spec["splits"]:
-                records, saved = _evaluate(task, ctx, ckpt, evaluator, options, split, data[split], previous[split], loaded)
+                records, saved = _evaluate(task, ctx, ckpt, evaluator, spec, template, split, data[split], previous[split], loaded)
                 previous[split][spec["name"]] = records
                 for name, result in [(split, saved)] + [(f"{split}[{g}]", r) for g, r in saved.get("groups", {}).items()]:
                     ctx.registry.record_metrics(
@@ -66,33 +103,34 @@ def run_eval(task, ctx) -> dict[str, Any]:
     return {"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(chosen[select["split"]])}
 
 
-def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, loaded):
+def _evaluate(task, ctx, ckpt, evaluator, spec, template, split, examples, previous, loaded):
     """(records, saved metrics) for one checkpoint, evaluator and split: cached or computed now."""
     inp = task.inputs
     labels = inp["task"]["labels"]
+    options = spec["options"]
     base = Path(task.out_dir) / ckpt["name"] / evaluator.name
     key = stable_hash({
         "evaluator": evaluator.name, "version": evaluator.version, "options": options, "source": inp["source"],
         "checkpoint": ckpt["name"], "split": inp["split_ids"][split], "task": inp["task"], "quantization": inp["quantization"],
         "eval": inp["eval"], "fewshot": inp["fewshot"] and [inp["fewshot"]["k"], inp["fewshot"]["pool_id"]],
+        "answer_template": template,
     })
     metrics_path, evidence = base / f"{split}.metrics.json", base / f"{split}.jsonl"
     if metrics_path.is_file() and atomic.read_json(metrics_path).get("key") == key:
         records = [json.loads(line) for line in evidence.read_text().splitlines()]
         return records, atomic.read_json(metrics_path)
-    if not loaded:
-        from ftlab.models.load import load_model, load_tokenizer
-
-        # a QLoRA run's step 0 is its 4-bit base too: that is where its zero-initialised adapter starts
-        loaded += [load_model(ckpt["path"], quantization=inp["quantization"]), load_tokenizer(ckpt["path"])]
+    positive = (inp["task"]["positive"] or labels[0]) if labels else None
     eval_input = EvalInput(
-        model=loaded[0], tokenizer=loaded[1], examples=examples, labels=labels,
-        positive=inp["task"]["positive"] or labels[0], options=options, batch_size=inp["batch_size"], previous=previous,
-        checkpoint=ckpt["path"], out_dir=base,
+        checkpoint_model=loaded, examples=examples, options=options, batch_size=inp["batch_size"], labels=labels,
+        positive=positive, answer_template=template, previous=previous, checkpoint=ckpt["path"], out_dir=base,
+        uses_model=spec.get("needs_model", True),
     )
     records = evaluator.run(eval_input)
     values, undefined = metric_values(evaluator.metrics(records, eval_input))
-    groups = _groups(records, examples, inp["eval"]["group_by"], eval_input.positive) if labels else {}
+    groups = _groups(records, examples, inp["eval"]["group_by"], positive) if labels else {}
+    details = evaluator.details(records, eval_input) if hasattr(evaluator, "details") else {}
+    if details.get("warning") and ckpt["step"]:
+        print(f"warning: {task.key} {ckpt['name']} {split} ({evaluator.name}): {details['warning']}", file=sys.stderr)
     atomic.write_jsonl(evidence, records)
     saved = {
         "key": key,
@@ -104,7 +142,7 @@ def _evaluate(task, ctx, ckpt, evaluator, options, split, examples, previous, lo
         "options": options,
         "checkpoint": ckpt,
         "groups": groups,
-        "details": evaluator.details(records, eval_input) if hasattr(evaluator, "details") else {},
+        "details": details,
     }
     atomic.write_json(metrics_path, saved)  # written last: marks this (checkpoint, evaluator, split) done
     return records, saved

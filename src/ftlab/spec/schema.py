@@ -57,14 +57,30 @@ class Model(Strict):
 
 
 class Task(Strict):
-    type: Literal["classification"] = "classification"
-    labels: list[str] = Field(min_length=2, description="the label set, e.g. [P, N]")
+    """What is learned. `classification`: a label set, each answer one of the labels (scored by
+    logits over each label's full trained answer). `generation`: free-form answers with a
+    reference per row (GSM8K's "...#### 10"), scored by generating and parsing; evaluation rows
+    may have no reference at all (prompts for a judge)."""
+
+    type: Literal["classification", "generation"] = "classification"
+    labels: list[str] | None = Field(None, description="the label set, e.g. [P, N] (classification)")
     positive: str | None = Field(None, description="positive label for precision/recall (default: first)")
     label_field: str | None = Field(None, description="row column holding the label (default: the answer)")
+    answer_template: str | None = Field(
+        None,
+        description="how the trained answer writes a label, with {label}: e.g. '\\boxed{{label}}' "
+        "(default: detected from the train answers)",
+    )
 
     @property
-    def positive_label(self) -> str:
-        return self.positive if self.positive is not None else self.labels[0]
+    def positive_label(self) -> str | None:
+        if self.positive is not None:
+            return self.positive
+        return self.labels[0] if self.labels else None
+
+    @property
+    def classification(self) -> bool:
+        return self.type == "classification"
 
 
 class Generate(Strict):

@@ -13,9 +13,6 @@ from ftlab.plugins import did_you_mean
 from ftlab.spec.schema import Experiment
 from ftlab.spec.sweep import Problems
 
-METRICS = ("accuracy", "precision", "recall", "f1", "auroc", "predicted_positive_rate", "ece", "safety_rate")
-
-
 def model_problems(err: ValidationError, problems: Problems, skip: set[tuple]) -> None:
     """Add each pydantic error to `problems` at its YAML path (paths in `skip` were already reported)."""
     for e in err.errors():
@@ -75,11 +72,7 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     elif m.path is not None and not (base_dir / m.path).exists() and m.path.startswith((".", "/", "~")):
         problems.add(("model", "path"), f"local model directory not found: {base_dir / m.path}")
 
-    labels = exp.task.labels
-    if len(set(labels)) != len(labels):
-        problems.add(("task", "labels"), "lists a label twice")
-    if exp.task.positive is not None and exp.task.positive not in labels:
-        problems.add(("task", "positive"), f"'{exp.task.positive}' is not in task.labels {labels}")
+    _check_task(exp, problems)
 
     names = [d.name for d in exp.datasets]
     for i, d in enumerate(exp.datasets):
@@ -113,11 +106,34 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(("eval", "expected", split), f"no dataset named '{split}'{_hint(split, names)}")
     if exp.fewshot is not None and exp.fewshot.k > exp.fewshot.pool:
         problems.add(("fewshot", "k"), f"k={exp.fewshot.k} is larger than the pool ({exp.fewshot.pool})")
-    _check_select(exp, names, problems)
+    _check_select(exp, names, base_dir, problems)
+
+
+def _check_task(exp: Experiment, problems: Problems) -> None:
+    """A classification task has a label set; a generation task has none (its rows carry references)."""
+    task = exp.task
+    if not task.classification:
+        for key in ("labels", "positive", "label_field", "answer_template"):
+            if getattr(task, key) is not None:
+                problems.add(("task", key), f"a generation task has no label set, so no '{key}'; remove it or use type: classification")
+        return
+    labels = task.labels
+    if labels is None or len(labels) < 2:
+        problems.add(("task", "labels"), "a classification task needs at least 2 labels, e.g. [P, N] "
+                     "(for free-form answers such as GSM8K's, use task.type: generation)")
+        return
+    if len(set(labels)) != len(labels):
+        problems.add(("task", "labels"), "lists a label twice")
+    if task.positive is not None and task.positive not in labels:
+        problems.add(("task", "positive"), f"'{task.positive}' is not in task.labels {labels}")
+    template = task.answer_template
+    if template is not None and template.count("{label}") != 1:
+        problems.add(("task", "answer_template"), f"must contain '{{label}}' exactly once (got {template[:80]!r}), e.g. '\\boxed{{label}}'")
 
 
 def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
-    from ftlab.evaluate.evaluators import evaluators
+    """Names, splits and each evaluator's own options (its resolve/check members: ftlab.evaluate.base)."""
+    from ftlab.evaluate.evaluators import evaluators, resolve_options
 
     seen: list[str] = []
     for i, ev in enumerate(exp.eval.evaluators):
@@ -131,71 +147,14 @@ def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problem
         for j, split in enumerate(ev.splits or []):
             if split not in names:
                 problems.add(at + ("splits", j), f"no dataset named '{split}'{_hint(split, names)}")
-        options = resolve_options(ev.name, ev.options, base_dir, problems, at)
-        try:
-            evaluators.get(ev.name).Options.model_validate(options)
-        except ValidationError as err:
-            for e in err.errors():
-                loc = at + tuple(e["loc"])
-                if e["type"] == "extra_forbidden":
-                    allowed = list(evaluators.get(ev.name).Options.model_fields)
-                    problems.add(loc, f"unknown option '{loc[-1]}' for evaluator {ev.name}.{did_you_mean(str(loc[-1]), allowed)} Allowed: {', '.join(allowed)}.")
-                else:
-                    problems.add(loc, "required key is missing" if e["type"] == "missing" else e["msg"])
+        options, found = resolve_options(ev.name, ev.options, base_dir, exp.task)
+        for loc, message in found:
+            problems.add(at + tuple(loc), message)
         if ev.name == "judge" and options.get("of", "generate") not in seen[:-1]:
             problems.add(at, f"judge scores the responses of '{options.get('of', 'generate')}': list that evaluator before it")
 
 
-def resolve_options(name: str, options: dict, base_dir: Path, problems: Problems, at: tuple) -> dict:
-    """Inline a judge's template_file and make its local model path absolute (identity follows content);
-    an inspect evaluator's task and data files likewise (see _resolve_inspect)."""
-    options = dict(options)
-    if "template_file" in options:
-        path = base_dir / str(options.pop("template_file"))
-        if not path.is_file():
-            problems.add(at + ("template_file",), f"file not found: {path}")
-            options["template"] = "{response}"
-        else:
-            options["template"] = path.read_text(encoding="utf-8")
-    if name == "judge" and isinstance(options.get("model"), str) and (base_dir / options["model"]).exists():
-        options["model"] = str((base_dir / options["model"]).resolve())
-    if name == "inspect":
-        _resolve_inspect(options, base_dir, problems, at)
-    return options
-
-
-def _resolve_inspect(options: dict, base_dir: Path, problems: Problems, at: tuple) -> None:
-    """Task file, data_path and log_dir made absolute; task_hash follows the task and data files' content."""
-    import hashlib
-    import importlib.util
-
-    from ftlab.evaluate.inspect_bridge import INSTALL_HINT, split_task
-
-    if importlib.util.find_spec("inspect_ai") is None:
-        problems.add(at + ("name",), f"the inspect evaluator needs inspect-ai, which is not installed: {INSTALL_HINT}")
-    files = []
-    if isinstance(options.get("task"), str):
-        path, task_name = split_task(options["task"])
-        path = (base_dir / path).resolve()
-        options["task"] = str(path) + (f"@{task_name}" if task_name else "")
-        files.append((("task",), path))
-    args = options.get("task_args")
-    if isinstance(args, dict) and isinstance(args.get("data_path"), str) and "://" not in args["data_path"]:  # not hf://, s3://
-        args = options["task_args"] = dict(args)
-        args["data_path"] = str((base_dir / args["data_path"]).resolve())
-        files.append((("task_args", "data_path"), Path(args["data_path"])))
-    if isinstance(options.get("log_dir"), str):
-        options["log_dir"] = str((base_dir / options["log_dir"]).resolve())
-    digest = hashlib.sha256()
-    for key, path in files:
-        if path.is_file():
-            digest.update(path.read_bytes())
-        elif not path.exists():
-            problems.add(at + key, f"not found: {path}")
-    options["task_hash"] = digest.hexdigest()[:16]
-
-
-def _check_select(exp: Experiment, names: list[str], problems: Problems) -> None:
+def _check_select(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
     select = exp.eval.select
     ds = exp.dataset(select.split)
     if ds is None:
@@ -210,14 +169,36 @@ def _check_select(exp: Experiment, names: list[str], problems: Problems) -> None
             f"'{select.split}' has role {ds.role}; checkpoints are chosen on a valid dataset only "
             "(the test split never chooses a checkpoint)",
         )
-    elif select.split not in exp.eval_splits():
+    elif select.split not in exp.eval_splits() and not any(
+        e.name == select.evaluator and e.splits and select.split in e.splits for e in exp.eval.evaluators
+    ):
         problems.add(("eval", "splits"), f"must include the selection split '{select.split}'")
-    if select.evaluator not in [e.name for e in exp.eval.evaluators]:
-        problems.add(("eval", "select", "evaluator"), f"'{select.evaluator}' is not among eval.evaluators")
-    if select.evaluator in ("logits", "generate") and select.metric not in METRICS:
+    chosen = next((e for e in exp.eval.evaluators if e.name == select.evaluator), None)
+    if chosen is None:
+        listed = [e.name for e in exp.eval.evaluators]
+        problems.add(("eval", "select", "evaluator"), f"'{select.evaluator}' is not among eval.evaluators{_hint(select.evaluator, listed)}")
+        return
+    if chosen.splits is not None and select.split not in chosen.splits:
+        problems.add(("eval", "select", "split"), f"evaluator '{select.evaluator}' does not run on '{select.split}' (its splits: {chosen.splits})")
+    _check_select_metric(exp, chosen, base_dir, problems)
+
+
+def _check_select_metric(exp: Experiment, chosen, base_dir: Path, problems: Problems) -> None:
+    """The selection metric must be one the evaluator records with these options (when it says up front)."""
+    from ftlab.evaluate.evaluators import evaluators, produced_metrics, resolve_options
+
+    if chosen.name not in evaluators:
+        return
+    options, found = resolve_options(chosen.name, chosen.options, base_dir, exp.task)
+    if found:
+        return  # reported with the evaluator
+    metrics = produced_metrics(chosen.name, options, exp.task)
+    metric = exp.eval.select.metric
+    if metrics is not None and metric not in metrics:
+        shown = sorted(metrics)
         problems.add(
             ("eval", "select", "metric"),
-            f"unknown metric '{select.metric}'.{did_you_mean(select.metric, METRICS)} Available: {', '.join(METRICS)}",
+            f"evaluator '{chosen.name}' does not record '{metric}'.{did_you_mean(metric, shown)} It records: {', '.join(shown)}",
         )
 
 
