@@ -122,7 +122,7 @@ def build_graph(plan: Plan) -> Graph:
             "train": str(train_task.out_dir) if train_task else None,
             "splits": {name: str(t.out_dir) for name, t in splits.items()},
             "task": exp.task.model_dump(mode="json"),
-            "select": exp.eval.select.model_dump(mode="json"),
+            "select": exp.eval.select.model_dump(mode="json") | {"evaluator": exp.eval.select_evaluator()},
             "batch_size": exp.eval.batch_size,
             # QLoRA checkpoints are scored on the same 4-bit base they were trained on.
             "quantization": exp.method.quantization.model_dump(mode="json") if exp.method.name == "qlora" and run.trains else None,

@@ -173,7 +173,7 @@ class Train(Strict):
 class Select(Strict):
     split: str = Field("valid", description="dataset (role valid) that picks the best checkpoint")
     metric: str = "accuracy"
-    evaluator: str = Field("logits", description="whose metric picks the checkpoint")
+    evaluator: str | None = Field(None, description="whose metric picks the checkpoint (default: the first evaluator)")
     higher_is_better: bool = True
 
 
@@ -211,6 +211,9 @@ class Eval(Strict):
     group_by: list[str] = Field(default_factory=list, description="data columns for per-group metrics")
     expected: dict[str, int] = Field(default_factory=dict, description="declared example counts per split")
     evaluators: list[EvaluatorSpec] = Field(default_factory=lambda: [EvaluatorSpec(name="logits")], min_length=1)
+
+    def select_evaluator(self) -> str:
+        return self.select.evaluator or self.evaluators[0].name
 
 
 class Experiment(Strict):

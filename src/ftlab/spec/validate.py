@@ -170,16 +170,17 @@ def _check_select(exp: Experiment, names: list[str], base_dir: Path, problems: P
             "(the test split never chooses a checkpoint)",
         )
     elif select.split not in exp.eval_splits() and not any(
-        e.name == select.evaluator and e.splits and select.split in e.splits for e in exp.eval.evaluators
+        e.name == exp.eval.select_evaluator() and e.splits and select.split in e.splits for e in exp.eval.evaluators
     ):
         problems.add(("eval", "splits"), f"must include the selection split '{select.split}'")
-    chosen = next((e for e in exp.eval.evaluators if e.name == select.evaluator), None)
+    name = exp.eval.select_evaluator()
+    chosen = next((e for e in exp.eval.evaluators if e.name == name), None)
     if chosen is None:
         listed = [e.name for e in exp.eval.evaluators]
-        problems.add(("eval", "select", "evaluator"), f"'{select.evaluator}' is not among eval.evaluators{_hint(select.evaluator, listed)}")
+        problems.add(("eval", "select", "evaluator"), f"'{name}' is not among eval.evaluators{_hint(name, listed)}")
         return
     if chosen.splits is not None and select.split not in chosen.splits:
-        problems.add(("eval", "select", "split"), f"evaluator '{select.evaluator}' does not run on '{select.split}' (its splits: {chosen.splits})")
+        problems.add(("eval", "select", "split"), f"evaluator '{name}' does not run on '{select.split}' (its splits: {chosen.splits})")
     _check_select_metric(exp, chosen, base_dir, problems)
 
 
