@@ -23,6 +23,11 @@ def prompt_ids(tokenizer, prompt: list[dict[str, str]]) -> list[int]:
 
 def example_ids(tokenizer, example: Example, max_length: int) -> tuple[list[int], list[int]]:
     """(input_ids, completion_mask) for one training example, truncated from the left of the prompt."""
+    if example.completion is None:
+        raise DataError(
+            f"{example.meta.get('source', '?')}: the row has no answer to train on; "
+            "prompt-only rows belong in a valid/test split"
+        )
     prompt = prompt_ids(tokenizer, example.prompt)
     full = _ids(
         tokenizer.apply_chat_template(

@@ -48,8 +48,13 @@ def load_examples(
     format: str = "auto",
     labels: list[str] | None = None,
     label_field: str | None = None,
+    require_answer: bool = True,
 ) -> list[Example]:
-    """Read a .jsonl/.json dataset; raise one DataError listing every bad row."""
+    """Read a .jsonl/.json dataset; raise one DataError listing every bad row.
+
+    labels=None: no label check (every Example.label is None; a generation task).
+    require_answer=False: a row with a prompt and no answer gives Example.completion=None
+    (evaluation-only splits); True (train) reports such a row as bad."""
     path = Path(path)
     if format != "auto" and format not in FORMATS:
         raise DataError(
@@ -60,7 +65,7 @@ def load_examples(
     examples = []
     for line, row in rows:
         try:
-            examples.append(parse_row(row, f"{path.name}:{line}", format, labels, label_field))
+            examples.append(parse_row(row, f"{path.name}:{line}", format, labels, label_field, require_answer))
         except RowError as e:
             problems.append((line, str(e)))
     if problems:
@@ -197,12 +202,22 @@ def _json_type(obj: Any) -> str:
 
 
 def parse_row(
-    row: dict[str, Any], source: str, format: str, labels: list[str] | None, label_field: str | None
+    row: dict[str, Any],
+    source: str,
+    format: str,
+    labels: list[str] | None,
+    label_field: str | None,
+    require_answer: bool = True,
 ) -> Example:
-    """Convert one row; raise RowError saying what is wrong and what to do."""
+    """Convert one row; raise RowError saying what is wrong and what to do.
+
+    With require_answer=False a row with a prompt and no answer (absent, null or blank) gives
+    completion=None; with labels=None no label is read or checked (label stays None)."""
     fmt = format if format != "auto" else detect_format(row)
-    prompt, completion, used = PARSERS[fmt](row)
-    label = extract_label(row, completion, labels, label_field) if labels is not None else None
+    prompt, completion, used = PARSERS[fmt](row, require_answer)
+    label = None
+    if labels is not None and (completion is not None or label_field is not None):
+        label = extract_label(row, completion or "", labels, label_field)
     meta = {k: v for k, v in row.items() if k not in used and k != label_field}
     if "source" in meta:
         # Many hub datasets have their own "source" column; keep it rather than overwrite it.
@@ -219,7 +234,8 @@ def detect_format(row: dict[str, Any]) -> str:
     keys = ", ".join(repr(k) for k in row) or "none"
     raise RowError(
         f"unknown row format (keys: {keys}); give 'conversations' (sharegpt), 'messages', "
-        "'prompt' + 'completion', or 'instruction' + 'output' (alpaca)"
+        "'prompt' + 'completion', or 'instruction' + 'output' (alpaca); other column names "
+        "can be mapped with the dataset's columns: {prompt: <column>, completion: <column>}"
     )
 
 
@@ -256,7 +272,10 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def _sharegpt(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
+NO_ANSWER = "; rows without an answer are accepted only in valid/test splits"
+
+
+def _sharegpt(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
     turns = _field(row, "conversations", list)
     messages = []
     for k, turn in enumerate(turns):
@@ -270,16 +289,16 @@ def _sharegpt(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
         if not isinstance(value, str):
             raise RowError(f"{where}.value must be a string")
         messages.append({"role": SHAREGPT_ROLES[who], "content": value})
-    prompt, completion = _split_last(messages, "conversations")
+    prompt, completion = _split_last(messages, "conversations", require_answer)
     return prompt, completion, {"conversations"}
 
 
-def _messages(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
-    prompt, completion = _split_last(_message_list(row, "messages"), "messages")
+def _messages(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
+    prompt, completion = _split_last(_message_list(row, "messages"), "messages", require_answer)
     return prompt, completion, {"messages"}
 
 
-def _prompt_completion(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
+def _prompt_completion(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
     if "prompt" not in row:
         raise RowError("missing 'prompt'; add it or check the format")
     raw = row["prompt"]
@@ -291,25 +310,27 @@ def _prompt_completion(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
         prompt = _message_list(row, "prompt")
     else:
         raise RowError(f"'prompt' must be a string or a list of messages, got {_json_type(raw)}")
+    raw = row.get("completion")
+    if not require_answer and _blank(raw) and _blank(row.get("label")):
+        return prompt, None, {"prompt", "completion"}
     if "completion" in row:
-        raw = row["completion"]
         if isinstance(raw, str):
             completion = raw
         else:
             # A conversational completion may carry turns before the answer; they are context.
-            before, completion = _split_last(_message_list(row, "completion"), "completion")
+            before, completion = _split_last(_message_list(row, "completion"), "completion", True)
             prompt = prompt + before
         if not completion.strip():
-            raise RowError("'completion' is empty; write the answer or drop the row")
+            raise RowError(f"'completion' is empty; write the answer or drop the row{NO_ANSWER}")
         return prompt, completion, {"prompt", "completion"}
     if row.get("label") is not None:
         return prompt, str(row["label"]), {"prompt", "label"}
-    raise RowError("has 'prompt' but no 'completion' (or 'label'); add the answer")
+    raise RowError(f"has 'prompt' but no 'completion' (or 'label'); add the answer{NO_ANSWER}")
 
 
-def _alpaca(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
+def _alpaca(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
     instruction = _field(row, "instruction", str)
-    output = _field(row, "output", str)
+    output = None if not require_answer and _blank(row.get("output")) else _field(row, "output", str)
     extra = row.get("input")
     if extra is not None and not isinstance(extra, str):
         raise RowError(f"'input' must be a string, got {_json_type(extra)}")
@@ -322,6 +343,11 @@ def _alpaca(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
 
 
 PARSERS = {"sharegpt": _sharegpt, "messages": _messages, "prompt_completion": _prompt_completion, "alpaca": _alpaca}
+
+
+def _blank(value: Any) -> bool:
+    """No answer: absent, null, or a blank string (CSV and parquet write missing cells as '')."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _field(row: dict[str, Any], key: str, kind: type) -> Any:
@@ -350,11 +376,20 @@ def _message_list(row: dict[str, Any], key: str) -> Messages:
     return messages
 
 
-def _split_last(messages: Messages, key: str) -> tuple[Messages, str]:
-    """The last message is the answer to train on, so it must be the assistant's and not empty."""
+def _split_last(messages: Messages, key: str, require_answer: bool) -> tuple[Messages, str | None]:
+    """The last message is the answer to train on, so it must be the assistant's and not empty.
+    Without require_answer, a conversation ending in a user turn (or a blank assistant turn) is
+    a prompt with no answer."""
     last = messages[-1]
+    if not require_answer and (last["role"] != "assistant" or not last["content"].strip()):
+        prompt = messages if last["role"] != "assistant" else messages[:-1]
+        if not any(m["role"] == "user" for m in prompt):
+            raise RowError(f"'{key}' has no user message; add the question")
+        return prompt, None
     if last["role"] != "assistant":
-        raise RowError(f"the last message in '{key}' is from {last['role']!r}; it must be the assistant's answer")
+        raise RowError(
+            f"the last message in '{key}' is from {last['role']!r}; it must be the assistant's answer{NO_ANSWER}"
+        )
     if not last["content"].strip():
         raise RowError(f"the last (assistant) message in '{key}' is empty; write the answer or drop the row")
     if key != "completion" and len(messages) < 2:

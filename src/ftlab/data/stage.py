@@ -1,6 +1,11 @@
 """Data stage: load or generate one dataset, check labels, write ftlab's normalised JSONL.
 
 Outputs (in the task's out_dir): examples.jsonl (one Example per line) and stats.json.
+
+task.inputs read here: "dataset" (the Dataset spec as JSON), "file", "labels" (None for a
+generation task: no label check), "label_field", "positive", "fewshot", and "require_answer"
+(optional; default: True for role train, False otherwise, so valid/test splits may hold
+prompt-only rows whose completion is None).
 """
 
 from __future__ import annotations
@@ -18,16 +23,18 @@ from ftlab.errors import DataError
 
 def run_data(task, ctx) -> dict[str, Any]:
     ds = task.inputs["dataset"]
-    labels = task.inputs["labels"]
+    labels = task.inputs.get("labels")
+    require_answer = task.inputs.get("require_answer", ds["role"] == "train")
     if ds.get("generate"):
         gen = ds["generate"]
         examples = generators.get(gen["name"])(n=gen["n"], split=gen.get("split") or ds["role"], seed=gen["seed"])
-        bad = [e for e in examples if e.label not in labels]
+        bad = [e for e in examples if e.label not in labels] if labels is not None else []
         if bad:
             raise DataError(f"generator '{gen['name']}' produced label '{bad[0].label}', not in task.labels {labels}")
     else:
         examples = load_examples(
-            Path(task.inputs["file"]), format=ds["format"], labels=labels, label_field=task.inputs["label_field"]
+            Path(task.inputs["file"]), format=ds["format"], labels=labels,
+            label_field=task.inputs.get("label_field"), require_answer=require_answer,
         )
     if ds.get("limit"):
         examples = examples[: ds["limit"]]
@@ -42,7 +49,12 @@ def run_data(task, ctx) -> dict[str, Any]:
         pool, examples = draw_fewshot(examples, **task.inputs["fewshot"])
         write_examples(out / "fewshot.jsonl", pool)
     write_examples(out / "examples.jsonl", examples)
-    stats = {"n": len(examples), "labels": dict(sorted(Counter(e.label for e in examples).items()))}
+    stats = {
+        "n": len(examples),
+        # None sorts as "null" so a generation split's {"null": n} stays one JSON-able key.
+        "labels": dict(sorted(Counter("null" if e.label is None else e.label for e in examples).items())),
+        "unanswered": sum(e.completion is None for e in examples),
+    }
     atomic.write_json(out / "stats.json", stats)
     return {"examples": "examples.jsonl", **stats}
 
@@ -70,5 +82,6 @@ def draw_fewshot(examples: list, *, pool: int, seed: int) -> tuple[list, list]:
 
 
 def fewshot_text(example) -> str:
-    """What identifies an example for overlap checks: its prompt and answer text."""
-    return "\x1f".join(m["content"] for m in example.prompt) + "\x1e" + example.completion
+    """What identifies an example for overlap checks: its prompt and answer text (a prompt-only
+    example's answer is empty; real answers are never empty, so the two cannot collide)."""
+    return "\x1f".join(m["content"] for m in example.prompt) + "\x1e" + (example.completion or "")
