@@ -129,3 +129,16 @@ def test_encoding_a_prompt_only_example_for_training_is_a_clear_error():
     ex = Example(prompt=[{"role": "user", "content": "q"}], completion=None, meta={"source": "s.jsonl:4"})
     with pytest.raises(DataError, match="s.jsonl:4: the row has no answer to train on"):
         example_ids(tokenizer=None, example=ex, max_length=16)
+
+
+def test_data_stage_reads_columns_and_registrations_from_the_dataset_spec(tmp_path: Path):
+    path = write_rows(tmp_path / "qa.jsonl", [{"question": "Is 7 prime?", "verdict": "P"}, {"question": "8?", "verdict": "N"}])
+    task = data_task(tmp_path, path, "train", labels=["P", "N"])
+    task.inputs["dataset"]["columns"] = {"prompt": "question", "label": "verdict"}
+    assert run_data(task, ctx=None)["labels"] == {"N": 1, "P": 1}
+    registry = tmp_path / "dataset_info.json"
+    registry.write_text(json.dumps({"qa": {"file_name": "qa.jsonl", "columns": {"prompt": "question", "response": "verdict"}}}))
+    task = data_task(tmp_path, registry, "valid", labels=["P", "N"])
+    task.inputs["dataset"]["name_in_registry"] = "qa"
+    assert run_data(task, ctx=None)["labels"] == {"N": 1, "P": 1}
+    assert read_examples(tmp_path / "out_valid" / "examples.jsonl")[0].completion == "P"
