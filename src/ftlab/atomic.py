@@ -35,3 +35,25 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_lines(path: Path, lines) -> int:
+    """Write an iterable of text lines (each ending in a newline) atomically without holding them
+    all in memory; returns the count. If the iterable raises, `path` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        # 1 MiB buffer: one write syscall per ~1,000 rows of 1 kB instead of one per row.
+        with os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20) as f:
+            for line in lines:
+                f.write(line)
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n

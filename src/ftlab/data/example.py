@@ -2,6 +2,7 @@
 
     ex = Example(prompt=[{"role": "user", "content": "2+2?"}], completion="4", label=None, meta={})
     Example.from_json(ex.to_json()) == ex  # True; this is the line format of ftlab's own .jsonl files
+    Example(prompt=[{"role": "user", "content": "How do I ...?"}], completion=None)  # prompt-only row
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ class Example:
 
     # Chat messages before the answer, each {"role": "system"|"user"|"assistant", "content": str}.
     prompt: list[dict[str, str]]
-    # The final assistant message's text: the training target.
-    completion: str
+    # The final assistant message's text: the training target. None for a prompt-only row (an
+    # evaluation split with no reference, e.g. safety prompts scored by a judge).
+    completion: str | None
     # Class label from the task's label set, or None when the task has no label set.
     label: str | None = None
     # Other top-level columns of the source row (year, specialty...) plus "source": "<file>:<line>".
@@ -42,8 +44,8 @@ class Example:
         if not isinstance(prompt, list) or not all(_is_message(m) for m in prompt):
             raise ValueError("'prompt' must be a list of {'role', 'content'} messages")
         completion = d.get("completion")
-        if not isinstance(completion, str):
-            raise ValueError("'completion' must be a string")
+        if completion is not None and not isinstance(completion, str):
+            raise ValueError("'completion' must be a string or null")
         label = d.get("label")
         if label is not None and not isinstance(label, str):
             raise ValueError("'label' must be a string or null")

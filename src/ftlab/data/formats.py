@@ -5,35 +5,43 @@
     write_examples(run_dir / "train.jsonl", examples)   # ftlab's normalised form
     read_examples(run_dir / "train.jsonl")
 
-Files are .jsonl (one object per line) or .json (one top-level array of objects). Row formats,
-detected per row unless `format` forces one:
+Files are .jsonl, .json, .csv, .parquet, HF dataset directories or LLaMA-Factory registrations
+(sources.py reads them, streaming where the type allows). Row formats, detected per row unless
+`format` (or a registration) forces one; `columns` renames other column names to these keys:
 
     sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}
     messages           {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}
     prompt_completion  {"prompt": str | messages, "completion": str | messages}  or  {"prompt", "label"}
-    alpaca             {"instruction": ..., "input": ... (optional), "output": ..., "system": (optional)}
+    alpaca             {"instruction": ..., "input": ... (optional), "output": ..., "system": (optional),
+                        "history": [[instruction, response], ...] (optional)}
 
-Problems are reported as one DataError, "<path>, line <n>: <what is wrong>", so a user fixes the
-whole file in one pass instead of one row per run.
+Prompt-only rows (no answer) are accepted with require_answer=False and give completion=None.
+
+Problems are reported as one DataError, "<path>, line <n>: <what is wrong>" ("row <i>" for
+parquet/HF rows), so a user fixes the whole file in one pass instead of one row per run.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
-import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ftlab.atomic import write_jsonl
+from ftlab.atomic import write_lines
 from ftlab.data.example import ROLES, Example
+from ftlab.data.sources import open_source
 from ftlab.errors import DataError
 from ftlab.plugins import did_you_mean
 
 FORMATS = ("sharegpt", "messages", "prompt_completion", "alpaca")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
-_WHITESPACE = re.compile(r"[ \t\r\n]*")  # JSON's four whitespace characters
 MAX_REPORTED = 10  # enough to see the pattern; a broken 50k-row file should not print 50k lines
+# Keys that `columns:` may map, and which of them a row cannot do without.
+COLUMN_KEYS = ("prompt", "completion", "label", "system", "messages", "conversations", "instruction", "input",
+               "output", "history")
+_ANSWER_KEYS = {"completion", "output", "label"}
+_OPTIONAL_KEYS = {"system", "input", "history"}
 
 Messages = list[dict[str, str]]
 
@@ -42,150 +50,151 @@ class RowError(Exception):
     """One row is unusable; the message says what is wrong and what to do."""
 
 
+class Problems:
+    """Bad rows of one file: the first MAX_REPORTED kept in order, the rest counted (bounded memory
+    on a 10^6-row file that is wrong everywhere)."""
+
+    def __init__(self, path: Path, unit: str = "line"):
+        self.path, self.unit = Path(path), unit
+        self.first: list[tuple[int, str]] = []
+        self.count = 0
+
+    def add(self, n: int, what: str) -> None:
+        self.count += 1
+        if len(self.first) < MAX_REPORTED:
+            self.first.append((n, what))
+
+    def lines(self) -> list[str]:
+        """One "<path>, <unit> <n>: <problem>" per kept problem, then "... and K more"."""
+        out = [f"{self.path}, {self.unit} {n}: {what}" for n, what in self.first]
+        if self.count > len(self.first):
+            out.append(f"... and {self.count - len(self.first)} more")
+        return out
+
+    def message(self) -> str:
+        if self.count == 1:
+            return self.lines()[0]
+        return f"{self.path}: {self.count} bad rows\n" + "\n".join(self.lines())
+
+
 def load_examples(
     path: Path,
     *,
     format: str = "auto",
     labels: list[str] | None = None,
     label_field: str | None = None,
+    require_answer: bool = True,
+    columns: dict[str, str] | None = None,
+    name_in_registry: str | None = None,
 ) -> list[Example]:
-    """Read a .jsonl/.json dataset; raise one DataError listing every bad row."""
+    """Read a dataset (any type sources.py reads); raise one DataError listing every bad row.
+
+    labels=None: no label check (every Example.label is None; a generation task).
+    require_answer=False: a row with a prompt and no answer gives Example.completion=None
+    (evaluation-only splits); True (train) reports such a row as bad.
+    columns: ftlab key -> the file's column, e.g. {"prompt": "question", "completion": "answer",
+    "label": "verdict"} (a mapped label column is the label field unless label_field is given).
+    name_in_registry: the entry to read when path is a LLaMA-Factory dataset_info.json."""
+    return list(iter_examples(path, format=format, labels=labels, label_field=label_field,
+                              require_answer=require_answer, columns=columns, name_in_registry=name_in_registry))
+
+
+def iter_examples(
+    path: Path,
+    *,
+    format: str = "auto",
+    labels: list[str] | None = None,
+    label_field: str | None = None,
+    require_answer: bool = True,
+    columns: dict[str, str] | None = None,
+    name_in_registry: str | None = None,
+    problems: Problems | None = None,
+) -> Iterator[Example]:
+    """Stream Examples in file order (the arguments are load_examples'). Bad rows go to
+    `problems` when given; otherwise one DataError listing them is raised after the last row,
+    so a caller writing rows as they come must treat its output as void on error."""
     path = Path(path)
     if format != "auto" and format not in FORMATS:
         raise DataError(
             f"Unknown data format '{format}'.{did_you_mean(format, FORMATS)} "
             f"Available: auto, {', '.join(FORMATS)}"
         )
-    rows, problems = read_rows(path)
-    examples = []
-    for line, row in rows:
+    unknown = sorted(set(columns or {}) - set(COLUMN_KEYS))
+    if unknown:
+        raise DataError(f"{path}: columns may map {', '.join(COLUMN_KEYS)}; not {', '.join(unknown)}")
+    source = open_source(path, name_in_registry)
+    mapping = {**source.columns, **(columns or {})}
+    fmt = source.format if format == "auto" and source.format else format
+    if "label" in mapping and label_field is None:
+        label_field = "label"  # _remap renames the mapped column to "label"
+    own = problems is None
+    problems = Problems(source.path, source.unit) if own else problems
+    problems.path, problems.unit = source.path, source.unit
+    found = False
+    prefix = f"{source.path.name}:" if source.unit == "line" else f"{source.path.name}#"
+    for n, row, error in source.rows:
+        found = True
+        if error is None and not isinstance(row, dict):
+            error = f"expected a JSON object, got {_json_type(row)}"
+        if error is not None:
+            problems.add(n, error)
+            continue
         try:
-            examples.append(parse_row(row, f"{path.name}:{line}", format, labels, label_field))
+            row = _remap(row, mapping, source.tags, require_answer)
+            yield parse_row(row, f"{prefix}{n}", fmt, labels, label_field, require_answer)
         except RowError as e:
-            problems.append((line, str(e)))
-    if problems:
-        raise DataError(describe_problems(path, problems))
-    if not examples:
-        raise DataError(f"{path}: the file has no rows; add examples or point the spec at another file")
-    return examples
+            problems.add(n, str(e))
+    if own and problems.count:
+        raise DataError(problems.message())
+    if own and not found:
+        raise DataError(f"{source.path}: the file has no rows; add examples or point the spec at another file")
 
 
-def write_examples(path: Path, examples: list[Example]) -> None:
-    """Write ftlab's normalised JSONL (one Example.to_json per line), atomically."""
-    write_jsonl(Path(path), [e.to_json() for e in examples])
+def write_examples(path: Path, examples: Iterable[Example]) -> int:
+    """Write ftlab's normalised JSONL (one Example.to_json per line), atomically and streaming
+    (an iterator is written as it is consumed); returns the number written."""
+    return write_lines(Path(path), (json.dumps(e.to_json(), sort_keys=True, default=str) + "\n" for e in examples))
 
 
 def read_examples(path: Path) -> list[Example]:
     """Read a file written by write_examples; an empty file is an empty list."""
     path = Path(path)
-    rows, problems = read_rows(path)
+    source = open_source(path)
+    problems = Problems(path, source.unit)
     examples = []
-    for line, row in rows:
-        try:
-            examples.append(Example.from_json(row))
-        except ValueError as e:
-            problems.append((line, f"{e}; this file should be written by ftlab, regenerate it"))
-    if problems:
-        raise DataError(describe_problems(path, problems))
+    for line, row, error in source.rows:
+        if error is None:
+            try:
+                examples.append(Example.from_json(row))
+                continue
+            except ValueError as e:
+                error = f"{e}; this file should be written by ftlab, regenerate it"
+        problems.add(line, error)
+    if problems.count:
+        raise DataError(problems.message())
     return examples
 
 
-def describe_problems(path: Path, problems: list[tuple[int, str]]) -> str:
-    problems = sorted(problems, key=lambda p: p[0])
-    lines = [f"{path}, line {line}: {what}" for line, what in problems[:MAX_REPORTED]]
-    if len(problems) > MAX_REPORTED:
-        lines.append(f"... and {len(problems) - MAX_REPORTED} more")
-    if len(problems) == 1:
-        return lines[0]
-    return f"{path}: {len(problems)} bad rows\n" + "\n".join(lines)
-
-
-# ---- files -> (line, object) ----------------------------------------------------------------
-
-
-def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
-    """Return ((line, row) for each object, (line, problem) for each unreadable row)."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        # utf-8-sig: files saved by Windows editors start with a byte-order mark.
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); re-save the file as UTF-8") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the file ({e.strerror})") from None
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        items = _jsonl_items(text)
-    elif suffix == ".json":
-        items = _json_array_items(path, text)
-    else:
-        raise DataError(f"{path}: unsupported file type '{path.suffix}'; use .jsonl or .json")
-    rows, problems = [], []
-    for line, obj, error in items:
-        if error is not None:
-            problems.append((line, error))
-        elif not isinstance(obj, dict):
-            problems.append((line, f"expected a JSON object, got {_json_type(obj)}"))
-        else:
-            rows.append((line, obj))
-    return rows, problems
-
-
-def _jsonl_items(text: str) -> list[tuple[int, Any, str | None]]:
-    items: list[tuple[int, Any, str | None]] = []
-    # split("\n"), not splitlines(): U+2028 inside a JSON string is legal and must not split a row.
-    for n, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            items.append((n, json.loads(raw), None))
-        except json.JSONDecodeError as e:
-            items.append((n, None, f"not valid JSON ({e.msg}, column {e.colno}); each line must be one JSON object"))
-    return items
-
-
-def _json_array_items(path: Path, text: str) -> list[tuple[int, Any, str | None]]:
-    """Decode a top-level array item by item so each item keeps the line it starts on."""
-    newlines = [m.start() for m in re.finditer("\n", text)]
-
-    def line_at(offset: int) -> int:
-        return bisect.bisect_left(newlines, offset) + 1
-
-    decoder = json.JSONDecoder()
-    items: list[tuple[int, Any, str | None]] = []
-    i = _skip_ws(text, 0)
-    if i == len(text):
-        return items
-    if not text.startswith("[", i):
-        raise DataError(
-            f"{path}, line {line_at(i)}: a .json file must hold one array of objects, [{{...}}, ...]; "
-            "for one object per line name the file .jsonl"
-        )
-    i = _skip_ws(text, i + 1)
-    closed = text.startswith("]", i)
-    while not closed:
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError as e:
-            # Past a syntax error the item boundaries are unknown, so stop here.
-            items.append((e.lineno, None, f"not valid JSON ({e.msg}, column {e.colno})"))
-            return items
-        items.append((line_at(i), obj, None))
-        i = _skip_ws(text, end)
-        closed = text.startswith("]", i)
-        if not closed and not text.startswith(",", i):
-            items.append((line_at(i), None, "expected ',' or ']' after the array item"))
-            return items
-        i = _skip_ws(text, i + 1) if not closed else i
-    i = _skip_ws(text, i + 1)
-    if i < len(text):
-        items.append((line_at(i), None, "unexpected text after the closing ']'"))
-    return items
-
-
-def _skip_ws(text: str, i: int) -> int:
-    return _WHITESPACE.match(text, i).end()  # type: ignore[union-attr]  # "*" always matches
+def _remap(row: dict[str, Any], columns: dict[str, str], tags: dict[str, str] | None, require_answer: bool) -> dict:
+    """Rename the file's columns to ftlab's keys; turn registry-tagged sharegpt turns into from/value."""
+    if columns:
+        mapped = set(columns.values())
+        out = {k: v for k, v in row.items() if k not in mapped}
+        for key, column in columns.items():
+            if column in row:
+                out[key] = row[column]
+            elif key not in _OPTIONAL_KEYS and (require_answer or key not in _ANSWER_KEYS):
+                raise RowError(f"missing column '{column}' (columns.{key}); check the column name or fix the row")
+        row = out
+    turns = row.get("conversations")
+    if tags and isinstance(turns, list):
+        roles = {tags["user_tag"]: "human", tags["assistant_tag"]: "gpt", tags["system_tag"]: "system"}
+        row = {**row, "conversations": [
+            {"from": roles.get(t.get(tags["role_tag"]), t.get(tags["role_tag"])), "value": t.get(tags["content_tag"])}
+            if isinstance(t, dict) else t
+            for t in turns
+        ]}
+    return row
 
 
 def _json_type(obj: Any) -> str:
@@ -197,12 +206,23 @@ def _json_type(obj: Any) -> str:
 
 
 def parse_row(
-    row: dict[str, Any], source: str, format: str, labels: list[str] | None, label_field: str | None
+    row: dict[str, Any],
+    source: str,
+    format: str,
+    labels: list[str] | None,
+    label_field: str | None,
+    require_answer: bool = True,
 ) -> Example:
-    """Convert one row; raise RowError saying what is wrong and what to do."""
+    """Convert one row; raise RowError saying what is wrong and what to do.
+
+    With require_answer=False a row with a prompt and no answer (absent, null or blank) gives
+    completion=None; with labels=None no label is read or checked (label stays None)."""
     fmt = format if format != "auto" else detect_format(row)
-    prompt, completion, used = PARSERS[fmt](row)
-    label = extract_label(row, completion, labels, label_field) if labels is not None else None
+    prompt, completion, used = PARSERS[fmt](row, require_answer)
+    label = None
+    # A prompt-only row (completion None) has a label only if its label column holds one.
+    if labels is not None and (completion is not None or (label_field is not None and row.get(label_field) is not None)):
+        label = extract_label(row, completion or "", labels, label_field)
     meta = {k: v for k, v in row.items() if k not in used and k != label_field}
     if "source" in meta:
         # Many hub datasets have their own "source" column; keep it rather than overwrite it.
@@ -219,7 +239,8 @@ def detect_format(row: dict[str, Any]) -> str:
     keys = ", ".join(repr(k) for k in row) or "none"
     raise RowError(
         f"unknown row format (keys: {keys}); give 'conversations' (sharegpt), 'messages', "
-        "'prompt' + 'completion', or 'instruction' + 'output' (alpaca)"
+        "'prompt' + 'completion', or 'instruction' + 'output' (alpaca); other column names "
+        "can be mapped with the dataset's columns: {prompt: <column>, completion: <column>}"
     )
 
 
@@ -256,7 +277,10 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def _sharegpt(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
+NO_ANSWER = "; rows without an answer are accepted only in valid/test splits"
+
+
+def _sharegpt(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
     turns = _field(row, "conversations", list)
     messages = []
     for k, turn in enumerate(turns):
@@ -270,16 +294,19 @@ def _sharegpt(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
         if not isinstance(value, str):
             raise RowError(f"{where}.value must be a string")
         messages.append({"role": SHAREGPT_ROLES[who], "content": value})
-    prompt, completion = _split_last(messages, "conversations")
-    return prompt, completion, {"conversations"}
+    system = row.get("system")  # LLaMA-Factory's sharegpt keeps the system prompt in its own column
+    if isinstance(system, str) and system.strip() and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system})
+    prompt, completion = _split_last(messages, "conversations", require_answer)
+    return prompt, completion, {"conversations", "system"} if isinstance(system, str) else {"conversations"}
 
 
-def _messages(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
-    prompt, completion = _split_last(_message_list(row, "messages"), "messages")
+def _messages(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
+    prompt, completion = _split_last(_message_list(row, "messages"), "messages", require_answer)
     return prompt, completion, {"messages"}
 
 
-def _prompt_completion(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
+def _prompt_completion(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
     if "prompt" not in row:
         raise RowError("missing 'prompt'; add it or check the format")
     raw = row["prompt"]
@@ -291,25 +318,27 @@ def _prompt_completion(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
         prompt = _message_list(row, "prompt")
     else:
         raise RowError(f"'prompt' must be a string or a list of messages, got {_json_type(raw)}")
+    raw = row.get("completion")
+    if not require_answer and _blank(raw) and _blank(row.get("label")):
+        return prompt, None, {"prompt", "completion"}
     if "completion" in row:
-        raw = row["completion"]
         if isinstance(raw, str):
             completion = raw
         else:
             # A conversational completion may carry turns before the answer; they are context.
-            before, completion = _split_last(_message_list(row, "completion"), "completion")
+            before, completion = _split_last(_message_list(row, "completion"), "completion", True)
             prompt = prompt + before
         if not completion.strip():
-            raise RowError("'completion' is empty; write the answer or drop the row")
+            raise RowError(f"'completion' is empty; write the answer or drop the row{NO_ANSWER}")
         return prompt, completion, {"prompt", "completion"}
     if row.get("label") is not None:
         return prompt, str(row["label"]), {"prompt", "label"}
-    raise RowError("has 'prompt' but no 'completion' (or 'label'); add the answer")
+    raise RowError(f"has 'prompt' but no 'completion' (or 'label'); add the answer{NO_ANSWER}")
 
 
-def _alpaca(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
+def _alpaca(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
     instruction = _field(row, "instruction", str)
-    output = _field(row, "output", str)
+    output = None if not require_answer and _blank(row.get("output")) else _field(row, "output", str)
     extra = row.get("input")
     if extra is not None and not isinstance(extra, str):
         raise RowError(f"'input' must be a string, got {_json_type(extra)}")
@@ -317,11 +346,28 @@ def _alpaca(row: dict[str, Any]) -> tuple[Messages, str, set[str]]:
     if system is not None and not isinstance(system, str):
         raise RowError(f"'system' must be a string, got {_json_type(system)}")
     user = instruction + ("\n\n" + extra if extra else "")
-    prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    return prompt, output, {"instruction", "input", "output", "system"}
+    prompt = ([{"role": "system", "content": system}] if system else []) + _history(row.get("history"))
+    prompt.append({"role": "user", "content": user})
+    return prompt, output, {"instruction", "input", "output", "system", "history"}
+
+
+def _history(history: Any) -> Messages:
+    """LLaMA-Factory's alpaca history: earlier [instruction, response] pairs, oldest first."""
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in history
+    ):
+        raise RowError("'history' must be a list of [instruction, response] string pairs")
+    return [m for q, a in history for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
 
 
 PARSERS = {"sharegpt": _sharegpt, "messages": _messages, "prompt_completion": _prompt_completion, "alpaca": _alpaca}
+
+
+def _blank(value: Any) -> bool:
+    """No answer: absent, null, or a blank string (CSV and parquet write missing cells as '')."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _field(row: dict[str, Any], key: str, kind: type) -> Any:
@@ -350,11 +396,20 @@ def _message_list(row: dict[str, Any], key: str) -> Messages:
     return messages
 
 
-def _split_last(messages: Messages, key: str) -> tuple[Messages, str]:
-    """The last message is the answer to train on, so it must be the assistant's and not empty."""
+def _split_last(messages: Messages, key: str, require_answer: bool) -> tuple[Messages, str | None]:
+    """The last message is the answer to train on, so it must be the assistant's and not empty.
+    Without require_answer, a conversation ending in a user turn (or a blank assistant turn) is
+    a prompt with no answer."""
     last = messages[-1]
+    if not require_answer and (last["role"] != "assistant" or not last["content"].strip()):
+        prompt = messages if last["role"] != "assistant" else messages[:-1]
+        if not any(m["role"] == "user" for m in prompt):
+            raise RowError(f"'{key}' has no user message; add the question")
+        return prompt, None
     if last["role"] != "assistant":
-        raise RowError(f"the last message in '{key}' is from {last['role']!r}; it must be the assistant's answer")
+        raise RowError(
+            f"the last message in '{key}' is from {last['role']!r}; it must be the assistant's answer{NO_ANSWER}"
+        )
     if not last["content"].strip():
         raise RowError(f"the last (assistant) message in '{key}' is empty; write the answer or drop the row")
     if key != "completion" and len(messages) < 2:

@@ -1,16 +1,24 @@
 """Data stage: load or generate one dataset, check labels, write ftlab's normalised JSONL.
 
 Outputs (in the task's out_dir): examples.jsonl (one Example per line) and stats.json.
+
+task.inputs read here: "dataset" (the Dataset spec as JSON, including its "columns" and
+"name_in_registry"), "file" (a file, an HF dataset directory or a dataset_info.json; hash it with
+ftlab.data.sources.data_digest, which follows directories and registrations), "labels" (None for a
+generation task: no label check), "label_field", "positive", "fewshot", and "require_answer"
+(optional; default: True for role train, False otherwise, so valid/test splits may hold
+prompt-only rows whose completion is None).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
-from ftlab.data.formats import load_examples, read_examples, write_examples
+from ftlab.data.formats import iter_examples, read_examples, write_examples
 from ftlab.data.generate import generators
 from ftlab.data.resample import resample
 from ftlab.errors import DataError
@@ -18,33 +26,56 @@ from ftlab.errors import DataError
 
 def run_data(task, ctx) -> dict[str, Any]:
     ds = task.inputs["dataset"]
-    labels = task.inputs["labels"]
+    labels = task.inputs.get("labels")
+    require_answer = task.inputs.get("require_answer", ds["role"] == "train")
     if ds.get("generate"):
         gen = ds["generate"]
         examples = generators.get(gen["name"])(n=gen["n"], split=gen.get("split") or ds["role"], seed=gen["seed"])
-        bad = [e for e in examples if e.label not in labels]
+        bad = [e for e in examples if e.label not in labels] if labels is not None else []
         if bad:
             raise DataError(f"generator '{gen['name']}' produced label '{bad[0].label}', not in task.labels {labels}")
     else:
-        examples = load_examples(
-            Path(task.inputs["file"]), format=ds["format"], labels=labels, label_field=task.inputs["label_field"]
+        examples = iter_examples(
+            Path(task.inputs["file"]), format=ds["format"], labels=labels,
+            label_field=task.inputs.get("label_field"), require_answer=require_answer,
+            columns=ds.get("columns"), name_in_registry=ds.get("name_in_registry"),
         )
-    if ds.get("limit"):
-        examples = examples[: ds["limit"]]
-    if ds.get("resample"):
-        r = ds["resample"]
-        examples = resample(
-            examples, positive=task.inputs["positive"], fraction=r["positive_fraction"], positives=r["positives"],
-            total=r["total"], replace=r["replace"], seed=r["seed"],
-        )
+    # Every row is read even past `limit`: a bad row anywhere in the file is still reported.
+    examples = _limited(examples, ds.get("limit"))
     out = Path(task.out_dir)
-    if task.inputs.get("fewshot"):
-        pool, examples = draw_fewshot(examples, **task.inputs["fewshot"])
-        write_examples(out / "fewshot.jsonl", pool)
-    write_examples(out / "examples.jsonl", examples)
-    stats = {"n": len(examples), "labels": dict(sorted(Counter(e.label for e in examples).items()))}
+    if ds.get("resample") or task.inputs.get("fewshot"):
+        examples = list(examples)  # both draw from the whole split, so it is held in memory
+        if ds.get("resample"):
+            r = ds["resample"]
+            examples = resample(
+                examples, positive=task.inputs["positive"], fraction=r["positive_fraction"],
+                positives=r["positives"], total=r["total"], replace=r["replace"], seed=r["seed"],
+            )
+        if task.inputs.get("fewshot"):
+            pool, examples = draw_fewshot(examples, **task.inputs["fewshot"])
+            write_examples(out / "fewshot.jsonl", pool)
+    # Otherwise rows stream from the source to examples.jsonl: a 10^6-row file never sits in
+    # memory (bench/data/run.py).
+    counts: Counter = Counter()
+    unanswered = 0
+
+    def counted(stream):
+        nonlocal unanswered
+        for e in stream:
+            counts["null" if e.label is None else e.label] += 1  # "null": no label (generation task)
+            unanswered += e.completion is None
+            yield e
+
+    n = write_examples(out / "examples.jsonl", counted(examples))
+    stats = {"n": n, "labels": dict(sorted(counts.items())), "unanswered": unanswered}
     atomic.write_json(out / "stats.json", stats)
     return {"examples": "examples.jsonl", **stats}
+
+
+def _limited(examples: Iterable, limit: int | None) -> Iterator:
+    for i, e in enumerate(examples):
+        if limit is None or i < limit:
+            yield e
 
 
 def load_split(data_dir: str | Path) -> list:
@@ -70,5 +101,6 @@ def draw_fewshot(examples: list, *, pool: int, seed: int) -> tuple[list, list]:
 
 
 def fewshot_text(example) -> str:
-    """What identifies an example for overlap checks: its prompt and answer text."""
-    return "\x1f".join(m["content"] for m in example.prompt) + "\x1e" + example.completion
+    """What identifies an example for overlap checks: its prompt and answer text (a prompt-only
+    example's answer is empty; real answers are never empty, so the two cannot collide)."""
+    return "\x1f".join(m["content"] for m in example.prompt) + "\x1e" + (example.completion or "")

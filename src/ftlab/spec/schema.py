@@ -102,14 +102,28 @@ class Resample(Strict):
     seed: int = 0
 
 
+DataColumn = Literal[
+    "prompt", "completion", "label", "system", "messages", "conversations", "instruction", "input", "output", "history"
+]
+
+
 class Dataset(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="split name used in metrics")
     role: Literal["train", "valid", "test"]
-    path: str | None = Field(None, description="JSONL/JSON file (relative to the spec)")
+    path: str | None = Field(
+        None, description="JSONL/JSON/CSV/parquet file, HF save_to_disk directory or LLaMA-Factory dataset_info.json"
+        " (relative to the spec)"
+    )
     generate: Generate | None = None
     format: Literal["auto", "sharegpt", "messages", "prompt_completion", "alpaca"] = "auto"
     limit: int | None = Field(None, gt=0, description="keep only the first N rows")
     resample: Resample | None = None
+    columns: dict[DataColumn, str] | None = Field(
+        None, description="the file's column for each ftlab key, e.g. {prompt: question, completion: answer, label: verdict}"
+    )
+    name_in_registry: str | None = Field(
+        None, description="entry to read when path is a LLaMA-Factory dataset_info.json"
+    )
 
 
 class Lora(Strict):

@@ -81,7 +81,7 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(at + ("name",), f"dataset name '{d.name}' is used twice")
         if (d.path is None) == (d.generate is None):
             problems.add(at, "give exactly one of 'path' (a JSONL/JSON file) or 'generate' (a built-in generator)")
-        elif d.path is not None and not (base_dir / d.path).is_file():
+        elif d.path is not None and not (base_dir / d.path).exists():  # a dir: HF save_to_disk
             problems.add(at + ("path",), f"file not found: {base_dir / d.path}")
         elif d.generate is not None and d.generate.name not in generators:
             hint = did_you_mean(d.generate.name, generators.names())
