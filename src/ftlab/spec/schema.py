@@ -159,6 +159,7 @@ class Select(Strict):
     metric: str = "accuracy"
     evaluator: str = Field("logits", description="whose metric picks the checkpoint")
     higher_is_better: bool = True
+    include_step_0: bool = Field(False, description="may the untrained base (step 0) be a trained run's best checkpoint")
 
 
 class EvaluatorSpec(BaseModel):
