@@ -184,3 +184,24 @@ def test_select_best_skips_undefined() -> None:
     assert select_best(rows, metric="auroc")["step"] == 3
     assert select_best(rows[:2] + rows[3:], metric="auroc") is None
     assert select_best([], metric="auroc") is None
+
+
+def test_select_best_never_picks_step_0_of_a_trained_run_unless_asked() -> None:
+    # the untrained base scores best here (a collapsed run); it is still not the run's result
+    rows = [{"step": 0, "accuracy": 0.9}, {"step": 10, "accuracy": 0.6}, {"step": 20, "accuracy": 0.7}]
+    assert select_best(rows, metric="accuracy")["step"] == 20
+    assert select_best(rows, metric="accuracy", include_step_0=True)["step"] == 0
+    # an untuned control has only step 0: that is its checkpoint
+    assert select_best(rows[:1], metric="accuracy")["step"] == 0
+    # a trained run whose checkpoints lack the metric gets no best, not the base
+    assert select_best([rows[0], {"step": 10, "accuracy": None}], metric="accuracy") is None
+
+
+def test_select_best_on_ece_is_lower_is_better_by_default() -> None:
+    from ftlab.evaluate.metrics import LOWER_IS_BETTER
+
+    assert "ece" in LOWER_IS_BETTER
+    rows = [{"step": 10, "ece": 0.30}, {"step": 20, "ece": 0.05}, {"step": 30, "ece": 0.20}]
+    assert select_best(rows, metric="ece")["step"] == 20
+    assert select_best(rows, metric="ece", higher_is_better=True)["step"] == 10  # an explicit spec value overrides
+    assert select_best([{"step": 1, "f1": 0.2}, {"step": 2, "f1": 0.4}], metric="f1")["step"] == 2

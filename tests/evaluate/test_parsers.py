@@ -5,52 +5,75 @@ from __future__ import annotations
 import pytest
 
 from ftlab.errors import SpecError, UnknownNameError
-from ftlab.evaluate.parsers import boxed, first_token, get_parser, gsm8k, parsers, regex_parser
+from ftlab.evaluate.parsers import (
+    GSM8K_PARSERS,
+    boxed,
+    first_token,
+    get_parser,
+    get_parsers,
+    gsm8k_flexible,
+    gsm8k_normalise,
+    gsm8k_strict,
+    parsers,
+    regex_parser,
+)
+
+
+# (text, strict, flexible): expected values worked by hand from lm-eval's gsm8k.yaml filters and
+# exact_match normalisation (quoted in ftlab/evaluate/parsers.py).
+GSM8K_CASES = [
+    ("She pays 3 * 4 = 12 dollars.\n#### 12", "12", "12"),
+    ("#### Step 1: 4 * 5 = 20", None, "20"),  # the defect: the old mixed rule read 1 here
+    ("#### 1,234", "1234", "1234"),  # commas removed
+    ("#### 1,234,567", "1234567", "1234567"),
+    ("#### $5", None, "5"),  # strict wants a digit, "-", "." or "," right after "#### "
+    ("The total is $5.", None, "5"),  # "$5." -> "$" and the trailing "." removed
+    ("-$5 was lost", None, "-5"),
+    ("#### -3.", "-3", "-3"),  # one trailing "." removed
+    ("#### 4\nwait, redo\n#### 5", "4", "5"),  # strict: first marker; flexible: last number
+    ("#### 10\n\nQuestion: 9 apples? Answer: 9 + 2 = 11", "10", "11"),  # run-on generation
+    ("####5", None, "5"),  # lm-eval's strict pattern needs the space
+    ("so 5.00", None, "5.00"),  # no numeric normalisation, as in lm-eval
+    ("pages 10-20", None, "-20"),  # flexible's "-?" takes the hyphen (lm-eval's behaviour)
+    ("a 7", None, "7"),  # one digit: the second alternative, (-?[0-9]+)
+    ("commas ,, only", None, None),  # ",," matches [$0-9.,]{2,} but normalises to nothing
+    ("#### 3.14.", "3.14", "3.14"),
+    ("no number here", None, None),
+    ("", None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "strict", "flexible"), GSM8K_CASES)
+def test_gsm8k_strict_and_flexible_follow_lm_eval(text, strict, flexible):
+    assert gsm8k_strict(text) == strict
+    assert gsm8k_flexible(text) == flexible
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("reference", "expected"),
     [
-        ("She pays 3 * 4 = 12 dollars.\n#### 12", "12"),
-        ("#### 1,234", "1234"),
-        ("#### 1,234,567", "1234567"),
-        ("The total is $5.", "5"),
-        ("-$5 was lost", "-5"),
-        ("so 5 dollars", "5"),
-        ("grew by 5%", "5"),
-        ("The answer is 5.", "5"),
-        ("+7", "7"),
-        ("007", "7"),
-        ("5.0", "5"),
-        ("5.00", "5"),
-        ("2.50", "2.5"),
-        ("1,234.50", "1234.5"),
-        (".5", "0.5"),
-        ("0.0", "0"),
-        ("-0", "0"),
-        ("it drops to -3", "-3"),
-        ("it drops to \u22123", "-3"),  # Unicode minus sign
-        ("pages 10-20", "20"),  # a hyphen between numbers is not a sign
-        ("1,2,3", "3"),  # a list, not a thousands-separated number
-        ("first 1,2345", "2345"),  # malformed grouping is not one number
-        ("half is 3/4.", "3/4"),  # fractions kept whole
-        ("-1/2", "-1/2"),
-        ("3/4/2020", "3"),  # the parts after "/" are not numbers of their own
-        ("we have 9 apples in step2", "9"),  # numbers glued to letters are not answers
-        ("H2O weighs 12kg", "12"),  # ... but units after a number are fine
-        ("version v1.2", None),
-        ("1e3", "1"),  # scientific notation is not read (documented)
-        ("#### 18 dollars since 3*6", "18"),  # first number after the marker
-        ("#### 4\nwait, redo\n#### 5", "5"),  # last marker wins
-        ("#### 7\n\nQuestion: 9 apples?", "7"),  # ... and only its first number
-        ("guess 42 #### unknown", None),  # marker without a number: no answer, no fallback
-        ("####", None),
-        ("no number here", None),
-        ("", None),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72", "72"),
+        ("It costs $1,234.\n#### 1,234", "1234"),
+        ("1,234.", "1234"),  # a bare reference answer
+        ("#### -5", "-5"),
     ],
 )
-def test_gsm8k(text, expected):
-    assert gsm8k(text) == expected
+def test_gsm8k_normalise_reads_references_as_lm_eval_does(reference, expected):
+    assert gsm8k_normalise(reference) == expected
+
+
+def test_gsm8k_names_both_conventions():
+    assert get_parsers("gsm8k") == {"strict": gsm8k_strict, "flexible": gsm8k_flexible} == GSM8K_PARSERS
+    assert get_parser("gsm8k") is gsm8k_strict  # one answer per text: lm-eval's strict-match
+    assert get_parser("gsm8k_flexible") is gsm8k_flexible
+    assert get_parsers("boxed") == {"boxed": boxed}
+    assert list(get_parsers({"regex": "(a)"})) == ["regex"]
+    with pytest.raises(UnknownNameError, match="Did you mean 'gsm8k_strict'"):
+        get_parsers("gsm8k_strikt")
+    # lm-eval's correctness rule: the parsed answer equals the normalised reference
+    reference = "48 + 24 = <<48+24=72>>72\n#### 72"
+    assert gsm8k_flexible("She sold $72.") == gsm8k_normalise(reference)
+    assert gsm8k_strict("She sold $72.") is None
 
 
 @pytest.mark.parametrize(
@@ -112,8 +135,7 @@ def test_regex_parser_errors_name_the_pattern():
 
 
 def test_get_parser_resolves_names_and_regex_specs():
-    assert get_parser("gsm8k") is gsm8k
-    assert set(parsers.names()) >= {"gsm8k", "boxed", "first_token"}
+    assert set(parsers.names()) >= {"gsm8k", "gsm8k_strict", "gsm8k_flexible", "boxed", "first_token"}
     assert get_parser({"regex": r"is (\d+)"})("is 3, is 4") == "4"
     assert get_parser({"regex": r"(a)(b)", "group": 2})("ab") == "b"
     with pytest.raises(UnknownNameError, match="Did you mean 'boxed'"):

@@ -71,3 +71,16 @@ def test_declared_denominators_are_checked(tmp_path: Path, capsys):
     _edit(spec, "  expected: {valid: 40, test: 39}\n")
     assert main(["run", str(spec)]) == 1
     assert "test: expected 39 examples, got 40" in capsys.readouterr().out
+
+
+def test_downsample_truncates_like_seed_001():
+    """Seed 001 declares 263 of GSM8K's 1,319 test examples at 20%: int(263.8), not round() = 264."""
+    from ftlab.evaluate.prepare import downsample
+
+    examples = [Example([{"role": "user", "content": str(i)}], "P", "P", {"source": f"t:{i}"}) for i in range(1319)]
+    kept = downsample(examples, 0.2, seed=42)
+    assert len(kept) == 263
+    assert kept == sorted(kept, key=lambda e: int(e.meta["source"][2:]))  # original order kept
+    assert kept == downsample(examples, 0.2, seed=42) and kept != downsample(examples, 0.2, seed=43)
+    assert len(downsample(examples[:3], 0.1, seed=0)) == 1  # never empty: int(0.3) -> at least 1
+    assert len(downsample(examples[:100], 0.29, seed=0)) == 29  # 100 * 0.29 = 28.999999999999996 in floats

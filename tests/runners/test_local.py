@@ -45,7 +45,8 @@ def test_run_records_every_checkpoint_and_skips_when_done(tmp_path: Path, capsys
 
     summary = json.loads((out / "runs" / "run" / "eval" / "summary.json").read_text())
     valid = summary["per_checkpoint"]["valid"]
-    assert summary["best_checkpoint"] == max(valid, key=lambda r: (r["accuracy"], -r["step"]))["checkpoint"]
+    trained = [r for r in valid if r["step"] != 0]  # step 0, the untrained base, is never a trained run's best
+    assert summary["best_checkpoint"] == max(trained, key=lambda r: (r["accuracy"], -r["step"]))["checkpoint"]
     assert (out / "results.json").is_file() and "run" in (out / "report" / "summary.txt").read_text()
     capsys.readouterr()
 

@@ -77,3 +77,18 @@ def test_duplicate_key_is_reported(tmp_path: Path):
     spec.write_text("name: a\nname: b\n")
     with pytest.raises(SpecError, match="line 2, name: duplicate key"):
         load_plan(spec)
+
+
+@pytest.mark.parametrize("role", ["valid", "test"])
+def test_resample_on_a_valid_or_test_dataset_is_refused(tmp_path: Path, role: str):
+    """Seed 002: the original test set is never modified; only train data is resampled."""
+    from tests.conftest import write_spec
+
+    spec = write_spec(tmp_path)
+    text = spec.read_text()
+    line = next(ln for ln in text.splitlines() if f"role: {role}" in ln)
+    spec.write_text(text.replace(line, line.replace("role: " + role, f"role: {role}, resample: {{positive_fraction: 0.5}}")))
+    with pytest.raises(SpecError) as info:
+        load_plan(spec)
+    assert f"datasets[{1 if role == 'valid' else 2}].resample: dataset '{role}' has role {role}; only the train dataset may be resampled" in str(info.value)
+    assert len(info.value.problems) == 1

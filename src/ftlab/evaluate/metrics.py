@@ -134,18 +134,38 @@ def _defined(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
+# Metrics where a smaller value is better; select_best reads this when the spec gives no direction.
+# A new lower-is-better metric (a loss, Brier score...) joins here.
+LOWER_IS_BETTER = frozenset({"ece"})
+
+
 def select_best(
-    rows: list[dict[str, Any]], *, metric: str, higher_is_better: bool = True
+    rows: list[dict[str, Any]],
+    *,
+    metric: str,
+    higher_is_better: bool | None = None,
+    include_step_0: bool = False,
 ) -> dict[str, Any] | None:
     """The row (a dict with "step" and metric values) with the best defined value of `metric`.
 
-    Ties go to the earlier step: fewer training steps at the same score means less chance of
-    overfitting and less compute to reproduce, and it makes the choice independent of row order.
-    Rows where the metric is missing, None or NaN are skipped; None when no row has a value.
+    Direction: `higher_is_better` when given (the spec's override), else lower for the metrics in
+    LOWER_IS_BETTER (ECE) and higher for every other. Ties go to the earlier step: fewer training
+    steps at the same score means less chance of overfitting and less compute to reproduce, and it
+    makes the choice independent of row order. Rows where the metric is missing, None or NaN are
+    skipped; None when no row has a value.
+
+    Step 0 is the untrained base (or a random-init control's fresh weights): scored as the
+    baseline, but not a trained run's result, so it is a candidate only with include_step_0 or
+    when it is the only checkpoint (an untuned control). A trained run whose checkpoints all lack
+    the metric gets None, never step 0.
     """
+    if not include_step_0 and any(row["step"] != 0 for row in rows):
+        rows = [row for row in rows if row["step"] != 0]
     candidates = [row for row in rows if _defined(row.get(metric))]
     if not candidates:
         return None
+    if higher_is_better is None:
+        higher_is_better = metric not in LOWER_IS_BETTER
     sign = 1.0 if higher_is_better else -1.0
     # min over (-sign*value, step): best value first, then smallest step.
     return min(candidates, key=lambda row: (-sign * float(row[metric]), row["step"]))

@@ -3,9 +3,12 @@
 A parser never raises on model output: text it cannot read gives None, which the metrics count as
 "unparsed" and score as wrong (see ftlab.evaluate.metrics.classification_metrics).
 
-    from ftlab.evaluate.parsers import get_parser
+    from ftlab.evaluate.parsers import get_parser, get_parsers, gsm8k_normalise, gsm8k_strict
 
-    get_parser("gsm8k")("3 + 4 = 7, so she pays $1,234.\\n#### 1,234")  # "1234"
+    get_parser("gsm8k_strict")("3 + 4 = 7, so she pays $1,234.\\n#### 1,234")  # "1234"
+    get_parser("gsm8k_flexible")("#### Step 1: 4 * 5 = 20")                  # "20" (strict: None)
+    get_parsers("gsm8k")  # {"strict": gsm8k_strict, "flexible": gsm8k_flexible}, lm-eval's two filters
+    gsm8k_strict(response) == gsm8k_normalise(reference)                  # correctness, lm-eval's rule
     get_parser("boxed")(r"so \\boxed{\\frac{1}{2}}")                       # "\\frac{1}{2}"
     get_parser({"regex": r"Answer: (\\w+)"})("Answer: P ... Answer: N")   # "N" (last match wins)
     get_parser("boxd")  # UnknownNameError: Unknown answer parser 'boxd'. Did you mean 'boxed'? ...
@@ -18,7 +21,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from ftlab.errors import SpecError
@@ -28,69 +30,69 @@ Parser = Callable[[str], str | None]  # text -> answer, None when unparseable
 
 parsers: Plugins[Parser] = Plugins("answer parser")
 
-# One number as people and models write it. Why each piece:
-# - (?<![\w./]) : a number glued to a letter, digit, "_", "." or "/" is part of a word, a version
-#   or a path ("step2", "H2O", "v1.2", "x_3", "3/4/2020" -> 3), not an answer. Letters AFTER a number are allowed: units
-#   ("5kg", "3rd").
-# - sign [-+\u2212]: ASCII minus, plus, and the Unicode minus some models emit. Because the
-#   lookbehind sits before the sign, "10-20" reads as 10 and 20, never -20.
-# - \$? : currency before the digits ("-$5"); other symbols (EUR, GBP, %) are simply not part of it.
-# - thousands groups only when well formed ("1,234,567"); "1,2,3" is a list of three numbers.
-# - a decimal part needs a digit after the point, so a sentence's full stop ("is 5.") is dropped.
-# - an integer fraction "a/b" is kept whole (see gsm8k docstring).
-_NUMBER = re.compile(
-    r"(?<![\w./])(?P<sign>[-+\u2212]?)\$?"
-    r"(?:(?P<int>[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)"
-    r"(?:(?P<frac>\.[0-9]+)|/(?P<den>[0-9]+)(?![0-9/]|\.[0-9]))?"
-    r"|(?P<bare>\.[0-9]+))"  # ".5"
-)
+# lm-eval's GSM8K task (EleutherAI/lm-evaluation-harness, lm_eval/tasks/gsm8k/gsm8k.yaml, version 3.0,
+# read at commit 4e7e0d4), quoted exactly:
+#   filter_list:
+#     - name: "strict-match"      regex_pattern: "#### (\\-?[0-9\\.\\,]+)"   then take_first
+#     - name: "flexible-extract"  regex_pattern: "(-?[$0-9.,]{2,})|(-?[0-9]+)"  group_select: -1, then take_first
+#   metric exact_match: ignore_case: true, regexes_to_ignore: [",", "\\$", "(?s).*#### ", "\\.$"]
+# Its RegexFilter (lm_eval/filters/extraction.py) takes findall()[group_select] (0: the first match,
+# -1: the last), keeps the first non-empty group of a multi-group match, strips it, and answers
+# "[invalid]" when nothing matches (None here). exact_match removes each regexes_to_ignore pattern
+# in that order, from prediction and reference alike, lowercases both, and compares the strings.
+_GSM8K_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+_GSM8K_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+_GSM8K_IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
 
 
-def _normalise(match: re.Match[str]) -> str:
-    """Canonical text of one _NUMBER match: no commas, "+", "$" or leading zeros; "5.00" -> "5"."""
-    negative = match["sign"] in ("-", "\u2212")
-    digits = (match["int"] or "0").replace(",", "") + (match["frac"] or match["bare"] or "")
-    if match["den"] is not None:
-        text = f"{int(digits)}/{int(match['den'])}"
-        return "-" + text if negative and int(digits) != 0 else text
-    value = Decimal(digits)
-    if negative:
-        value = -value
-    if value == value.to_integral_value():
-        return str(int(value))  # also turns "-0" into "0"
-    return format(value.normalize(), "f")  # minimal decimals: "2.50" -> "2.5", never "2.5E+1"
+def gsm8k_normalise(text: str) -> str:
+    """lm-eval's GSM8K exact_match normalisation of an answer or a reference solution: remove ",",
+    "$", everything up to the last "#### " and one trailing "." (in that order), then lowercase.
 
-
-def _numbers(text: str) -> list[str]:
-    return [_normalise(m) for m in _NUMBER.finditer(text)]
-
-
-@parsers.register("gsm8k")
-def gsm8k(text: str) -> str | None:
-    """The final numeric answer, GSM8K convention (Cobbe et al. 2021; lm-eval's gsm8k task).
-
-    Reference solutions end in "#### <answer>". If the text contains "####", the answer is the
-    FIRST number after the LAST "####" (the marker announces the answer; what follows it, like
-    "#### 18 dollars since 3*6", is justification). If that segment has no number the result is
-    None: the model declared an answer that is not a number, and falling back to a number from
-    its reasoning would credit it for something it did not answer. Without "####", the answer is
-    the LAST number in the text (lm-eval's "flexible-extract"): models state the result last.
-
-    Normalisation, so that "$1,234.00" and "1234" compare equal as strings:
-    thousands commas, "$", "+", leading zeros and trailing zero decimals are dropped; integers
-    print without decimals and others with minimal decimals ("2.50" -> "2.5"); the Unicode minus
-    becomes "-". Units and "%" after a number are ignored ("5 dollars", "5%" -> "5").
-
-    Decisions: numbers glued to a preceding letter are not numbers ("step2", "H2O"). An integer
-    fraction keeps its form, "3/4" -> "3/4": GSM8K answers are integers, so a fraction is wrong
-    either way, and keeping it is truthful evidence where "4" (its last number) would be a
-    made-up answer. Scientific notation is not read ("1e3" -> "1").
+    Compare a parsed answer with `gsm8k_normalise(reference)`: a GSM8K reference ("... #### 1,234")
+    normalises to its final answer ("1234"), and so does a bare one ("1,234."). No other
+    normalisation, as in lm-eval: "5.00" and "5" differ, and "5 dollars" is not "5".
     """
-    if "####" in text:
-        found = _numbers(text.rsplit("####", 1)[1])
-        return found[0] if found else None
-    found = _numbers(text)
-    return found[-1] if found else None
+    for pattern in _GSM8K_IGNORE:
+        text = re.sub(pattern, "", text)
+    return text.lower()
+
+
+def _gsm8k_answer(match: str | tuple[str, ...]) -> str | None:
+    if isinstance(match, tuple):  # a multi-group pattern: the first group that took part
+        match = next((m for m in match if m), "")
+    answer = gsm8k_normalise(match.strip())
+    return answer or None  # "," or "$$" matched but normalise to nothing: no answer
+
+
+@parsers.register("gsm8k_strict")
+def gsm8k_strict(text: str) -> str | None:
+    r"""lm-eval's GSM8K "strict-match": the FIRST "#### <number>" (regex `#### (\-?[0-9\.\,]+)`),
+    normalised by gsm8k_normalise; None when the text has no "#### " followed by a number.
+
+    The format the model was trained to write, and nothing else: "#### Step 1 ... = 20" has no
+    answer (the marker is not followed by a number), "####5" neither (lm-eval wants the space).
+    """
+    found = _GSM8K_STRICT.findall(text)
+    return _gsm8k_answer(found[0]) if found else None
+
+
+@parsers.register("gsm8k_flexible")
+def gsm8k_flexible(text: str) -> str | None:
+    """lm-eval's GSM8K "flexible-extract": the LAST number-like run in the text (regex
+    `(-?[$0-9.,]{2,})|(-?[0-9]+)`, the first group that matched), normalised by gsm8k_normalise.
+
+    Credits a right final number written in any format ("so she pays $1,234." -> "1234",
+    "#### Step 1 ... = 20" -> "20"). None when the text has no digit-bearing run.
+    """
+    found = _GSM8K_FLEXIBLE.findall(text)
+    return _gsm8k_answer(found[-1]) if found else None
+
+
+# lm-eval reports GSM8K as both filters side by side; so does ftlab for parser "gsm8k":
+# get_parsers("gsm8k") gives both, and get_parser("gsm8k") (one answer per text) gives strict.
+GSM8K_PARSERS: dict[str, Parser] = {"strict": gsm8k_strict, "flexible": gsm8k_flexible}
+parsers.register("gsm8k")(gsm8k_strict)
 
 
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -183,6 +185,15 @@ def regex_parser(pattern: str, group: int | str = 1) -> Parser:
 
     parse.__doc__ = f"Group {group!r} of the last match of {pattern!r}."
     return parse
+
+
+def get_parsers(spec: str | dict[str, Any]) -> dict[str, Parser]:
+    """Every convention a parser spec stands for, by name: {"strict": ..., "flexible": ...} for
+    "gsm8k" (GSM8K_PARSERS, reported side by side as lm-eval does), {"<name>": parser} for any
+    other registered name, {"regex": parser} for {"regex": ...}. Errors as get_parser."""
+    if spec == "gsm8k":
+        return dict(GSM8K_PARSERS)
+    return {spec if isinstance(spec, str) else "regex": get_parser(spec)}
 
 
 def get_parser(spec: str | dict[str, Any]) -> Parser:

@@ -38,8 +38,14 @@ def eval_splits(inputs: dict[str, Any], data: dict[str, list[Example]]) -> dict[
 
 
 def downsample(examples: list[Example], fraction: float, seed: int) -> list[Example]:
-    """A seeded subset, in the original order (seed 001 scored 20% of GSM8K test)."""
-    n = max(1, round(len(examples) * fraction))
+    """A seeded subset of int(len * fraction) examples (truncated, at least 1), in the original order.
+
+    Truncation, not rounding, is seed 001's rule: 20% of GSM8K's 1,319 test examples is 263.8,
+    and its declared denominator is 263 (round() would give 264 and fail eval.expected).
+    """
+    # + 1e-9: a product that is an integer on paper must not truncate one lower (100 * 0.29 is
+    # 28.999999999999996 in floats); no real fraction of a split is within 1e-9 of the next integer.
+    n = max(1, int(len(examples) * fraction + 1e-9))
     keep = sorted(random.Random(seed).sample(range(len(examples)), n))
     return [examples[i] for i in keep]
 

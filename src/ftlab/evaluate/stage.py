@@ -89,7 +89,10 @@ def run_eval(task, ctx) -> dict[str, Any]:
                 rows[spec["name"]][split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
     select = inp["select"]
     chosen = rows[select["evaluator"]]
-    best = select_best(chosen[select["split"]], metric=select["metric"], higher_is_better=select["higher_is_better"])
+    best = select_best(
+        chosen[select["split"]], metric=select["metric"], higher_is_better=select.get("higher_is_better"),
+        include_step_0=select.get("include_step_0", False),
+    )
     summary = {
         "selected_on": select,
         "best_checkpoint": best["checkpoint"] if best else None,

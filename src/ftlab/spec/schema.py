@@ -189,6 +189,7 @@ class Select(Strict):
     metric: str = "accuracy"
     evaluator: str | None = Field(None, description="whose metric picks the checkpoint (default: the first evaluator)")
     higher_is_better: bool = True
+    include_step_0: bool = Field(False, description="may the untrained base (step 0) be a trained run's best checkpoint")
 
 
 class EvaluatorSpec(BaseModel):

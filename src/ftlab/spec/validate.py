@@ -79,6 +79,9 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
         at = ("datasets", i)
         if names.count(d.name) > 1 and names.index(d.name) != i:
             problems.add(at + ("name",), f"dataset name '{d.name}' is used twice")
+        if d.resample is not None and d.role != "train":  # seed 002: the test set is never modified
+            problems.add(at + ("resample",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be "
+                         "resampled (scores on a resampled valid/test set do not measure the real distribution)")
         if (d.path is None) == (d.generate is None):
             problems.add(at, "give exactly one of 'path' (a JSONL/JSON file) or 'generate' (a built-in generator)")
         elif d.path is not None and not (base_dir / d.path).exists():  # a dir: HF save_to_disk
