@@ -84,7 +84,11 @@ def test_unknown_evaluator_and_misordered_judge_are_spec_errors(tmp_path: Path):
     assert "unknown evaluator 'logit'. Did you mean 'logits'?" in text
     assert "judge scores the responses of 'generate': list that evaluator before it" in text
     assert "unknown option 'max_tokens' for evaluator generate. Did you mean 'max_new_tokens'?" in text
-    assert "eval.select.evaluator" in text  # selection evaluator 'logits' is not listed
+    # select.evaluator defaults to the first listed evaluator; a named one that is not listed is an error
+    spec = write_spec(tmp_path)
+    _with_evaluators(spec, "\n  evaluators:\n    - {name: generate}\n  select: {evaluator: logits}\n")
+    with pytest.raises(SpecError, match=r"eval\.select\.evaluator.*'logits' is not among eval\.evaluators"):
+        load_plan(spec)
 
 
 def test_vllm_backend_without_vllm_or_cuda_is_one_clear_error(tmp_path: Path, capsys):

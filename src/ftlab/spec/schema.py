@@ -188,7 +188,7 @@ class Select(Strict):
     split: str = Field("valid", description="dataset (role valid) that picks the best checkpoint")
     metric: str = "accuracy"
     evaluator: str | None = Field(None, description="whose metric picks the checkpoint (default: the first evaluator)")
-    higher_is_better: bool = True
+    higher_is_better: bool | None = Field(None, description="default: lower for ece, higher for every other metric")
     include_step_0: bool = Field(False, description="may the untrained base (step 0) be a trained run's best checkpoint")
 
 

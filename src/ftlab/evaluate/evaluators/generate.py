@@ -11,7 +11,6 @@ accuracy is computed over the rows that have one.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import Field
@@ -20,22 +19,19 @@ from ftlab.errors import FtlabError
 from ftlab.evaluate.base import EvalInput, Options, evaluators
 from ftlab.evaluate.metrics import CLASSIFICATION_METRICS, EMPTY_SPLIT, Metric, classification_metrics
 
-# lm-eval gsm8k.yaml exact_match: regexes_to_ignore [",", "\\$", "(?s).*#### ", "\\.$"].
-_IGNORE = re.compile(r",|\$|(?s:.*#### )|\.$")
-
-
 def normalise(answer: str | None) -> str | None:
-    if answer is None:
-        return None
-    return _IGNORE.sub("", answer.strip()).strip() or None
+    """lm-eval gsm8k's exact_match normalisation (ftlab.evaluate.parsers.gsm8k_normalise)."""
+    from ftlab.evaluate.parsers import gsm8k_normalise
+
+    return None if answer is None else (gsm8k_normalise(answer) or None)
 
 
 def conventions(parser: str | dict[str, Any]) -> dict[str, Any]:
-    """{convention: parser}: gsm8k's strict and flexible readings, or the one parser given."""
-    from ftlab.evaluate.parsers import get_parser, parsers
+    """{convention: parser}: gsm8k's strict and flexible readings, or {"": the one parser given}."""
+    from ftlab.evaluate.parsers import GSM8K_PARSERS, get_parser
 
-    if parser == "gsm8k" and "gsm8k_strict" in parsers and "gsm8k_flexible" in parsers:
-        return {"strict": get_parser("gsm8k_strict"), "flexible": get_parser("gsm8k_flexible")}
+    if parser == "gsm8k":
+        return dict(GSM8K_PARSERS)
     return {"": get_parser(parser)}
 
 

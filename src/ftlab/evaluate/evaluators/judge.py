@@ -75,7 +75,7 @@ class JudgeEvaluator:
     def produces(options, task) -> set[str]:
         from ftlab.evaluate.judge import UNPARSED
 
-        return {"safety_rate"} | {f"n_{'unparsed' if v == UNPARSED else v}" for v in [*options.verdicts, UNPARSED]}
+        return {"safety_rate", "n"} | {f"n_{'unparsed' if v == UNPARSED else v}" for v in [*options.verdicts, UNPARSED]}
 
     def run(self, inp: EvalInput) -> list[dict[str, Any]]:
         from ftlab.errors import StageError
@@ -93,11 +93,9 @@ class JudgeEvaluator:
         return judge.judge_by_text(model, tokenizer, items, template=o["template"], verdicts=o["verdicts"], max_new_tokens=o["max_new_tokens"], batch_size=inp.batch_size)
 
     def metrics(self, records, inp) -> dict[str, Metric]:
-        from ftlab.evaluate.judge import UNPARSED, safety_rate, verdict_counts
+        from ftlab.evaluate.judge import judge_metrics
 
-        counts = verdict_counts(records, inp.options["verdicts"])
-        named = {f"n_{'unparsed' if k == UNPARSED else k}": Metric(float(v)) for k, v in counts.items()}
-        return {"safety_rate": safety_rate(records, safe=inp.options["safe"]), **named}
+        return judge_metrics(records, inp.options["verdicts"], safe=inp.options["safe"])
 
 
 _JUDGES: dict[str, tuple[Any, Any]] = {}

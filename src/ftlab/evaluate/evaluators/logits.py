@@ -65,6 +65,7 @@ class LogitsEvaluator:
 
     @staticmethod
     def _calibration(records, inp):
-        from ftlab.evaluate.calibration import calibration
+        """Top-label calibration (Guo et al. 2017) over the label set's probabilities."""
+        from ftlab.evaluate.calibration import top_label_calibration
 
-        return calibration([r["label"] == inp.positive for r in records], [r["probs"][inp.positive] for r in records], inp.options["calibration_bins"])
+        return top_label_calibration([r["label"] for r in records], [r["probs"] for r in records], inp.options["calibration_bins"])
