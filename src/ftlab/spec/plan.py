@@ -115,6 +115,12 @@ def load_plan(spec_path: Path, max_runs: int | None = None) -> Plan:
         validator(c.values) if c.values is not None else None
         for c in controls
     ] if len(problems.items) <= MAX_SHOWN else []
+    if configs[0] is not None and configs[0].cluster:
+        # The profile is its own file, but a typo in it (`tme:`) should fail here, not at submit time.
+        from ftlab.runners.slurm.profile import check_profile
+
+        for found in check_profile(spec_path.parent / configs[0].cluster)[1]:
+            problems.add(("cluster",), f"in {clip_text(configs[0].cluster, 100)}: {found}")
     template = body.get("run_name")
     runs: list[Run] = []
     if not problems.items:
