@@ -68,6 +68,7 @@ class Plan:
 
 
 MAX_RUNS = 100_000  # default limit on runs per spec; --max-runs N or FTLAB_MAX_RUNS=N raise it
+MAX_SLOW = 100  # points validated in full after a problem (~1 ms each); the rest of a broken sweep is skipped
 MAX_SHOWN = 50  # problems printed; the rest are counted (a bad value in a 10,000-point sweep is 10,000 problems)
 # Experiment-wide fields: one value for every run. With a sweep variable in them every run would
 # silently share (or fight over) one name, one output directory, one cluster profile.
@@ -83,7 +84,7 @@ def load_plan(spec_path: Path, max_runs: int | None = None) -> Plan:
     source = clip_text(str(spec_path), 200)
     problems = sw.Problems()
     if not isinstance(data, dict):
-        raise SpecError(["the spec must be a YAML mapping (key: value lines)"], source=source)
+        raise SpecError([f"line {lines.key_line(()) or 1}: the spec must be a YAML mapping (key: value lines)"], source=source)
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise SpecError([f"line {lines.key_line(()) or 1}: top-level key {clip(bad_keys[0])} is not a name"], source=source)
@@ -108,7 +109,7 @@ def load_plan(spec_path: Path, max_runs: int | None = None) -> Plan:
                                slow=lambda point: _validate(body, point, spec_path.parent, problems, used))
     configs: list[Experiment | None] = [_validate(body, points[0], spec_path.parent, problems, used)]
     for point in points[1:]:
-        if len(problems.items) > MAX_SHOWN:
+        if len(problems.items) > MAX_SHOWN or validator.slow_points > MAX_SLOW:
             break  # enough to fix first; validating 100,000 bad points more would only repeat them
         configs.append(validator(point))
     control_configs = [

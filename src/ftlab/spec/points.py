@@ -66,12 +66,16 @@ class PointValidator:
         self.cache: dict[tuple, Any] = {}
         self.adapters: dict[str, TypeAdapter] = {}
         self.checked: set[tuple] = set()
+        self.slow_points = 0
         # Frozen models and lists nobody mutates: safe to share between the points' Experiments.
         self.defaults = {name: info.get_default(call_default_factory=True) for name, info in self.fields.items() if not info.is_required()}
 
     def __call__(self, point: dict[str, Any]) -> Experiment | None:
         exp = self._fast(point)
-        return exp if exp is not None else self.slow(point)
+        if exp is not None:
+            return exp
+        self.slow_points += 1  # only points with a problem get here
+        return self.slow(point)
 
     def _fast(self, point: dict[str, Any]) -> Experiment | None:
         if self.presets is None and "presets" in self.body:
