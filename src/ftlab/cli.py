@@ -52,14 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    p = _command(sub, "validate", "Check a spec and report every problem at once.", "ftlab validate spec.yaml", cmd_validate)
+    p = _command(sub, "validate", "Check a spec and report every problem at once.", "ftlab validate spec.yaml --max-runs 200000", cmd_validate)
     p.add_argument("spec", type=Path)
+    p.add_argument("--max-runs", type=int, default=None, metavar="N", help="refuse specs of more than N runs (default: FTLAB_MAX_RUNS or 100000)")
 
     p = _command(sub, "plan", "List the runs a spec expands to (index, name, sweep values, seed, run id) and the SLURM resources each stage would ask for.", "ftlab plan spec.yaml --cost", cmd_plan)
     p.add_argument("spec", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--cost", action="store_true", help="estimate GPU-hours and checkpoint storage from the resource policy")
     p.add_argument("--cluster", type=Path, help="cluster profile YAML (default: the spec's `cluster:`)")
+    p.add_argument("--max-runs", type=int, default=None, metavar="N", help="refuse specs of more than N runs (default: FTLAB_MAX_RUNS or 100000)")
 
     p = _command(sub, "run", "Run every stage of every run locally, skipping what is already done.", "ftlab run spec.yaml --only data train --dry-run", cmd_run)
     p.add_argument("spec", type=Path)
@@ -109,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plan(spec: Path):
+def _plan(spec: Path, max_runs: int | None = None):
     from ftlab.spec.plan import load_plan
 
-    plan = load_plan(spec)
+    plan = load_plan(spec, max_runs=max_runs)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return plan
@@ -132,13 +134,13 @@ def _registry(graph):
 
 
 def cmd_validate(args) -> int:
-    plan = _plan(args.spec)
+    plan = _plan(args.spec, args.max_runs)
     print(f"{args.spec}: OK, {len(plan.runs)} runs")
     return 0
 
 
 def cmd_plan(args) -> int:
-    plan = _plan(args.spec)
+    plan = _plan(args.spec, args.max_runs)
     from ftlab.pipeline import build_graph
     from ftlab.runners.slurm.estimate import estimate, resource_lines
     from ftlab.runners.slurm.profile import profile_for

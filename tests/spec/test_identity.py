@@ -40,3 +40,18 @@ def test_result_fields_change_the_run_id(tmp_path: Path):
     spec.write_text(spec.read_text().replace("seeds: [0]", "seeds: [1]"))
     assert _ids(spec) not in (before, changed)
     assert all(i.startswith("r1-") for i in changed)  # versioned
+
+
+def test_fast_path_gives_the_same_configs_and_ids_as_full_validation():
+    """points.py validates per field and identity.py hashes per field: the result must be exactly what
+    validating each point in full and hashing stable_hash(payload) gives (run ids stay stable)."""
+    from ftlab.spec.identity import IDENTITY_VERSION, effective_config, stable_hash
+    from ftlab.spec.schema import Experiment
+
+    for name in ("quickstart.yaml", "weighted_loss_sweep.yaml"):
+        plan = load_plan(Path(__file__).resolve().parents[2] / "examples" / name)
+        for run in plan.runs:
+            full = Experiment.model_validate(run.config.model_dump())
+            assert run.config == full and run.config.model_dump() == full.model_dump()
+            payload = {"v": IDENTITY_VERSION, "config": effective_config(full), "kind": run.kind, "seed": run.seed, "sweep": run.values}
+            assert run.run_id == f"r{IDENTITY_VERSION}-{stable_hash(payload)[:12]}"

@@ -28,8 +28,13 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
 )
 
 
+# Seeds feed numpy, which takes 0..2^32-1 (transformers.set_seed seeds it too); -1 or 2^40 fail there.
+SEED = {"ge": 0, "le": 2**32 - 1}
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `epochs: .inf` or `learning_rate: .nan` pass `gt=0` checks otherwise.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TinyModel(Strict):
@@ -43,7 +48,7 @@ class TinyModel(Strict):
     intermediate_size: int = Field(256, ge=8)
     vocab_size: int = Field(512, ge=300, description="BPE vocabulary incl. 256 byte tokens")
     max_position_embeddings: int = Field(1024, ge=16)
-    seed: int = Field(0, description="weight init seed")
+    seed: int = Field(0, description="weight init seed", **SEED)
     tokenizer_corpus: list[str] = Field(
         default_factory=lambda: ["train"], description="names of datasets whose text trains the tokenizer"
     )
@@ -89,7 +94,7 @@ class Generate(Strict):
     name: str = Field(description="generator name, e.g. hem")
     n: int = Field(gt=0, description="number of examples")
     split: str | None = Field(None, description="generator split (default: the dataset's role)")
-    seed: int = 0
+    seed: int = Field(0, **SEED)
 
 
 class Resample(Strict):
@@ -99,7 +104,7 @@ class Resample(Strict):
     positives: int | None = Field(None, ge=0, description="exact positive count (overrides the fraction)")
     total: int | None = Field(None, gt=0, description="output size (default: the input size)")
     replace: bool = Field(False, description="draw the shortfall with replacement when a class is too small")
-    seed: int = 0
+    seed: int = Field(0, **SEED)
 
 
 DataColumn = Literal[
@@ -211,7 +216,7 @@ class FewShot(Strict):
 
     pool: int = Field(8, gt=0, description="pool size drawn from the train dataset")
     k: int = Field(3, ge=0, description="examples shown per prompt (the pool's first k)")
-    seed: int = 0
+    seed: int = Field(0, **SEED)
 
 
 class Eval(Strict):
@@ -222,7 +227,7 @@ class Eval(Strict):
     test_fraction: float | None = Field(
         None, gt=0, le=1, description="seeded downsample of test splits; null = the full test split"
     )
-    test_seed: int = 0
+    test_seed: int = Field(0, **SEED)
     group_by: list[str] = Field(default_factory=list, description="data columns for per-group metrics")
     expected: dict[str, int] = Field(default_factory=dict, description="declared example counts per split")
     evaluators: list[EvaluatorSpec] = Field(default_factory=lambda: [EvaluatorSpec(name="logits")], min_length=1)

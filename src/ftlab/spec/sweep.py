@@ -12,9 +12,12 @@ sweep runs. An empty sweep is one point with no variables.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from ftlab.spec.source import clip, clip_text
 
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -24,15 +27,35 @@ SCALARS = (str, int, float, bool)
 Where = tuple[str | int, ...]
 
 
+SEED_MAX = 2**32 - 1  # numpy's seed range (transformers.set_seed seeds numpy too); negative seeds fail there
+
+
 @dataclass
 class Problems:
     """Problems found while reading a spec, each with the YAML path it belongs to."""
 
     items: list[tuple[Where, str]] = field(default_factory=list)
+    _seen: set[tuple[Where, str]] = field(default_factory=set, repr=False)
 
     def add(self, where: Where, message: str) -> None:
-        if (where, message) not in self.items:
+        if (where, message) not in self._seen:  # a set: 100,000 points may each add one
+            self._seen.add((where, message))
             self.items.append((where, message))
+
+
+def count_points(raw: Any) -> int:
+    """How many points `sweep:` expands to, counted without expanding (a grid of 8 variables x 10
+    values is 10^8 points: expanding it first took 24 GB before the kernel killed ftlab)."""
+    if not isinstance(raw, list):
+        return 1
+    total = 0
+    for item in raw:
+        if isinstance(item, dict) and isinstance(item.get("grid"), dict):
+            sizes = [len(v) if isinstance(v, list) else 0 for v in item["grid"].values()]
+            total += math.prod(sizes) if sizes else 0
+        else:
+            total += 1
+    return max(total, 1)
 
 
 @dataclass(frozen=True)
@@ -64,7 +87,7 @@ def expand_sweep(raw: Any, problems: Problems) -> list[dict[str, Any]]:
     for n, point in enumerate(points):
         key = tuple(sorted((k, repr(v)) for k, v in point.items()))
         if key in seen:
-            problems.add(("sweep",), f"point {point} appears twice (runs {seen[key]} and {n}); remove one")
+            problems.add(("sweep",), f"point {clip(point)} appears twice (points {seen[key]} and {n}); remove one")
         seen.setdefault(key, n)
     return points or [{}]
 
@@ -72,7 +95,7 @@ def expand_sweep(raw: Any, problems: Problems) -> list[dict[str, Any]]:
 def _expand_grid(item: dict, where: Where, problems: Problems) -> list[dict[str, Any]]:
     extra = [k for k in item if k != "grid"]
     if extra:
-        problems.add(where + (extra[0],), f"a grid item takes only 'grid:'; move '{extra[0]}' into the grid")
+        problems.add(where + (extra[0],), f"a grid item takes only 'grid:'; move '{clip_text(extra[0])}' into the grid")
     grid = item["grid"]
     if not isinstance(grid, dict) or not grid:
         problems.add(where + ("grid",), "must map each variable to a non-empty list of values")
@@ -81,7 +104,7 @@ def _expand_grid(item: dict, where: Where, problems: Problems) -> list[dict[str,
     for key, values in grid.items():
         at = where + ("grid", key)
         if not isinstance(values, list) or not values:
-            problems.add(at, f"must be a non-empty list of values, e.g. {key}: [1, 2]")
+            problems.add(at, f"must be a non-empty list of values, e.g. {clip_text(key, 40)}: [1, 2]")
             continue
         if all(_check_var(key, v, at, problems) for v in values):
             axes.append((key, values))
@@ -93,7 +116,7 @@ def _expand_grid(item: dict, where: Where, problems: Problems) -> list[dict[str,
 
 def _check_var(key: Any, value: Any, where: Where, problems: Problems) -> bool:
     if not isinstance(key, str) or not NAME.match(key):
-        problems.add(where, f"sweep variable name {key!r} must be an identifier (letters, digits, _)")
+        problems.add(where, f"sweep variable name {clip(key)} must be an identifier (letters, digits, _)")
         return False
     if key == "seed":
         problems.add(where, "'seed' is reserved: list seeds under 'seeds:' instead")
@@ -104,16 +127,20 @@ def _check_var(key: Any, value: Any, where: Where, problems: Problems) -> bool:
     return True
 
 
-def parse_seeds(raw: Any, problems: Problems) -> list[int]:
+def parse_seeds(raw: Any, problems: Problems, where: Where = ("seeds",)) -> list[int]:
     if raw is None:
         return [0]
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return [raw]
+        raw = [raw]
     if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
-        problems.add(("seeds",), "must be a non-empty list of integers, e.g. seeds: [0, 1, 2]")
+        problems.add(where, "must be a non-empty list of integers, e.g. seeds: [0, 1, 2]")
         return [0]
+    for i, seed in enumerate(raw):
+        if not 0 <= seed <= SEED_MAX:
+            problems.add(where + (i,), f"seed {clip(seed)} is out of range: seeds are 0 to {SEED_MAX} (2^32 - 1)")
+            return [0]
     if len(set(raw)) != len(raw):
-        problems.add(("seeds",), "lists a seed twice")
+        problems.add(where, "lists a seed twice")
     return list(raw)
 
 
@@ -132,21 +159,22 @@ def parse_controls(raw: Any, problems: Problems) -> list[ControlRequest]:
             problems.add(where, "must be a control name or {kind: ..., values: {...}, seeds: [...]}")
             continue
         unknown = set(item) - {"kind", "values", "seeds"}
-        for key in sorted(unknown):
+        for key in sorted(unknown, key=str):
             problems.add(where + (key,), "unknown key; allowed: kind, values, seeds")
         kind = item.get("kind")
-        if kind not in CONTROL_KINDS:
+        if not isinstance(kind, str) or kind not in CONTROL_KINDS:
             from ftlab.plugins import did_you_mean
 
-            hint = did_you_mean(str(kind), CONTROL_KINDS)
-            problems.add(where, f"unknown control {kind!r}.{hint} Available: {', '.join(CONTROL_KINDS)}")
+            hint = did_you_mean(clip_text(kind, 40), CONTROL_KINDS)
+            problems.add(where, f"unknown control {clip(kind)}.{hint} Available: {', '.join(CONTROL_KINDS)}")
             continue
         values = item.get("values")
-        if values is not None and not (
-            isinstance(values, dict) and all(_check_var(k, v, where + ("values", k), problems) for k, v in values.items())
-        ):
+        if values is not None and not isinstance(values, dict):
+            problems.add(where + ("values",), "must map sweep variables to values, e.g. values: {lr: 0.001}")
             continue
-        seeds = parse_seeds(item["seeds"], problems) if "seeds" in item else None
+        if values is not None and not all(_check_var(k, v, where + ("values", k), problems) for k, v in values.items()):
+            continue
+        seeds = parse_seeds(item["seeds"], problems, where + ("seeds",)) if "seeds" in item else None
         out.append(ControlRequest(kind=kind, values=values, seeds=seeds))
     return out
 
@@ -163,7 +191,7 @@ def substitute(obj: Any, values: dict[str, Any], where: Where, problems: Problem
     missing = [n for n in names if n not in values]
     if missing:
         known = ", ".join(sorted(values)) or "(none: the sweep is empty)"
-        problems.add(where, f"uses ${{{missing[0]}}}, which this sweep point does not set; sweep variables: {known}")
+        problems.add(where, f"uses ${{{missing[0]}}}, which this sweep point does not set; sweep variables: {clip_text(known, 200)}")
         return obj
     if "${" in VAR.sub("", obj):
         problems.add(where, "malformed variable reference; write ${name}")

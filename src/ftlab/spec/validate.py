@@ -11,7 +11,13 @@ from pydantic import BaseModel, ValidationError
 
 from ftlab.plugins import did_you_mean
 from ftlab.spec.schema import Experiment
+from ftlab.spec.source import clip, clip_text, safe_exists, safe_is_file
 from ftlab.spec.sweep import Problems
+
+# Top-level fields cross_checks never reads: ftlab.spec.points runs it once per combination of the
+# other fields, so a 10,000-point sweep over train/method is cross-checked once, not 10,000 times.
+# A check that starts reading one of these must remove it from here.
+NOT_CROSS_CHECKED = ("train", "method", "description", "run_name", "output_dir", "name", "cluster")
 
 def model_problems(err: ValidationError, problems: Problems, skip: set[tuple]) -> None:
     """Add each pydantic error to `problems` at its YAML path (paths in `skip` were already reported)."""
@@ -21,17 +27,17 @@ def model_problems(err: ValidationError, problems: Problems, skip: set[tuple]) -
             continue
         kind = e["type"]
         if kind == "extra_forbidden":
-            key = str(loc[-1])
+            key = clip_text(loc[-1], 60)
             allowed = _fields_at(Experiment, loc[:-1])
             hint = did_you_mean(key, allowed)
             listing = f" Allowed: {', '.join(allowed)}." if allowed else ""
             problems.add(loc, f"unknown key '{key}'.{hint}{listing}")
         elif kind == "missing":
             problems.add(loc, "required key is missing")
+        elif kind == "finite_number":
+            problems.add(loc, f"must be a finite number, not {clip(e.get('input'))}")
         else:
-            got = repr(e.get("input"))
-            got = got if len(got) <= 60 else got[:57] + "..."
-            problems.add(loc, f"{e['msg']} (got {got})")
+            problems.add(loc, f"{clip_text(e['msg'], 200)} (got {clip(e.get('input'))})")
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -69,8 +75,10 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     m = exp.model
     if (m.path is None) == (m.tiny is None):
         problems.add(("model",), "give exactly one of 'path' (HF id or local dir) or 'tiny' (built by ftlab)")
-    elif m.path is not None and not (base_dir / m.path).exists() and m.path.startswith((".", "/", "~")):
-        problems.add(("model", "path"), f"local model directory not found: {base_dir / m.path}")
+    elif m.path is not None and not safe_exists(base_dir / m.path) and m.path.startswith((".", "/", "~")):
+        problems.add(("model", "path"), f"local model directory not found: {clip_text(base_dir / m.path, 200)}")
+    if m.tiny is not None:
+        _check_shape(m.tiny, problems)
 
     _check_task(exp, problems)
 
@@ -84,13 +92,13 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
                          "resampled (scores on a resampled valid/test set do not measure the real distribution)")
         if (d.path is None) == (d.generate is None):
             problems.add(at, "give exactly one of 'path' (a JSONL/JSON file) or 'generate' (a built-in generator)")
-        elif d.path is not None and not (base_dir / d.path).exists():  # a dir: HF save_to_disk
-            problems.add(at + ("path",), f"file not found: {base_dir / d.path}")
+        elif d.path is not None and not safe_exists(base_dir / d.path):  # a dir: HF save_to_disk
+            problems.add(at + ("path",), f"file not found: {clip_text(base_dir / d.path, 200)}")
         elif d.generate is not None and d.generate.name not in generators:
-            hint = did_you_mean(d.generate.name, generators.names())
+            hint = did_you_mean(clip_text(d.generate.name, 60), generators.names())
             problems.add(
                 at + ("generate", "name"),
-                f"unknown data generator '{d.generate.name}'.{hint} Available: {', '.join(generators.names())}",
+                f"unknown data generator {clip(d.generate.name)}.{hint} Available: {', '.join(generators.names())}",
             )
     if len(exp.datasets_with_role("train")) != 1:
         problems.add(("datasets",), "needs exactly one dataset with role: train")
@@ -102,7 +110,12 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
 
     for j, name in enumerate(exp.eval.splits or []):
         if name not in names:
-            problems.add(("eval", "splits", j), f"no dataset named '{name}'{_hint(name, names)}")
+            problems.add(("eval", "splits", j), f"no dataset named {clip(name)}{_hint(name, names)}")
+    for at, items in ((("eval", "splits"), exp.eval.splits or []), (("eval", "group_by"), exp.eval.group_by),
+                      (("model", "tiny", "tokenizer_corpus"), m.tiny.tokenizer_corpus if m.tiny else [])):
+        twice = next((x for i, x in enumerate(items) if x in items[:i]), None)
+        if twice is not None:
+            problems.add(at, f"lists {clip(twice)} twice")
     _check_evaluators(exp, names, base_dir, problems)
     for split in exp.eval.expected:
         if split not in names:
@@ -125,13 +138,28 @@ def _check_task(exp: Experiment, problems: Problems) -> None:
         problems.add(("task", "labels"), "a classification task needs at least 2 labels, e.g. [P, N] "
                      "(for free-form answers such as GSM8K's, use task.type: generation)")
         return
+    for j, label in enumerate(labels):
+        if not label.strip():
+            problems.add(("task", "labels", j), f"label {clip(label)} is empty; every label needs a visible name")
     if len(set(labels)) != len(labels):
         problems.add(("task", "labels"), "lists a label twice")
     if task.positive is not None and task.positive not in labels:
-        problems.add(("task", "positive"), f"'{task.positive}' is not in task.labels {labels}")
+        problems.add(("task", "positive"), f"{clip(task.positive)} is not in task.labels {clip(labels)}")
     template = task.answer_template
     if template is not None and template.count("{label}") != 1:
         problems.add(("task", "answer_template"), f"must contain '{{label}}' exactly once (got {template[:80]!r}), e.g. '\\boxed{{label}}'")
+
+
+def _check_shape(tiny, problems: Problems) -> None:
+    """Attention shapes transformers would only refuse when building the model (after the data stage)."""
+    at = ("model", "tiny")
+    if tiny.hidden_size % tiny.num_heads:
+        problems.add(at + ("num_heads",), f"hidden_size {tiny.hidden_size} is not divisible by num_heads {tiny.num_heads}")
+    elif (tiny.hidden_size // tiny.num_heads) % 2:
+        # Rotary embeddings rotate pairs of dimensions: an odd head size (e.g. 30 / 2 = 15) fails in the forward pass.
+        problems.add(at + ("num_heads",), f"head size hidden_size/num_heads = {tiny.hidden_size // tiny.num_heads} must be even (rotary embeddings)")
+    if tiny.num_heads % tiny.num_kv_heads:
+        problems.add(at + ("num_kv_heads",), f"num_heads {tiny.num_heads} is not divisible by num_kv_heads {tiny.num_kv_heads}")
 
 
 def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
@@ -207,4 +235,4 @@ def _check_select_metric(exp: Experiment, chosen, base_dir: Path, problems: Prob
 
 
 def _hint(name: str, choices: list[str]) -> str:
-    return f".{did_you_mean(name, choices)} Available: {', '.join(choices)}"
+    return f".{did_you_mean(clip_text(name, 60), choices)} Available: {clip_text(', '.join(choices), 200)}"

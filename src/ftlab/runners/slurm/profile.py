@@ -25,7 +25,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ftlab.errors import SlurmError
@@ -99,20 +98,131 @@ def load_profile(path: str | Path | None) -> ClusterProfile:
     """Read a profile file; None gives the default profile (no partition: the cluster's default)."""
     if path is None:
         return ClusterProfile()
-    path = Path(path)
-    if not path.is_file():
-        raise SlurmError(f"cluster profile {path} does not exist")
+    profile, problems = check_profile(Path(path))
+    if problems:
+        raise SlurmError(f"cluster profile {_shown(path)}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
+    return profile
+
+
+def check_profile(path: Path) -> tuple[ClusterProfile | None, list[str]]:
+    """(profile, []) or (None, problems), each problem "line N, yaml.path: what to do" (ftlab validate
+    reports them under the spec's `cluster:` line; `ftlab submit --cluster FILE` raises them)."""
+    from ftlab.errors import SpecError
+    from ftlab.spec.source import line_of, read_yaml
+
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SlurmError(f"cluster profile {path} is not valid YAML: {err}") from err
+        data, lines = read_yaml(path, what="cluster profile")
+    except SpecError as err:
+        return None, [p.removeprefix(f"{err.source}: ") for p in err.problems]
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise SlurmError(f"cluster profile {path} must be a YAML mapping")
+        return None, ["line 1: a cluster profile must be a YAML mapping (key: value lines)"]
+    found: list[tuple[tuple, str]] = []
+    profile = None
     try:
-        return ClusterProfile.model_validate({**data, "source": str(path.resolve())})
+        profile = ClusterProfile.model_validate({**data, "source": str(path.resolve())})
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-        raise SlurmError(f"cluster profile {path}: {problems}") from err
+        for e in err.errors():
+            found.append((tuple(e["loc"]), _message(e)))
+        # Without the keys that failed, to check `resources:` too: every problem in one message.
+        bad = {e["loc"][0] for e in err.errors() if e["loc"]}
+        try:
+            partial = ClusterProfile.model_validate({k: v for k, v in data.items() if k not in bad})
+            found += _resource_problems(partial)
+        except ValidationError:
+            pass
+    except (OSError, RuntimeError) as err:
+        found.append(((), f"cannot resolve the path: {_clip(err, 200)}"))
+    if profile is not None:
+        found += _resource_problems(profile)
+    out = []
+    for loc, message in found:
+        line = line_of(loc, lines)
+        where = ".".join(_clip(p, 40) for p in loc) or "(top level)"
+        out.append(f"{f'line {line}, ' if line else ''}{where}: {message}")
+    return (profile if not out else None), out
+
+
+def _message(e: dict) -> str:
+    from ftlab.plugins import did_you_mean
+
+    loc = tuple(e["loc"])
+    if e["type"] == "extra_forbidden":
+        model = Limits if loc[:1] == ("limits",) else ClusterProfile
+        allowed = [f for f in model.model_fields if f != "source"]
+        key = _clip(loc[-1], 60)
+        return f"unknown key '{key}'.{did_you_mean(key, allowed)} Allowed: {', '.join(allowed)}."
+    return f"{_clip(e['msg'], 200)} (got {_clip(repr(e.get('input')), 80)})"
+
+
+# Keys of a policy's size row and of its cpu_job row (ftlab.runners.slurm.policies).
+ROW_KEYS = ("max_params", "mem", "gpus", "constraint", "cpus", "time")
+CPU_JOB_KEYS = ("mem", "gpus", "constraint", "cpus", "time")
+STAGE_TIMES = ("train", "eval")
+
+
+def _resource_problems(profile: ClusterProfile) -> list[tuple[tuple, str]]:
+    """`resources:` overrides checked against the policy's rows, so `tme:` fails here, not at submit."""
+    from ftlab.plugins import did_you_mean
+    from ftlab.runners.slurm.policies import policies
+    from ftlab.runners.slurm.resources import mem_gb, time_hours
+
+    if profile.policy not in policies:
+        names = policies.names()
+        return [(("policy",), f"unknown policy {_clip(repr(profile.policy), 60)}.{did_you_mean(_clip(profile.policy, 60), names)} Available: {', '.join(names)}")]
+    sizes = list(policies.get(profile.policy)["sizes"])
+    found: list[tuple[tuple, str]] = []
+
+    def check_value(at: tuple, key: str, value: Any) -> None:
+        try:
+            if key == "mem":
+                mem_gb(value)
+            elif key == "time":
+                time_hours(value)
+        except SlurmError as err:
+            found.append((at, str(err)))
+            return
+        if key in ("gpus", "cpus") and (not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "gpus" else 1)):
+            found.append((at, f"must be a whole number {'>= 0' if key == 'gpus' else '>= 1'} (got {_clip(repr(value), 40)})"))
+        elif key == "max_params" and value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf")):
+            found.append((at, f"must be a positive parameter count such as 2.0e9, or null (got {_clip(repr(value), 40)})"))
+        elif key == "constraint" and value is not None and not (isinstance(value, str) and NAME.match(value)):
+            found.append((at, f"{_clip(repr(value), 60)} is not a SLURM constraint name"))
+
+    for size, row in profile.resources.items():
+        allowed = CPU_JOB_KEYS if size == "cpu_job" else ROW_KEYS
+        if size != "cpu_job" and size not in sizes:
+            found.append((("resources", size), f"policy '{profile.policy}' has no size {_clip(repr(size), 40)}.{did_you_mean(_clip(size, 40), sizes)} Sizes: {', '.join(sizes)}, cpu_job"))
+            continue
+        for key, value in row.items():
+            at = ("resources", size, key)
+            if key not in allowed:
+                found.append((at, f"unknown key '{_clip(key, 40)}'.{did_you_mean(_clip(key, 40), allowed)} Allowed: {', '.join(allowed)}."))
+            elif key == "time" and isinstance(value, dict) and size != "cpu_job":
+                for stage, limit in value.items():
+                    if stage not in STAGE_TIMES:
+                        found.append((at + (stage,), f"unknown stage '{_clip(stage, 40)}'.{did_you_mean(_clip(stage, 40), STAGE_TIMES)} Allowed: train, eval."))
+                    else:
+                        check_value(at + (stage,), "time", limit)
+            else:
+                check_value(at, key, value)
+    for key in ("mem_per_node", "max_time"):
+        value = getattr(profile.limits, key)
+        if value is not None:
+            check_value(("limits", key), "mem" if key == "mem_per_node" else "time", value)
+    return found
+
+
+def _clip(value: Any, limit: int) -> str:
+    from ftlab.spec.source import clip_text
+
+    return clip_text(str(value), limit)
+
+
+def _shown(path: str | Path) -> str:
+    return _clip(path, 200)
 
 
 def profile_for(plan, override: str | Path | None = None) -> ClusterProfile:
