@@ -105,7 +105,7 @@ def test_fuzzed_specs_through_the_cli(cases):
     # Every ~36th case: all mutation kinds appear (the names cycle through them), and the YAML bombs,
     # bad bytes and huge sweeps meet the real process with a 2 GB memory ceiling.
     picked = [c for c in cases if c.op in ("bomb", "bytes", "encoding", "sweep_shape", "long_string", "format_string")][::9][:N_CLI // 2]
-    rest = [c for c in cases if c not in picked and c.name not in LEAD_CASES]
+    rest = [c for c in cases if c not in picked]
     picked += rest[:: len(rest) // (N_CLI - len(picked))][: N_CLI - len(picked)]
     assert len(picked) == N_CLI
     with ThreadPoolExecutor(max_workers=2) as pool:
