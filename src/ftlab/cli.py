@@ -21,6 +21,12 @@ STAGES = "data, model, train, eval, report"
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "scale", None):
+        import os
+
+        from ftlab.spec.scale import ENV
+
+        os.environ[ENV] = args.scale  # every later load of the spec (SLURM jobs too) reads this scale
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -98,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-heads", type=int, default=2)
     p.add_argument("--vocab-size", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+
+    for name in ("validate", "plan", "run", "submit", "status", "report", "cancel"):
+        if name in sub.choices:
+            sub.choices[name].add_argument(
+                "--scale", metavar="NAME", help="run the spec at this scale (its `scales:` block, e.g. tiny or full)"
+            )
 
     stage = sub.add_parser("stage", help="Internal: run one stage task (runners call this).", description="Internal: run one stage task.")
     ssub = stage.add_subparsers(metavar="COMMAND")

@@ -19,6 +19,7 @@ from ftlab.errors import SpecError
 from ftlab.spec import sweep as sw
 from ftlab.spec.identity import config_json, run_id_from
 from ftlab.spec.points import PointValidator, references
+from ftlab.spec.scale import apply_scale
 from ftlab.spec.schema import Experiment
 from ftlab.spec.source import clip, clip_text, env_int, format_path, line_of, read_yaml
 from ftlab.spec.validate import cross_checks, model_problems
@@ -47,6 +48,7 @@ class Plan:
     experiment: Experiment  # the first sweep point's config: experiment-wide fields
     runs: list[Run]
     warnings: list[str] = field(default_factory=list)
+    scale: str | None = None  # the spec's chosen scale (ftlab.spec.scale), if it has scales
 
     @property
     def base_dir(self) -> Path:
@@ -75,7 +77,7 @@ MAX_SHOWN = 50  # problems printed; the rest are counted (a bad value in a 10,00
 EXPERIMENT_WIDE = ("name", "output_dir", "cluster")
 
 
-def load_plan(spec_path: Path, max_runs: int | None = None) -> Plan:
+def load_plan(spec_path: Path, max_runs: int | None = None, scale: str | None = None) -> Plan:
     """Read, validate and expand a spec. `max_runs` (default FTLAB_MAX_RUNS or 100,000) bounds the
     work: the runs are counted before anything is expanded, and a larger spec is refused."""
     spec_path = _absolute(Path(spec_path))
@@ -88,6 +90,7 @@ def load_plan(spec_path: Path, max_runs: int | None = None) -> Plan:
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise SpecError([f"line {lines.key_line(()) or 1}: top-level key {clip(bad_keys[0])} is not a name"], source=source)
+    data, chosen = apply_scale(data, scale, problems)
     seeds = sw.parse_seeds(data.get("seeds"), problems)
     controls = sw.parse_controls(data.get("controls"), problems)
     count = sw.count_points(data.get("sweep")) * len(seeds)
@@ -134,7 +137,7 @@ def load_plan(spec_path: Path, max_runs: int | None = None) -> Plan:
         for v in variables
         if v not in used
     ]
-    return Plan(spec_path=spec_path, experiment=configs[0], runs=runs, warnings=warnings)
+    return Plan(spec_path=spec_path, experiment=configs[0], runs=runs, warnings=warnings, scale=chosen)
 
 
 def _absolute(path: Path) -> Path:

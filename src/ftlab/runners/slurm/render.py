@@ -19,6 +19,7 @@ the local runner. Every value rendered into a script is shell-quoted with shlex.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -185,6 +186,9 @@ def render_script(job: Job, ctx: Context) -> str:
     lines += ["set -u  # only now: `module load` and `conda activate` read unset variables"]
     # Same thread count as the CPU count SLURM granted: local and SLURM runs then compute identically.
     lines += ['export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"', "", f"SPEC={q(str(ctx.spec))}", f"FTLAB={q(ctx.ftlab)}"]
+    scale = os.environ.get("FTLAB_SCALE")
+    if scale:  # chosen on the command line (ftlab submit --scale): every job reads the same experiment
+        lines.append(f"export FTLAB_SCALE={q(scale)}")
     if job.group == "report":
         lines += ["", "# rebuilds the table from every eval that exists, even when some failed",
                   'exec "$FTLAB" report "$SPEC"']
