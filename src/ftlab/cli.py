@@ -19,17 +19,18 @@ STAGES = "data, model, train, eval, report"
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    from ftlab.spec.scale import ENV
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "scale", None):
-        import os
-
-        from ftlab.spec.scale import ENV
-
-        os.environ[ENV] = args.scale  # every later load of the spec (SLURM jobs too) reads this scale
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    before = os.environ.get(ENV)
+    if getattr(args, "scale", None):
+        os.environ[ENV] = args.scale  # every load of the spec from here (child processes, SLURM scripts) reads it
     try:
         return args.func(args) or 0
     except FtlabError as err:
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def _command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:

@@ -129,7 +129,8 @@ def build_graph(plan: Plan) -> Graph:
             "evaluators": evaluator_list,
             "eval": exp.eval.model_dump(mode="json", include={"exclude_final", "test_fraction", "test_seed", "group_by", "expected"}),
             "roles": {name: exp.dataset(name).role for name in splits},
-            "fewshot": {"k": exp.fewshot.k, "pool": str(train_pool.out_dir), "pool_id": train_pool.identity} if exp.fewshot else None,
+            "fewshot": {"k": exp.fewshot.k, "pool": str(train_pool.out_dir), "pool_id": train_pool.identity,
+                        "splits": exp.fewshot.splits} if exp.fewshot else None,
             # The train answers give a classification task's answer shape (\boxed{Accept}: data/answers.py).
             "train_data": str(train_pool.out_dir),
             # What a cached (checkpoint, evaluator, split) result was computed from: see evaluate/stage.py.
@@ -141,7 +142,7 @@ def build_graph(plan: Plan) -> Graph:
         hashed = {
             "run_id": run.run_id, "base": base_identity, "task": inputs["task"], "select": inputs["select"],
             "splits": sorted(splits), "quantization": inputs["quantization"], "evaluators": evaluator_list,
-            "eval": inputs["eval"], "fewshot_k": exp.fewshot.k if exp.fewshot else None,
+            "eval": inputs["eval"], "fewshot_k": exp.fewshot.k if exp.fewshot else None, "fewshot_splits": exp.fewshot.splits if exp.fewshot else None,
         }
         identity = _identity("eval", hashed, upstream + list(splits.values()))
         deps = tuple(t.key for t in upstream) + tuple(t.key for t in splits.values())
@@ -178,7 +179,7 @@ def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:
         "positive": exp.task.positive_label,
         "label_field": exp.task.label_field,
         # The train set gives up the few-shot pool (seed 001: shots never trained on).
-        "fewshot": exp.fewshot.model_dump(mode="json", exclude={"k"}) if exp.fewshot and ds.role == "train" else None,
+        "fewshot": exp.fewshot.model_dump(mode="json", exclude={"k", "splits"}) if exp.fewshot and ds.role == "train" else None,
     }
     if ds.path is not None:
         path = (plan.base_dir / ds.path).resolve()

@@ -43,7 +43,7 @@ def base_specs() -> dict[str, str]:
     tiny = tiny.replace("learning_rate: 0.003", "learning_rate: '${lr}'").replace("name: tiny\n", "name: tiny\nrun_name: \"lr{lr}\"\n")
     return {
         "quickstart": (REPO / "examples" / "quickstart.yaml").read_text(),
-        "weighted": (REPO / "examples" / "weighted_loss_sweep.yaml").read_text(),
+        "weighted": (REPO / "examples" / "weighted_loss.yaml").read_text(),
         "tiny": tiny,
     }
 
@@ -224,7 +224,6 @@ TEXT_OPS = ["bytes", "encoding", "truncate", "indent", "duplicate", "bomb"]
 def make_cases(directory: Path, n: int, seed: int) -> list[Case]:
     """Write n mutated specs (plus the data file the weighted example reads) under `directory`."""
     (directory / "data").mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "examples" / "data" / "iclr_toy.jsonl", directory / "data" / "iclr_toy.jsonl")
     bases = base_specs()
     rng = random.Random(seed)
     ops = DATA_OPS * 3 + TEXT_OPS * 2  # data mutations reach deeper into the checks: weight them up

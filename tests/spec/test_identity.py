@@ -48,7 +48,7 @@ def test_fast_path_gives_the_same_configs_and_ids_as_full_validation():
     from ftlab.spec.identity import IDENTITY_VERSION, effective_config, stable_hash
     from ftlab.spec.schema import Experiment
 
-    for name in ("quickstart.yaml", "weighted_loss_sweep.yaml"):
+    for name in ("quickstart.yaml", "weighted_loss.yaml"):
         plan = load_plan(Path(__file__).resolve().parents[2] / "examples" / name)
         for run in plan.runs:
             full = Experiment.model_validate(run.config.model_dump())

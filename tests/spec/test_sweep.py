@@ -30,7 +30,7 @@ run_name: "{variant}_gamma{gamma}_prop{prop}"
 
 
 def test_design_sweep_reproduces_seed_002_index_table(tmp_path: Path, capsys):
-    spec = Path(__file__).resolve().parents[2] / "examples" / "weighted_loss_sweep.yaml"
+    spec = Path(__file__).resolve().parents[2] / "examples" / "weighted_loss.yaml"
     assert main(["plan", str(spec), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     got = [(r["values"]["prop"], r["values"]["variant"], float(r["values"]["gamma"])) for r in rows]
@@ -43,7 +43,7 @@ def test_design_sweep_reproduces_seed_002_index_table(tmp_path: Path, capsys):
 def test_example_sweep_is_the_design_sweep():
     import yaml
 
-    spec = Path(__file__).resolve().parents[2] / "examples" / "weighted_loss_sweep.yaml"
+    spec = Path(__file__).resolve().parents[2] / "examples" / "weighted_loss.yaml"
     ours = yaml.safe_load(spec.read_text())
     design = yaml.safe_load(DESIGN_SWEEP)
     assert {k: ours[k] for k in design} == design

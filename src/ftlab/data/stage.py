@@ -40,6 +40,9 @@ def run_data(task, ctx) -> dict[str, Any]:
             label_field=task.inputs.get("label_field"), require_answer=require_answer,
             columns=ds.get("columns"), name_in_registry=ds.get("name_in_registry"),
         )
+    if ds.get("only_labels"):  # a split defined by its labels (seed 000's positives-only valid_hem_only)
+        keep = set(ds["only_labels"])
+        examples = (e for e in examples if e.label in keep)
     # Every row is read even past `limit`: a bad row anywhere in the file is still reported.
     examples = _limited(examples, ds.get("limit"))
     out = Path(task.out_dir)

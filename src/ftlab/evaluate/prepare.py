@@ -21,8 +21,9 @@ def eval_splits(inputs: dict[str, Any], data: dict[str, list[Example]]) -> dict[
     settings = inputs["eval"]
     out = {}
     for name, examples in data.items():
-        if inputs["roles"][name] == "test" and settings["test_fraction"] is not None:
-            examples = downsample(examples, settings["test_fraction"], settings["test_seed"])
+        fraction = test_fraction(settings["test_fraction"], name)
+        if inputs["roles"][name] == "test" and fraction is not None:
+            examples = downsample(examples, fraction, settings["test_seed"])
         out[name] = examples
     problems = check_denominators({k: len(v) for k, v in out.items()}, settings["expected"])
     if problems:
@@ -33,8 +34,16 @@ def eval_splits(inputs: dict[str, Any], data: dict[str, list[Example]]) -> dict[
         pool = read_examples(Path(inputs["fewshot"]["pool"]) / "fewshot.jsonl")
         check_overlap(pool, out)
         shots = pool[: inputs["fewshot"]["k"]]
-        out = {name: [with_shots(e, shots) for e in examples] for name, examples in out.items()}
+        shown = inputs["fewshot"].get("splits") or list(out)
+        out = {name: [with_shots(e, shots) for e in examples] if name in shown else examples for name, examples in out.items()}
     return out
+
+
+def test_fraction(setting: float | dict[str, float | None] | None, split: str) -> float | None:
+    """The downsampling fraction of one test split: one number for all, or a per-split mapping."""
+    if isinstance(setting, dict):
+        return setting.get(split)
+    return setting
 
 
 def downsample(examples: list[Example], fraction: float, seed: int) -> list[Example]:

@@ -115,7 +115,7 @@ def _evaluate(task, ctx, ckpt, evaluator, spec, template, split, examples, previ
     key = stable_hash({
         "evaluator": evaluator.name, "version": evaluator.version, "options": options, "source": inp["source"],
         "checkpoint": ckpt["name"], "split": inp["split_ids"][split], "task": inp["task"], "quantization": inp["quantization"],
-        "eval": inp["eval"], "fewshot": inp["fewshot"] and [inp["fewshot"]["k"], inp["fewshot"]["pool_id"]],
+        "eval": inp["eval"], "fewshot": inp["fewshot"] and [inp["fewshot"]["k"], inp["fewshot"]["pool_id"], split in (inp["fewshot"].get("splits") or [split])],
         "answer_template": template,
     })
     metrics_path, evidence = base / f"{split}.metrics.json", base / f"{split}.jsonl"

@@ -123,6 +123,9 @@ class Dataset(Strict):
     format: Literal["auto", "sharegpt", "messages", "prompt_completion", "alpaca"] = "auto"
     limit: int | None = Field(None, gt=0, description="keep only the first N rows")
     resample: Resample | None = None
+    only_labels: list[str] | None = Field(
+        None, min_length=1, description="keep only rows with these labels (a positives-only split: seed 000's valid_hem_only)"
+    )
     columns: dict[DataColumn, str] | None = Field(
         None, description="the file's column for each ftlab key, e.g. {prompt: question, completion: answer, label: verdict}"
     )
@@ -217,6 +220,9 @@ class FewShot(Strict):
     pool: int = Field(8, gt=0, description="pool size drawn from the train dataset")
     k: int = Field(3, ge=0, description="examples shown per prompt (the pool's first k)")
     seed: int = Field(0, **SEED)
+    splits: list[str] | None = Field(
+        None, description="eval splits whose prompts get the shots (default: all); seed 001 shows GSM8K shots on GSM8K only"
+    )
 
 
 class Eval(Strict):
@@ -224,8 +230,9 @@ class Eval(Strict):
     batch_size: int = Field(32, gt=0, description="RUNTIME")
     select: Select = Select()
     exclude_final: bool = Field(False, description="skip the last checkpoint (seed 000: intermediate only)")
-    test_fraction: float | None = Field(
-        None, gt=0, le=1, description="seeded downsample of test splits; null = the full test split"
+    test_fraction: float | dict[str, float | None] | None = Field(
+        None, description="seeded downsample of test splits (truncated: 20% of 1,319 is 263); null = the full "
+        "test split; a mapping gives it per split, e.g. {gsm8k_test: 0.2} (others stay whole)"
     )
     test_seed: int = Field(0, **SEED)
     group_by: list[str] = Field(default_factory=list, description="data columns for per-group metrics")

@@ -87,6 +87,9 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
         at = ("datasets", i)
         if names.count(d.name) > 1 and names.index(d.name) != i:
             problems.add(at + ("name",), f"dataset name '{d.name}' is used twice")
+        for j, label in enumerate(d.only_labels or []):
+            if exp.task.labels is None or label not in exp.task.labels:
+                problems.add(at + ("only_labels", j), f"{clip(label)} is not in task.labels {clip(exp.task.labels)}")
         if d.resample is not None and d.role != "train":  # seed 002: the test set is never modified
             problems.add(at + ("resample",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be "
                          "resampled (scores on a resampled valid/test set do not measure the real distribution)")
@@ -122,6 +125,10 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(("eval", "expected", split), f"no dataset named '{split}'{_hint(split, names)}")
     if exp.fewshot is not None and exp.fewshot.k > exp.fewshot.pool:
         problems.add(("fewshot", "k"), f"k={exp.fewshot.k} is larger than the pool ({exp.fewshot.pool})")
+    for j, name in enumerate((exp.fewshot.splits if exp.fewshot else None) or []):
+        if name not in names:
+            problems.add(("fewshot", "splits", j), f"no dataset named {clip(name)}{_hint(name, names)}")
+    _check_test_fraction(exp, names, problems)
     _check_select(exp, names, base_dir, problems)
 
 
@@ -160,6 +167,23 @@ def _check_shape(tiny, problems: Problems) -> None:
         problems.add(at + ("num_heads",), f"head size hidden_size/num_heads = {tiny.hidden_size // tiny.num_heads} must be even (rotary embeddings)")
     if tiny.num_heads % tiny.num_kv_heads:
         problems.add(at + ("num_kv_heads",), f"num_heads {tiny.num_heads} is not divisible by num_kv_heads {tiny.num_kv_heads}")
+
+
+def _check_test_fraction(exp: Experiment, names: list[str], problems: Problems) -> None:
+    """A fraction in (0, 1], for test splits only: valid and train data are never downsampled here."""
+    setting = exp.eval.test_fraction
+    items = setting.items() if isinstance(setting, dict) else [(None, setting)]
+    for split, fraction in items:
+        at = ("eval", "test_fraction") + ((split,) if split is not None else ())
+        if fraction is not None and not (0 < fraction <= 1):
+            problems.add(at, f"must be a fraction in (0, 1], got {clip(fraction)}")
+        if split is None:
+            continue
+        ds = exp.dataset(split)
+        if ds is None:
+            problems.add(at, f"no dataset named {clip(split)}{_hint(split, names)}")
+        elif ds.role != "test":
+            problems.add(at, f"'{split}' has role {ds.role}; only test splits are downsampled")
 
 
 def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:

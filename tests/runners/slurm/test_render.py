@@ -61,13 +61,13 @@ def test_golden_scripts_of_a_tiny_sweep(tmp_path: Path, capsys):
 
 def test_golden_train_script_of_the_weighted_loss_sweep(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # size from the name, on any machine
-    shutil.copytree(REPO / "examples" / "data", tmp_path / "data")
-    spec = tmp_path / "weighted_loss_sweep.yaml"
-    shutil.copy(REPO / "examples" / "weighted_loss_sweep.yaml", spec)
+    spec = tmp_path / "weighted_loss.yaml"
+    spec.write_text((REPO / "examples" / "weighted_loss.yaml").read_text().replace("output_dir: ../runs/weighted_loss_full", "output_dir: out"))
     shutil.copy(FIXTURES / "gpu_cluster.yaml", tmp_path / "cluster.yaml")
-    assert main(["submit", str(spec), "--dry-run", "--cluster", str(tmp_path / "cluster.yaml")]) == 0
+    assert main(["submit", str(spec), "--dry-run", "--scale", "full", "--cluster", str(tmp_path / "cluster.yaml")]) == 0
     capsys.readouterr()
-    text = (tmp_path / "runs" / "weighted_loss" / "slurm" / "scripts" / "train.sbatch").read_text()
+    text = (tmp_path / "out" / "slurm" / "scripts" / "train.sbatch").read_text()
+    assert "export FTLAB_SCALE=full" in text  # every job reads the full-scale experiment
     assert "#SBATCH --array=0-18" in text and "#SBATCH --gres=gpu:4" in text
     _check_golden("weighted_loss_train.sbatch", text.replace(str(tmp_path), "<tmp>"))
 

@@ -1,6 +1,6 @@
 """What `ftlab plan` shows about SLURM: each stage's resources and why, and the cost estimate.
 
-    ftlab plan examples/weighted_loss_sweep.yaml --cost
+    ftlab plan examples/weighted_loss.yaml --scale full --cost
 
 GPU-hours are an upper bound: GPUs x the time limit each job asks for (what a cluster reserves
 and most accounting charges at most). Checkpoint storage counts every checkpoint a run keeps
