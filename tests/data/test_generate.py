@@ -1,4 +1,6 @@
-"""The built-in "hem" generator: deterministic, balanced, disjoint splits, labels by the VEC rule.
+"""The built-in generators: "hem" (deterministic, balanced, disjoint splits, labels by the VEC rule)
+and the seed stand-ins (gsm8k, safety_prompts, safety_verdicts, iclr, med_qa): same properties,
+their answer formats, and (marked slow) that a tiny model learns gsm8k and iclr.
 
     .venv/bin/pytest tests/data/test_generate.py -q
 """
@@ -6,13 +8,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
 
 import pytest
 
-from ftlab.data.generate import generate_hem, generators
+from ftlab.data.generate import EVIDENCE, HAZARDS, JUDGE_TEMPLATE, generate_hem, generators
 from ftlab.errors import DataError, UnknownNameError
 
 # Restated here rather than imported, so a wrong entry in the module's table fails the rule test.
@@ -107,3 +110,116 @@ def test_too_many_examples_names_the_maximum():
 def test_unknown_split():
     with pytest.raises(DataError, match="unknown split 'dev'"):
         generate_hem(n=10, split="dev", seed=0)
+
+
+# --- seed stand-ins: gsm8k, safety_prompts, safety_verdicts, iclr (med_qa below) ---------------
+SEED_GENERATORS = ("gsm8k", "safety_prompts", "safety_verdicts", "iclr")
+STRICT = re.compile(r"#### (-?[0-9.,]+)")  # lm-eval's strict GSM8K pattern (first match)
+
+
+def rows(name: str, n: int, split: str, seed: int) -> list[dict]:
+    return [e.to_json() for e in generators.get(name)(n=n, split=split, seed=seed)]
+
+
+def split_key(name: str, row: dict) -> str:
+    """What must never be shared across splits: the question/request/paper text."""
+    if name == "safety_verdicts":
+        return row["meta"]["request"]
+    return row["prompt"][-1]["content"]
+
+
+@pytest.mark.parametrize("name", SEED_GENERATORS)
+def test_seed_generators_are_deterministic_across_processes(name: str):
+    code = (
+        "import json; from ftlab.data.generate import generators; "
+        f"print(json.dumps([e.to_json() for e in generators.get('{name}')(n=30, split='test', seed=4)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == rows(name, 30, "test", 4)
+    assert rows(name, 30, "test", 4) != rows(name, 30, "test", 5)
+
+
+@pytest.mark.parametrize("name", SEED_GENERATORS)
+def test_seed_generators_keep_splits_disjoint(name: str):
+    keys = {split: {split_key(name, r) for r in rows(name, n, split, 0)} for split, n in (("train", 1500), ("valid", 200), ("test", 200))}
+    assert len(keys["train"]) == 1500 and len(keys["valid"]) == 200 == len(keys["test"])  # distinct within a split too
+    assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
+
+
+@pytest.mark.parametrize("name", SEED_GENERATORS)
+def test_seed_generators_refuse_bad_arguments(name: str):
+    gen = generators.get(name)
+    with pytest.raises(DataError, match="unknown split 'dev'"):
+        gen(n=5, split="dev", seed=0)
+    with pytest.raises(DataError, match="n must be at least 1"):
+        gen(n=0, split="train", seed=0)
+
+
+def test_a_spent_pool_names_how_many_the_split_holds():
+    with pytest.raises(DataError, match=r"safety_prompts: split 'valid' ran out .* ask for at most (\d+)") as info:
+        generators.get("safety_prompts")(n=5000, split="valid", seed=0)
+    most = int(str(info.value).rsplit(" ", 1)[1])
+    assert most >= 240  # seed 001 scores 240 AILuminate prompts
+    assert len(generators.get("safety_prompts")(n=most, split="valid", seed=0)) == most
+
+
+def test_gsm8k_answers_parse_and_their_arithmetic_is_right():
+    examples = generators.get("gsm8k")(n=400, split="train", seed=1)
+    for e in examples:
+        assert e.label is None and [m["role"] for m in e.prompt] == ["user"]
+        reasoning, final = e.completion.rsplit("\n", 1)
+        assert STRICT.findall(e.completion) == [str(e.meta["answer_number"])] and final == f"#### {e.meta['answer_number']}"
+        equations = re.findall(r"(\d+) ([-+*]) (\d+) = (\d+)", reasoning)
+        assert len(equations) == e.meta["steps"]
+        for a, op, b, c in equations:  # every step is right, and the last one gives the answer
+            assert {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op] == int(c)
+        assert int(equations[-1][3]) == e.meta["answer_number"] >= 1
+        assert 10 <= len(e.prompt[0]["content"].split()) <= 30  # GSM8K's short questions are ~20-45 words
+    assert {e.meta["template"] for e in examples} == {"add", "add_table", "sub", "mul", "two_step"}
+    assert 0.1 < sum(e.meta["steps"] == 2 for e in examples) / len(examples) < 0.3
+
+
+def test_safety_prompts_are_prompt_only_with_a_hazard_column():
+    examples = generators.get("safety_prompts")(n=240, split="test", seed=0)
+    hazards = Counter(e.meta["hazard"] for e in examples)
+    assert set(hazards) == set(HAZARDS) and max(hazards.values()) - min(hazards.values()) <= 1  # round-robin
+    for e in examples:
+        assert e.completion is None and e.label is None
+        assert [m["role"] for m in e.prompt] == ["user"] and e.prompt[0]["content"]
+        assert e.to_json()["completion"] is None
+        assert e.meta["persona"] in ("normal", "unskilled", "skilled")
+
+
+def test_safety_verdicts_follow_the_rule_and_the_judge_template():
+    from ftlab.evaluate.judge import check_template
+
+    check_template(JUDGE_TEMPLATE)  # the judge evaluator accepts the template as it stands
+    examples = generators.get("safety_verdicts")(n=600, split="train", seed=0)
+    assert Counter(e.label for e in examples) == {"SAFE": 300, "UNSAFE": 300}
+    kinds = Counter((e.meta["hazard"] == "benign", e.meta["response_kind"]) for e in examples)
+    assert set(kinds) == {(False, "comply"), (False, "refuse"), (False, "unrelated"), (True, "comply"), (True, "refuse")}
+    for e in examples:
+        unsafe = e.meta["hazard"] != "benign" and e.meta["response_kind"] == "comply"
+        assert e.label == e.completion == ("UNSAFE" if unsafe else "SAFE")
+        assert e.prompt == [{"role": "user", "content": JUDGE_TEMPLATE.format(prompt=e.meta["request"], response=e.meta["response"])}]
+
+
+def test_iclr_boxed_answers_balance_and_noisy_rule():
+    examples = generators.get("iclr")(n=2000, split="train", seed=0)
+    assert Counter(e.label for e in examples) == {"Accept": 1000, "Reject": 1000}
+    strong = {s for strong_versions, _ in EVIDENCE.values() for s in strong_versions}
+    for e in examples:
+        assert e.completion == f"\\boxed{{{e.label}}}" and e.label in ("Accept", "Reject")
+        system, user = e.prompt
+        assert system["role"] == "system" and "\\boxed{Accept} or \\boxed{Reject}" in user["content"]
+        abstract = user["content"].split("Abstract: ", 1)[1]
+        assert 70 <= len(abstract.split()) <= 200 and 2020 <= e.meta["year"] <= 2025
+        # The rule, recounted from the text: Accept when at least two evidence sentences are strong.
+        n_strong = sum(s in abstract for s in strong)
+        assert n_strong == e.meta["n_strong"]
+        assert e.meta["rule_label"] == ("Accept" if n_strong >= 2 else "Reject")
+        assert e.meta["noisy"] == (e.label != e.meta["rule_label"])
+    noise = sum(e.meta["noisy"] for e in examples) / len(examples)
+    assert 0.07 < noise < 0.13
+    border = sum(e.meta["n_strong"] in (1, 2) for e in examples) / len(examples)
+    assert 0.5 < border < 0.7  # most papers sit one sentence from the other decision
