@@ -48,7 +48,10 @@ def run_train(task, ctx) -> dict[str, Any]:
             row[WEIGHT] = sample_weight(e.label, positive=inp["positive"], variant=loss["variant"], gamma=loss["gamma"])
         rows.append(row)
     ckpt_dir = out / "checkpoints"
-    trainer = build_trainer(model, tokenizer, rows, hp, TrainerSetup(ckpt_dir, seed, weighted, [CheckpointNamer(out)]))
+    # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
+    # save_total_limit would delete old checkpoints before the new one is marked).
+    namer = CheckpointNamer(out, keep_last=hp["keep_last"])
+    trainer = build_trainer(model, tokenizer, rows, {**hp, "keep_last": None}, TrainerSetup(ckpt_dir, seed, weighted, [namer]))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
