@@ -40,7 +40,7 @@ class CrashAtSave(TrainerCallback):
         return control
 
 
-def _train(model_dir: Path, out: Path, callbacks: list, *, epochs: float = 2, save_steps: int = 5, keep_last: int | None = None, resume=None):
+def _train(model_dir: Path, out: Path, callbacks: list, *, epochs: float = 2, save_steps: int = 5, keep_last: int | None = None, resume=None, logging_steps: int = 1):
     """40 examples, batch 8: 5 steps per epoch. Mirrors ftlab.train.stage.run_train's wiring."""
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -48,10 +48,10 @@ def _train(model_dir: Path, out: Path, callbacks: list, *, epochs: float = 2, sa
     for e in generators.get("hem")(n=40, split="train", seed=0):
         ids, mask = example_ids(tok, e, 128)
         rows.append({"input_ids": ids, "completion_mask": mask})
-    hp = Train(epochs=epochs, batch_size=8, save_steps=save_steps, logging_steps=1, keep_last=keep_last).model_dump(mode="json")
+    hp = Train(epochs=epochs, batch_size=8, save_steps=save_steps, logging_steps=logging_steps, keep_last=keep_last).model_dump(mode="json")
     namer = CheckpointNamer(out, keep_last=hp["keep_last"])
     trainer = build_trainer(model, tok, rows, {**hp, "keep_last": None}, TrainerSetup(out / "checkpoints", 0, False, [*callbacks, namer]))
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.result = trainer.train(resume_from_checkpoint=resume)
     return trainer
 
 
@@ -93,3 +93,21 @@ def test_keep_last_deletes_only_after_the_new_checkpoint_is_marked(tmp_path: Pat
     assert counter.saves == {9: 1, 10: 1}
     assert [c["step"] for c in complete_checkpoints(ckpt)] == [9, 10][-keep_last:]
     assert sorted(int(p.name.split("-")[1]) for p in ckpt.glob("checkpoint-*")) == [9, 10][-keep_last:]
+
+
+def test_train_loss_after_a_resume_is_the_whole_runs(tmp_path: Path, tiny_model_dir: Path):
+    """Logging every 4 steps, saving every 3: the saves add log points, so the history after a
+    resume still accounts for every step; the whole run's mean equals an uninterrupted run's."""
+    from ftlab.train.stage import whole_run_loss
+
+    clean = _train(tiny_model_dir, tmp_path / "clean", [], save_steps=3, logging_steps=4, epochs=3)
+    clean_loss = whole_run_loss(clean.state.log_history)
+    assert clean_loss == pytest.approx(clean.result.training_loss, rel=1e-6)  # the trainer's own number, unresumed
+
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_model_dir, out, [CrashAtSave(9)], save_steps=3, logging_steps=4, epochs=3)
+    resumed = _train(tiny_model_dir, out, [], save_steps=3, logging_steps=4, epochs=3, resume=last_complete_checkpoint(out / "checkpoints"))
+    assert resumed.result.training_loss != pytest.approx(clean_loss, rel=1e-3)  # the trainer counts steps 7-15 only
+    assert whole_run_loss(resumed.state.log_history) == pytest.approx(clean_loss, rel=1e-9)
+    assert [h["step"] for h in resumed.state.log_history if "loss" in h] == [3, 4, 5, 6, 8, 9, 10, 12, 15]

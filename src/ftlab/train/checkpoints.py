@@ -39,8 +39,13 @@ class CheckpointNamer(TrainerCallback):
         self.keep_last = keep_last
         self.epoch_end = False
 
+    # Every save is also a logging step (the trainer logs before it saves), so each checkpoint's
+    # log_history accounts for every step up to it and a resumed run's history covers the whole
+    # run: ftlab.train.stage.whole_run_loss reads train_loss from it.
+
     def on_epoch_end(self, args, state, control, **kwargs):
         control.should_save = True  # also after the last step: on_epoch_end follows it, even mid-epoch
+        control.should_log = True
         self.epoch_end = _whole(state.epoch)  # a max_steps stop mid-epoch is named by its step
         return control
 
@@ -49,6 +54,8 @@ class CheckpointNamer(TrainerCallback):
             # on_epoch_end comes next and saves this same step: saving here too (save_steps or HF's
             # save-at-the-end) would write the checkpoint twice, the second time after its marker.
             control.should_save = False
+        if control.should_save:
+            control.should_log = True
         return control
 
     def on_save(self, args, state, control, **kwargs):
