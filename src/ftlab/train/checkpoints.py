@@ -2,14 +2,17 @@
 
 HF Trainer writes `checkpoints/checkpoint-<step>/` (weights or adapter, optimizer, scheduler, RNG
 state: enough for exact resume). ftlab adds `ftlab_checkpoint.json` to each one as the LAST write,
-so a checkpoint without it was cut off (kill -9 mid-save) and is removed before resuming.
+so a checkpoint without it was cut off (kill -9 mid-save) and is removed before resuming. Hence
+two rules: each step is saved once (a second save of a marked checkpoint would rewrite it after
+its marker, and a kill then leaves a torn checkpoint that looks complete), and `keep_last`
+rotation happens here, after the new checkpoint is marked (HF's save_total_limit deletes old
+checkpoints before that: a kill in between could leave no complete checkpoint at all).
 Epoch-end checkpoints are 0-indexed (`epoch_0` is the end of the first epoch; seed 004's convention)
 and also get a symlink `<train dir>/epoch_<k>` for people and scripts that look for that name.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from pathlib import Path
@@ -22,21 +25,37 @@ from ftlab import atomic
 MARKER = "ftlab_checkpoint.json"
 
 
-class CheckpointNamer(TrainerCallback):
-    """Save at every epoch end and at the last step; name each checkpoint and mark it complete."""
+def _whole(epoch: float | None) -> bool:
+    """Is the trainer's fractional epoch counter at an epoch boundary (epoch + (step+1)/steps_in_epoch)?"""
+    return epoch is not None and abs(epoch - round(epoch)) < 1e-9
 
-    def __init__(self, train_dir: Path):
+
+class CheckpointNamer(TrainerCallback):
+    """Save at every epoch end and at the last step, each step once; name each checkpoint, mark it
+    complete, then rotate to the newest `keep_last` (None: keep all)."""
+
+    def __init__(self, train_dir: Path, keep_last: int | None = None):
         self.train_dir = Path(train_dir)
+        self.keep_last = keep_last
         self.epoch_end = False
 
+    # Every save is also a logging step (the trainer logs before it saves), so each checkpoint's
+    # log_history accounts for every step up to it and a resumed run's history covers the whole
+    # run: ftlab.train.stage.whole_run_loss reads train_loss from it.
+
     def on_epoch_end(self, args, state, control, **kwargs):
-        control.should_save = True
-        self.epoch_end = True
+        control.should_save = True  # also after the last step: on_epoch_end follows it, even mid-epoch
+        control.should_log = True
+        self.epoch_end = _whole(state.epoch)  # a max_steps stop mid-epoch is named by its step
         return control
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps:
-            control.should_save = True  # the final weights are always a checkpoint
+        if _whole(state.epoch) or state.global_step >= state.max_steps:
+            # on_epoch_end comes next and saves this same step: saving here too (save_steps or HF's
+            # save-at-the-end) would write the checkpoint twice, the second time after its marker.
+            control.should_save = False
+        if control.should_save:
+            control.should_log = True
         return control
 
     def on_save(self, args, state, control, **kwargs):
@@ -45,7 +64,7 @@ class CheckpointNamer(TrainerCallback):
             return control
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if self.epoch_end:
-            name = f"epoch_{math.ceil(state.epoch - 1e-9) - 1}"
+            name = f"epoch_{round(state.epoch) - 1}"
         else:
             name = f"step_{state.global_step}"
         atomic.write_json(path / MARKER, {"name": name, "step": state.global_step, "epoch": state.epoch})
@@ -55,7 +74,23 @@ class CheckpointNamer(TrainerCallback):
                 link.unlink()
             os.symlink(os.path.relpath(path, self.train_dir), link)
         self.epoch_end = False
+        if self.keep_last is not None:
+            rotate(Path(args.output_dir), self.keep_last)
         return control
+
+
+def rotate(ckpt_dir: Path, keep_last: int) -> list[str]:
+    """Delete complete checkpoints older than the newest `keep_last`; return the deleted paths.
+
+    The marker goes first, so a kill mid-delete leaves an unmarked directory (removed at resume),
+    never a half-deleted one that still looks complete. Unmarked ones are left to resume's cleanup.
+    """
+    done = complete_checkpoints(ckpt_dir)
+    old = done[: max(0, len(done) - keep_last)]
+    for c in old:
+        (Path(c["path"]) / MARKER).unlink()
+        shutil.rmtree(c["path"])
+    return [c["path"] for c in old]
 
 
 def complete_checkpoints(ckpt_dir: Path) -> list[dict[str, Any]]:

@@ -48,10 +48,13 @@ def run_train(task, ctx) -> dict[str, Any]:
             row[WEIGHT] = sample_weight(e.label, positive=inp["positive"], variant=loss["variant"], gamma=loss["gamma"])
         rows.append(row)
     ckpt_dir = out / "checkpoints"
-    trainer = build_trainer(model, tokenizer, rows, hp, TrainerSetup(ckpt_dir, seed, weighted, [CheckpointNamer(out)]))
+    # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
+    # save_total_limit would delete old checkpoints before the new one is marked).
+    namer = CheckpointNamer(out, keep_last=hp["keep_last"])
+    trainer = build_trainer(model, tokenizer, rows, {**hp, "keep_last": None}, TrainerSetup(ckpt_dir, seed, weighted, [namer]))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=resume)
     manifest = [{"name": "step_0", "step": 0, "epoch": 0.0, "path": base}] + complete_checkpoints(ckpt_dir)
     if trainer.is_world_process_zero():
         drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint
@@ -60,11 +63,30 @@ def run_train(task, ctx) -> dict[str, Any]:
     return {
         "checkpoints": [c["name"] for c in manifest],
         "global_step": trainer.state.global_step,
-        "train_loss": result.training_loss,
+        "train_loss": whole_run_loss(trainer.state.log_history),
         "resumed_from": resume,
         "seconds": round(time.time() - started, 2),
         "n_examples": len(rows),
     }
+
+
+def whole_run_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean training loss over every step of the run, resumed or not, from the trainer's logs.
+
+    Each log entry's "loss" is the mean over the steps since the previous entry, so the run's mean
+    is their step-weighted average. The trainer's own training_loss only covers the steps of the
+    last train() call (after a resume: 0.134 instead of the whole run's 0.796). The logs cover
+    every step because CheckpointNamer logs at each save and at the end, and a resumed trainer
+    restores the history saved with its checkpoint. None when nothing was logged.
+    """
+    total, steps, last = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry:
+            window = entry["step"] - last
+            total += entry["loss"] * window
+            steps += window
+            last = entry["step"]
+    return total / steps if steps else None
 
 
 def quantization_of(method: dict[str, Any]) -> dict[str, Any] | None:
