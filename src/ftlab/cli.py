@@ -133,7 +133,11 @@ def _registry(graph):
 
 def cmd_validate(args) -> int:
     plan = _plan(args.spec)
+    from ftlab.data.check import check_plan
+
+    data = check_plan(plan)  # reads every dataset; DataError lists every bad row
     print(f"{args.spec}: OK, {len(plan.runs)} runs")
+    print("\n".join(["data:"] + data))
     return 0
 
 
