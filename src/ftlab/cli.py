@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    p = _command(sub, "validate", "Check a spec and report every problem at once.", "ftlab validate spec.yaml", cmd_validate)
+    p = _command(sub, "validate", "Check a spec and read its datasets; report every problem at once.", "ftlab validate spec.yaml", cmd_validate)
     p.add_argument("spec", type=Path)
 
     p = _command(sub, "plan", "List the runs a spec expands to (index, name, sweep values, seed, run id) and the SLURM resources each stage would ask for.", "ftlab plan spec.yaml --cost", cmd_plan)

@@ -199,3 +199,10 @@ def test_data_digest_follows_content_of_directories_and_registrations(tmp_path: 
     first = data_digest(registry, "d")
     (tmp_path / "d.jsonl").write_text(json.dumps(ROWS[1]) + "\n")
     assert data_digest(registry, "d") != first
+
+
+def test_csv_record_spanning_lines_is_located_at_its_first_line(tmp_path: Path):
+    path = tmp_path / "multi.csv"
+    path.write_text('prompt,completion\n\n"a\nb\nc",Maybe\nq,P\n')
+    message = error_of(path, labels=PN)
+    assert message == f"{path}, line 3: label 'Maybe' is not in the label set ['P', 'N']; fix the row or add the label to task.labels"

@@ -9,7 +9,7 @@ Types, chosen by what the path is:
     .json                  one top-level array of objects; read whole (keep big data in .jsonl)
     .parquet               pyarrow, streamed in record batches of 1,024 rows
     .csv                   header row + one row per record (stdlib csv: it reports the line each
-                           record ends on and keeps every cell a string, so the label '0' stays
+                           record starts on and keeps every cell a string, so the label '0' stays
                            '0'; pyarrow.csv infers types and reports no lines)
     a directory            an HF `datasets` Dataset saved with save_to_disk (memory-mapped arrow)
     dataset_info.json      a LLaMA-Factory registry; the spec names one entry with
@@ -210,15 +210,19 @@ def _csv_rows(path: Path) -> Iterator[Item]:
             repeated = sorted({h for h in header if header.count(h) > 1})
             if repeated:
                 raise DataError(f"{path}, line 1: the header names {', '.join(map(repr, repeated))} twice; rename the columns")
+            end = reader.line_num
             for cells in reader:
+                # csv.reader yields [] for a blank line, so the line after the last record's end
+                # is exactly where this one starts, even when a quoted cell spans lines.
+                start, end = end + 1, reader.line_num
                 if not cells:
-                    continue  # a blank line
+                    continue
                 if len(cells) != len(header):
-                    yield reader.line_num, None, (
+                    yield start, None, (
                         f"has {len(cells)} cells, the header has {len(header)}; quote cells that contain commas"
                     )
                 else:
-                    yield reader.line_num, dict(zip(header, cells)), None
+                    yield start, dict(zip(header, cells)), None
         except UnicodeDecodeError as e:
             raise DataError(f"{path}, after line {reader.line_num}: not UTF-8 text (byte {e.start}); re-save as UTF-8") from None
         except csv.Error as e:
