@@ -206,3 +206,19 @@ def test_csv_record_spanning_lines_is_located_at_its_first_line(tmp_path: Path):
     path.write_text('prompt,completion\n\n"a\nb\nc",Maybe\nq,P\n')
     message = error_of(path, labels=PN)
     assert message == f"{path}, line 3: label 'Maybe' is not in the label set ['P', 'N']; fix the row or add the label to task.labels"
+
+
+def test_name_in_registry_on_a_plain_data_file_is_refused(tmp_path: Path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n")
+    assert "name_in_registry names an entry of a LLaMA-Factory dataset_info.json" in error_of(path, name_in_registry="x")
+
+
+def test_corrupt_hf_arrow_file_is_one_clear_error(tmp_path: Path):
+    import datasets
+
+    datasets.Dataset.from_list(ROWS * 400).save_to_disk(str(tmp_path / "hf"))
+    (arrow,) = (tmp_path / "hf").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])  # a torn copy
+    message = error_of(tmp_path / "hf")
+    assert message.startswith(f"{tmp_path / 'hf'}") and ("cannot load the HF dataset" in message or "cannot decode" in message)

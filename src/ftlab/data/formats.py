@@ -9,7 +9,8 @@ Files are .jsonl, .json, .csv, .parquet, HF dataset directories or LLaMA-Factory
 (sources.py reads them, streaming where the type allows). Row formats, detected per row unless
 `format` (or a registration) forces one; `columns` renames other column names to these keys:
 
-    sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}
+    sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}],
+                        "system": ... (optional, LLaMA-Factory's system column)}
     messages           {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}
     prompt_completion  {"prompt": str | messages, "completion": str | messages}  or  {"prompt", "label"}
     alpaca             {"instruction": ..., "input": ... (optional), "output": ..., "system": (optional),

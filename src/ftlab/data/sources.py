@@ -75,6 +75,11 @@ def open_source(path: Path, name_in_registry: str | None = None) -> Source:
         return Source(path, "row", _hf_rows(path))
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if name_in_registry is not None and path.suffix.lower() != ".json":
+        raise DataError(
+            f"{path}: name_in_registry names an entry of a LLaMA-Factory dataset_info.json; "
+            "point path at the registry or drop name_in_registry"
+        )
     if path.name == "dataset_info.json" or name_in_registry is not None:
         return _registration(path, name_in_registry)
     return _file_source(path)
@@ -268,12 +273,17 @@ def _hf_rows(path: Path) -> Iterator[Item]:
         raise DataError(
             f"{path}: holds the splits {', '.join(splits)}; point path at one of them, e.g. {path / splits[0]}"
         )
+    import pyarrow as pa
+
     i = 0
-    for batch in ds.iter(batch_size=BATCH_ROWS):
-        keys = list(batch)
-        for values in zip(*(batch[k] for k in keys)):
-            yield i, dict(zip(keys, values)), None
-            i += 1
+    try:
+        for batch in ds.iter(batch_size=BATCH_ROWS):
+            keys = list(batch)
+            for values in zip(*(batch[k] for k in keys)):
+                yield i, dict(zip(keys, values)), None
+                i += 1
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}, row {i}: cannot decode the rest of the dataset ({e}); save it again") from None
 
 
 # ---- LLaMA-Factory registry ----------------------------------------------------------------------
