@@ -222,3 +222,12 @@ def test_corrupt_hf_arrow_file_is_one_clear_error(tmp_path: Path):
     arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])  # a torn copy
     message = error_of(tmp_path / "hf")
     assert message.startswith(f"{tmp_path / 'hf'}") and ("cannot load the HF dataset" in message or "cannot decode" in message)
+
+
+def test_mapped_label_column_may_also_be_named_as_the_label_field(tmp_path: Path):
+    path = tmp_path / "v.jsonl"
+    path.write_text(json.dumps({"q": "Is 7 prime?", "a": "It is.", "verdict": "P"}) + "\n")
+    columns = {"prompt": "q", "completion": "a", "label": "verdict"}
+    for label_field in (None, "verdict"):
+        (example,) = load_examples(path, labels=PN, label_field=label_field, columns=columns)
+        assert (example.completion, example.label, example.meta) == ("It is.", "P", {"source": "v.jsonl:1"})

@@ -126,7 +126,7 @@ def iter_examples(
     source = open_source(path, name_in_registry)
     mapping = {**source.columns, **(columns or {})}
     fmt = source.format if format == "auto" and source.format else format
-    if "label" in mapping and label_field is None:
+    if "label" in mapping and label_field in (None, mapping["label"]):
         label_field = "label"  # _remap renames the mapped column to "label"
     own = problems is None
     problems = Problems(source.path, source.unit) if own else problems
