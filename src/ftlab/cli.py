@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    p = _command(sub, "validate", "Check a spec and report every problem at once.", "ftlab validate spec.yaml --max-runs 200000", cmd_validate)
+    p = _command(sub, "validate", "Check a spec and read its datasets; report every problem at once.", "ftlab validate spec.yaml --max-runs 200000", cmd_validate)
     p.add_argument("spec", type=Path)
     p.add_argument("--max-runs", type=int, default=None, metavar="N", help="refuse specs of more than N runs (default: FTLAB_MAX_RUNS or 100000)")
 
@@ -153,7 +153,11 @@ def _registry(graph):
 
 def cmd_validate(args) -> int:
     plan = _plan(args.spec, args.max_runs)
+    from ftlab.data.check import check_plan
+
+    data = check_plan(plan)  # reads every dataset; DataError lists every bad row
     print(f"{args.spec}: OK, {len(plan.runs)} runs")
+    print("\n".join(["data:"] + data))
     return 0
 
 

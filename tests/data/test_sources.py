@@ -199,3 +199,35 @@ def test_data_digest_follows_content_of_directories_and_registrations(tmp_path: 
     first = data_digest(registry, "d")
     (tmp_path / "d.jsonl").write_text(json.dumps(ROWS[1]) + "\n")
     assert data_digest(registry, "d") != first
+
+
+def test_csv_record_spanning_lines_is_located_at_its_first_line(tmp_path: Path):
+    path = tmp_path / "multi.csv"
+    path.write_text('prompt,completion\n\n"a\nb\nc",Maybe\nq,P\n')
+    message = error_of(path, labels=PN)
+    assert message == f"{path}, line 3: label 'Maybe' is not in the label set ['P', 'N']; fix the row or add the label to task.labels"
+
+
+def test_name_in_registry_on_a_plain_data_file_is_refused(tmp_path: Path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n")
+    assert "name_in_registry names an entry of a LLaMA-Factory dataset_info.json" in error_of(path, name_in_registry="x")
+
+
+def test_corrupt_hf_arrow_file_is_one_clear_error(tmp_path: Path):
+    import datasets
+
+    datasets.Dataset.from_list(ROWS * 400).save_to_disk(str(tmp_path / "hf"))
+    (arrow,) = (tmp_path / "hf").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])  # a torn copy
+    message = error_of(tmp_path / "hf")
+    assert message.startswith(f"{tmp_path / 'hf'}") and ("cannot load the HF dataset" in message or "cannot decode" in message)
+
+
+def test_mapped_label_column_may_also_be_named_as_the_label_field(tmp_path: Path):
+    path = tmp_path / "v.jsonl"
+    path.write_text(json.dumps({"q": "Is 7 prime?", "a": "It is.", "verdict": "P"}) + "\n")
+    columns = {"prompt": "q", "completion": "a", "label": "verdict"}
+    for label_field in (None, "verdict"):
+        (example,) = load_examples(path, labels=PN, label_field=label_field, columns=columns)
+        assert (example.completion, example.label, example.meta) == ("It is.", "P", {"source": "v.jsonl:1"})

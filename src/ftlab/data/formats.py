@@ -9,7 +9,8 @@ Files are .jsonl, .json, .csv, .parquet, HF dataset directories or LLaMA-Factory
 (sources.py reads them, streaming where the type allows). Row formats, detected per row unless
 `format` (or a registration) forces one; `columns` renames other column names to these keys:
 
-    sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}
+    sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}],
+                        "system": ... (optional, LLaMA-Factory's system column)}
     messages           {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}
     prompt_completion  {"prompt": str | messages, "completion": str | messages}  or  {"prompt", "label"}
     alpaca             {"instruction": ..., "input": ... (optional), "output": ..., "system": (optional),
@@ -125,7 +126,7 @@ def iter_examples(
     source = open_source(path, name_in_registry)
     mapping = {**source.columns, **(columns or {})}
     fmt = source.format if format == "auto" and source.format else format
-    if "label" in mapping and label_field is None:
+    if "label" in mapping and label_field in (None, mapping["label"]):
         label_field = "label"  # _remap renames the mapped column to "label"
     own = problems is None
     problems = Problems(source.path, source.unit) if own else problems

@@ -9,7 +9,7 @@ Types, chosen by what the path is:
     .json                  one top-level array of objects; read whole (keep big data in .jsonl)
     .parquet               pyarrow, streamed in record batches of 1,024 rows
     .csv                   header row + one row per record (stdlib csv: it reports the line each
-                           record ends on and keeps every cell a string, so the label '0' stays
+                           record starts on and keeps every cell a string, so the label '0' stays
                            '0'; pyarrow.csv infers types and reports no lines)
     a directory            an HF `datasets` Dataset saved with save_to_disk (memory-mapped arrow)
     dataset_info.json      a LLaMA-Factory registry; the spec names one entry with
@@ -75,6 +75,11 @@ def open_source(path: Path, name_in_registry: str | None = None) -> Source:
         return Source(path, "row", _hf_rows(path))
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if name_in_registry is not None and path.suffix.lower() != ".json":
+        raise DataError(
+            f"{path}: name_in_registry names an entry of a LLaMA-Factory dataset_info.json; "
+            "point path at the registry or drop name_in_registry"
+        )
     if path.name == "dataset_info.json" or name_in_registry is not None:
         return _registration(path, name_in_registry)
     return _file_source(path)
@@ -210,15 +215,19 @@ def _csv_rows(path: Path) -> Iterator[Item]:
             repeated = sorted({h for h in header if header.count(h) > 1})
             if repeated:
                 raise DataError(f"{path}, line 1: the header names {', '.join(map(repr, repeated))} twice; rename the columns")
+            end = reader.line_num
             for cells in reader:
+                # csv.reader yields [] for a blank line, so the line after the last record's end
+                # is exactly where this one starts, even when a quoted cell spans lines.
+                start, end = end + 1, reader.line_num
                 if not cells:
-                    continue  # a blank line
+                    continue
                 if len(cells) != len(header):
-                    yield reader.line_num, None, (
+                    yield start, None, (
                         f"has {len(cells)} cells, the header has {len(header)}; quote cells that contain commas"
                     )
                 else:
-                    yield reader.line_num, dict(zip(header, cells)), None
+                    yield start, dict(zip(header, cells)), None
         except UnicodeDecodeError as e:
             raise DataError(f"{path}, after line {reader.line_num}: not UTF-8 text (byte {e.start}); re-save as UTF-8") from None
         except csv.Error as e:
@@ -230,7 +239,10 @@ def _parquet_rows(path: Path) -> Iterator[Item]:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        # Buffered column reads: without buffer_size pyarrow reads a whole column chunk at once, and
+        # a pandas/pyarrow export of 10^6 rows is one row group, so that would be the whole file
+        # (bench/data/run.py: 200k rows in one row group, 163 -> 115 MB peak RSS).
+        pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{path}: not a readable parquet file ({e}); re-export it with pandas/pyarrow") from None
     i = 0
@@ -261,12 +273,17 @@ def _hf_rows(path: Path) -> Iterator[Item]:
         raise DataError(
             f"{path}: holds the splits {', '.join(splits)}; point path at one of them, e.g. {path / splits[0]}"
         )
+    import pyarrow as pa
+
     i = 0
-    for batch in ds.iter(batch_size=BATCH_ROWS):
-        keys = list(batch)
-        for values in zip(*(batch[k] for k in keys)):
-            yield i, dict(zip(keys, values)), None
-            i += 1
+    try:
+        for batch in ds.iter(batch_size=BATCH_ROWS):
+            keys = list(batch)
+            for values in zip(*(batch[k] for k in keys)):
+                yield i, dict(zip(keys, values)), None
+                i += 1
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}, row {i}: cannot decode the rest of the dataset ({e}); save it again") from None
 
 
 # ---- LLaMA-Factory registry ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 # Fields that do not change results: left out of run identity (see ftlab.spec.identity).
 RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
@@ -132,6 +132,16 @@ class Dataset(Strict):
     name_in_registry: str | None = Field(
         None, description="entry to read when path is a LLaMA-Factory dataset_info.json"
     )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_reading_options(self, handler):
+        # columns/name_in_registry arrived after run and stage ids were first hashed from this
+        # dump: left out when unset, a spec that does not use them keeps its ids and finished runs.
+        out = handler(self)
+        for key in ("columns", "name_in_registry"):
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
 
 
 class Lora(Strict):
