@@ -114,6 +114,8 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
         except FtlabError as e:
             scan.problems.append(f"datasets '{d.name}': {e}")
             return scan
+        if d.only_labels:
+            examples = [e for e in examples if e.label in set(d.only_labels)]
         for e in examples[: d.limit]:
             if labels is not None and e.label not in labels:
                 scan.problems.append(f"datasets '{d.name}': generator made label {e.label!r}, not in task.labels {labels}")
@@ -131,6 +133,8 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
         for e in iter_examples(path, format=d.format, labels=labels, label_field=exp.task.label_field,
                                require_answer=d.role == "train", columns=d.columns,
                                name_in_registry=d.name_in_registry, problems=rows):
+            if d.only_labels and e.label not in d.only_labels:
+                continue
             if d.limit is None or scan.n < d.limit:
                 _add(scan, e, exact)
     except DataError as e:  # the file itself is unreadable: one problem, no rows
@@ -167,6 +171,8 @@ def overlap_problems(exp, scans: dict[str, SplitScan], base_dir: Path) -> list[s
     out = []
     by_name = {d.name: d for d in exp.datasets}
     for a, b in combinations([d.name for d in exp.datasets], 2):
+        if by_name[a].role == by_name[b].role == "test":
+            continue  # two report-only splits may share examples (seed 000's valid_hem_only): nothing is chosen on either
         sa, sb = scans[a], scans[b]
         shared = [k for k in sb.prompts if k in sa.prompts] if len(sb.prompts) <= len(sa.prompts) else \
             [k for k in sa.prompts if k in sb.prompts]
