@@ -110,6 +110,7 @@ def results_frame(runs: list[dict], metrics: list[dict], out: Path):
     df = pd.DataFrame(rows, columns=columns)
     df = df.sort_values(["index", "step", "checkpoint", "split", "evaluator", "metric"], kind="stable").reset_index(drop=True)
     df.attrs["sweep_variables"] = [column_of[v] for v in variables]
+    df.attrs["column_of"] = column_of
     df.attrs["experiment_dir"] = str(out)
     df.attrs["positive"] = next((r["positive"] for r in info.values()), None)
     df.attrs["runs"] = {rid: {k: v for k, v in r.items() if k != "epochs"} for rid, r in info.items()}

@@ -83,6 +83,10 @@ def load_plan(spec_path: Path) -> Plan:
         for c in controls
     ]
     template = body.get("run_name")
+    if configs[0] is not None:  # report.checks may name sweep variables: only the plan knows them
+        from ftlab.report.checks import report_variable_problems
+
+        report_variable_problems(configs[0], {k for p in points for k in p}, problems)
     runs: list[Run] = []
     if not problems.items:
         runs = _build_runs(points, configs, seeds, controls, control_configs, template, problems)

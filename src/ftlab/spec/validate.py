@@ -114,6 +114,9 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     if exp.fewshot is not None and exp.fewshot.k > exp.fewshot.pool:
         problems.add(("fewshot", "k"), f"k={exp.fewshot.k} is larger than the pool ({exp.fewshot.pool})")
     _check_select(exp, names, problems)
+    from ftlab.report.checks import report_problems  # report.checks: kinds, options, split names
+
+    report_problems(exp, problems)
 
 
 def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
