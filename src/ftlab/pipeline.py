@@ -155,6 +155,7 @@ def build_graph(plan: Plan) -> Graph:
         "report": plan.experiment.report.model_dump(mode="json"),
         "select": plan.experiment.eval.select.model_dump(mode="json"),
         "spec": str(plan.spec_path),
+        "name": plan.experiment.name,
     }
     graph.tasks.append(
         Task("report", "report", _identity("report", report_inputs, evals), out / "report", tuple(t.key for t in evals), report_inputs)

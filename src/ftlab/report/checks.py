@@ -180,8 +180,9 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 def _point(row, variables: list[str]) -> str:
-    parts = [f"{v}={row[v]}" for v in variables if v in row and not _missing(row[v])]
-    return (row["kind"] if row["kind"] != "trained" else "") + (" " if row["kind"] != "trained" and parts else "") + " ".join(parts)
+    from ftlab.report.summary import point_label
+
+    return point_label(row, variables)
 
 
 def _missing(v: Any) -> bool:
@@ -248,7 +249,9 @@ def difference(a, b) -> tuple[float, float, float, str]:
     if _missing(a["se"]) or _missing(b["se"]):
         return d, math.nan, math.nan, "point estimates"
     se = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
-    if a["n"] >= 2 and b["n"] >= 2 and se > 0:
+    if se == 0:
+        return d, d, d, "no spread over seeds"
+    if a["n"] >= 2 and b["n"] >= 2 and "bootstrap" not in str(a["ci_method"]) + str(b["ci_method"]):
         # Welch-Satterthwaite degrees of freedom for two means with unequal variances.
         va, vb = a["se"] ** 2, b["se"] ** 2
         dof = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
@@ -262,7 +265,7 @@ def _signed(d: float, lo: float, hi: float, sign: int) -> str:
     """Status of `sign * difference > 0` given its interval (point estimate when no interval)."""
     if math.isnan(d):
         return INCONCLUSIVE
-    if math.isnan(lo):
+    if math.isnan(lo) or lo == hi:  # point estimates, or seeds that agree exactly: the sign decides
         return HOLDS if sign * d > 0 else FAILS
     lo, hi = sorted((sign * lo, sign * hi))
     return HOLDS if lo > 0 else FAILS if hi < 0 else INCONCLUSIVE

@@ -23,7 +23,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328;background:#fff}
 h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0} th,td{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f8fa} td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;color:#fff;border-radius:.8em;padding:.05em .6em;font-size:.85em;font-weight:600}
 figure{display:inline-block;margin:.5em;max-width:100%;vertical-align:top} figure img{max-width:100%;border:1px solid #d0d7de}
 figcaption{font-size:.8em;color:#59636e;max-width:640px} pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.8em}
@@ -37,7 +37,7 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
     spec_path = Path(inputs.get("spec") or "")
     spec_text = spec_path.read_text(encoding="utf-8") if spec_path.is_file() else "(spec file not found)"
     runs = registry.runs()
-    name = _experiment_name(runs, experiment_dir)
+    name = inputs.get("name") or experiment_dir.name
     splits = inputs["splits"]
     body = [f"<h1>{e(name)}</h1>",
             f"<p class='muted'>Report built {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
@@ -58,10 +58,6 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{e(name)}: ftlab report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     atomic.write_text(path, page)
-
-
-def _experiment_name(runs: list[dict], experiment_dir: Path) -> str:
-    return next((r["config"].get("name") for r in runs if r["config"].get("name")), experiment_dir.name)
 
 
 def _summary(agg, checks: list[dict], inputs: dict, e) -> list[str]:

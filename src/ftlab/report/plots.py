@@ -131,6 +131,12 @@ def metric_vs(c: Canvas, metric: str | None) -> dict | None:
                 ax.axhline(ctrl["mean"].iloc[0], linestyle=style, color="grey", label=kind)
         if not numeric:
             ax.set_xticks(range(len(categories)), [str(v) for v in categories])
+        else:
+            ticks = [_order(v) for v in categories]
+            if min(ticks) > 0 and max(ticks) / min(ticks) >= 8:  # e.g. learning rates: spread over decades
+                ax.set_xscale("log")
+                ax.minorticks_off()
+            ax.set_xticks(ticks, [str(v) for v in categories])
         ax.set_xlabel(x)
         ax.set_ylabel(metric)
         ax.set_title(split, fontsize=10)
