@@ -85,6 +85,7 @@ def report_problems(exp, problems) -> None:
     """Check kinds, options and split names of report.checks (called from spec cross_checks)."""
     from ftlab.spec.validate import METRICS
 
+    _plot_problems(exp, problems)
     splits = [d.name for d in exp.datasets]
     for i, check in enumerate(exp.report.checks):
         at = ("report", "checks", i)
@@ -117,6 +118,16 @@ def report_problems(exp, problems) -> None:
             problems.add(at, "a threshold check needs 'min' and/or 'max'")
         if isinstance(opts, Range) and (opts.span is None) == (opts.within is None):
             problems.add(at, "a range check needs exactly one of 'span: [lo, hi]' or 'within: [lo, hi]'")
+
+
+def _plot_problems(exp, problems) -> None:
+    from ftlab.report.plots import plot_kinds  # matplotlib loads only when drawing
+
+    for i, name in enumerate(exp.report.plots):
+        kind = name.partition(":")[0]
+        if kind not in plot_kinds:
+            problems.add(("report", "plots", i), f"unknown report plot '{kind}'.{did_you_mean(kind, plot_kinds.names())}"
+                         f" Available: {', '.join(plot_kinds.names())}")
 
 
 def report_variable_problems(exp, variables: set[str], problems) -> None:

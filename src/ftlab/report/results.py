@@ -92,8 +92,8 @@ def results_frame(runs: list[dict], metrics: list[dict], out: Path):
             continue  # a metric of a run the registry does not know (hand-edited registry)
         value, reason, recorded = m["value"], m["undefined_reason"], m["value"]
         reason2 = meaningless(m["metric"], counts.get((m["run_id"], m["checkpoint"], m["split"], m["evaluator"]), {}))
-        if reason2 and value is not None:
-            value, reason = None, reason2
+        if reason2:  # even where the evaluator already gave its own reason: this one is the point
+            value, reason = None, reason2 if reason is None else f"{reason2} ({reason})"
         epoch = run["epochs"].get(m["checkpoint"], 0.0 if m["step"] == 0 else None)
         row = {
             "run_id": m["run_id"], "run": run["run"], "index": run["index"], "kind": run["kind"],
