@@ -14,6 +14,8 @@ pytestmark = pytest.mark.slow
 
 def test_tensorboard_event_file_is_written(tmp_path):
     pytest.importorskip("tensorboard")
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "plain").mkdir()
     spec = write_spec(tmp_path / "tb")
     spec.write_text(spec.read_text().replace("logging_steps: 5}", "logging_steps: 5, report_to: [tensorboard]}"))
     plain = write_spec(tmp_path / "plain")
