@@ -93,3 +93,20 @@ def test_spec_problems_are_reported_with_paths(tmp_path):
                      "report.checks[3]: a threshold check needs 'min' and/or 'max'",
                      "report.plots[0]: unknown report plot 'heatmapp'. Did you mean 'heatmap'?"):
         assert expected in text, (expected, text)
+
+
+def test_monotonic_groups_by_the_other_variables_and_anchors_per_group():
+    import pandas as pd
+
+    frames = []
+    for frac, base, step in (("1/4", 0.45, 0.1), ("1/8", 0.05, -0.02)):  # 1/8: accept lowers ppr -> fails there
+        agg = _agg([("trained", "none", 1, base, 0.01, 3), ("trained", "accept", 2, base + step, 0.01, 3),
+                    ("trained", "accept", 4, base + 2 * step, 0.01, 3)])
+        frames.append(agg.assign(frac=frac))
+    agg = pd.concat(frames, ignore_index=True)
+    agg.attrs["sweep_variables"] = ["variant", "gamma", "frac"]
+    result = _run(agg, kind="monotonic", metric="ppr", over="gamma", where={"variant": "accept"}, anchor={"variant": "none"})
+    assert result["status"] == "fails" and len(result["details"]) == 2
+    assert result["details"][0].startswith("frac=1/4") and ": holds." in result["details"][0]
+    assert result["details"][1].startswith("frac=1/8") and ": fails." in result["details"][1]
+    assert result["details"][0].count("gamma=1:") == 1  # the group's own baseline, not the other balance's

@@ -145,4 +145,5 @@ def test_plots_follow_the_sweep(finished):
                  "training_loss", "reliability", "confusion"):
         assert (plots / f"{name}.png").stat().st_size > 5000, name
         assert (plots / f"{name}.svg").read_text().startswith("<?xml")
+    assert "not drawn" not in (plots.parent / "summary.txt").read_text()
     assert not list(plots.glob("heatmap*"))  # one sweep variable: nothing to put on a second axis

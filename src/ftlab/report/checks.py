@@ -299,7 +299,10 @@ def _monotonic(opts: Monotonic, rows) -> tuple[str, list[str]]:
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         label = " ".join(f"{v}={k}" for v, k in zip(others, key)) or _fmt_filter(opts.where) or "all"
-        extra = anchors[[not any(_same(a, x) for x in g[over]) for a in anchors[over]]]
+        # The anchor joins the groups it agrees with (e.g. the gamma-1 run of the same train balance).
+        fits = [all(_same(a[v], k) for v, k in zip(others, key)) and not any(_same(a[over], x) for x in g[over])
+                for _, a in anchors.iterrows()]
+        extra = anchors[fits]
         series = sorted([r for _, r in g.iterrows()] + [r for _, r in extra.iterrows()], key=lambda r: _order(r[over]))
         if len(series) < 2:
             statuses.append(INCONCLUSIVE)

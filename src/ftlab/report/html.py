@@ -108,6 +108,8 @@ def _table(header: list[str], body: list[list[Any]], e) -> str:
 
 
 def _figure(report_dir: Path, plot: dict, e) -> str:
+    if "error" in plot:
+        return f"<p class='muted'>Plot {e(plot['name'])} could not be drawn: {e(plot['error'])}</p>"
     data = base64.b64encode((report_dir / plot["file"]).read_bytes()).decode("ascii")
     return (f"<figure><img alt='{e(plot['title'])}' src='data:image/png;base64,{data}'>"
             f"<figcaption><b>{e(plot['title'])}</b>. {e(plot['caption'])} "

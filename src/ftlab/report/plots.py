@@ -65,7 +65,15 @@ def draw_plots(df, agg, out: Path, *, names: list[str], splits: list[str], selec
     drawn = []
     for name in wanted:
         kind, _, arg = name.partition(":")
-        result = plot_kinds.get(kind)(canvas, arg or None)
+        draw = plot_kinds.get(kind)
+        try:
+            result = draw(canvas, arg or None)
+        except Exception as e:  # noqa: BLE001 - one plot that cannot be drawn must not cost the tables and checks
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+            drawn.append({"name": name, "error": f"{type(e).__name__}: {e}"})
+            continue
         drawn += [r for r in (result if isinstance(result, list) else [result]) if r]
     return drawn
 

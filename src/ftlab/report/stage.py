@@ -51,9 +51,12 @@ def run_report(task, ctx) -> dict[str, Any]:
 
     write_html(out / "index.html", df=df, agg=agg, checks=checks, plots=plots, rows=rows, inputs=inputs,
                registry=ctx.registry, experiment_dir=Path(ctx.experiment_dir))
+    for p in plots:
+        if "error" in p:
+            atomic.write_text(out / "summary.txt", (out / "summary.txt").read_text() + f"plot {p['name']} not drawn: {p['error']}\n")
     failed = sum(c["status"] == "fails" for c in checks)
     return {"summary": "summary.txt", "html": "index.html", "results": "../results.json", "runs": len(rows),
-            "checks": len(checks), "checks_failed": failed, "plots": [p["file"] for p in plots]}
+            "checks": len(checks), "checks_failed": failed, "plots": [p["file"] for p in plots if "file" in p]}
 
 
 def _plots(df, agg, out: Path, spec, inputs) -> list[dict]:
