@@ -156,6 +156,7 @@ def build_graph(plan: Plan) -> Graph:
         "select": plan.experiment.eval.select.model_dump(mode="json"),
         "spec": str(plan.spec_path),
         "name": plan.experiment.name,
+        "run_ids": [t.run.run_id for t in evals],  # the plan's runs, not every run the registry remembers
     }
     graph.tasks.append(
         Task("report", "report", _identity("report", report_inputs, evals), out / "report", tuple(t.key for t in evals), report_inputs)

@@ -36,7 +36,8 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
     e = html.escape
     spec_path = Path(inputs.get("spec") or "")
     spec_text = spec_path.read_text(encoding="utf-8") if spec_path.is_file() else "(spec file not found)"
-    runs = registry.runs()
+    wanted = set(inputs.get("run_ids") or [])
+    runs = [r for r in registry.runs() if not wanted or r["run_id"] in wanted]
     name = inputs.get("name") or experiment_dir.name
     splits = inputs["splits"]
     body = [f"<h1>{e(name)}</h1>",

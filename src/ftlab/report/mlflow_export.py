@@ -65,7 +65,8 @@ def export_mlflow(graph, registry, target: str | Path, *, experiment: str | None
     for old in client.search_runs([exp_id], filter_string="tags.`ftlab.kind` != ''", max_results=50000):
         client.delete_run(old.info.run_id)
 
-    runs = registry.runs()
+    planned = {r.run_id for r in graph.plan.runs}
+    runs = [r for r in registry.runs() if r["run_id"] in planned]
     df = results_frame(runs, registry.metrics(), out)
     stamp = int(time.time() * 1000)
     n_metrics = n_artifacts = 0

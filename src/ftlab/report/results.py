@@ -54,15 +54,27 @@ def results(spec_or_dir: str | Path):
     """Every recorded metric of the experiment as a pandas DataFrame (see the module docstring)."""
     from ftlab.registry import Registry
 
-    out = experiment_dir(spec_or_dir)
+    path = Path(spec_or_dir)
+    only = None
+    if path.is_file():  # a spec: its plan's runs only (the registry may remember runs of an older sweep)
+        from ftlab.spec.plan import load_plan
+
+        plan = load_plan(path)
+        out, only = plan.output_dir, {r.run_id for r in plan.runs}
+    else:
+        out = experiment_dir(path)
     if not (out / "registry.sqlite").is_file():
         raise RegistryError(f"{out} has no registry.sqlite yet: run the experiment first (ftlab run SPEC).")
     registry = Registry(out / "registry.sqlite")
-    return results_frame(registry.runs(), registry.metrics(), out)
+    return results_frame(registry.runs(), registry.metrics(), out, only=only)
 
 
-def results_frame(runs: list[dict], metrics: list[dict], out: Path):
+def results_frame(runs: list[dict], metrics: list[dict], out: Path, *, only: set[str] | None = None):
+    """The DataFrame from registry rows; `only` keeps those run ids (None: every recorded run)."""
     import pandas as pd
+
+    if only is not None:
+        runs = [r for r in runs if r["run_id"] in only]
 
     variables = list(dict.fromkeys(k for r in runs for k in r["sweep"]))
     column_of = {v: (f"sweep_{v}" if v in FIXED_COLUMNS else v) for v in variables}

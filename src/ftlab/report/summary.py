@@ -96,7 +96,9 @@ def mean_sd(row: dict[str, Any]) -> str:
     if _nan(row["mean"]):
         reason = row.get("undefined_reason") or ""
         return NOT_MEANINGFUL if reason.startswith("not meaningful") else "undef"
-    return f"{row['mean']:.3f}" + ("" if _nan(row["sd"]) else f" ± {row['sd']:.3f}")
+    text = f"{row['mean']:.3f}" + ("" if _nan(row["sd"]) else f" ± {row['sd']:.3f}")
+    seeds = len(row.get("seeds") or [])
+    return text + (f" (n={row['n']})" if seeds and row["n"] < seeds else "")  # some seeds left it undefined
 
 
 def render_aggregated(agg, splits: list[str]) -> str:
