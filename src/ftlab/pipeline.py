@@ -157,6 +157,7 @@ def build_graph(plan: Plan) -> Graph:
         "spec": str(plan.spec_path),
         "name": plan.experiment.name,
         "run_ids": [t.run.run_id for t in evals],  # the plan's runs, not every run the registry remembers
+        "variables": list(dict.fromkeys(k for r in plan.runs for k in r.values)),  # sweep order, for tables
     }
     graph.tasks.append(
         Task("report", "report", _identity("report", report_inputs, evals), out / "report", tuple(t.key for t in evals), report_inputs)

@@ -110,3 +110,10 @@ def test_monotonic_groups_by_the_other_variables_and_anchors_per_group():
     assert result["details"][0].startswith("frac=1/4") and ": holds." in result["details"][0]
     assert result["details"][1].startswith("frac=1/8") and ": fails." in result["details"][1]
     assert result["details"][0].count("gamma=1:") == 1  # the group's own baseline, not the other balance's
+
+
+def test_monotonic_allows_a_saturated_flat_step_but_not_a_flat_series():
+    saturated = _agg([("trained", "accept", 1, 0.40, 0.01, 3), ("trained", "accept", 2, 1.0, 0.0, 3), ("trained", "accept", 8, 1.0, 0.0, 3)])
+    assert _run(saturated, kind="monotonic", metric="ppr", over="gamma")["status"] == "holds"
+    flat = _agg([("trained", "accept", 2, 1.0, 0.0, 3), ("trained", "accept", 8, 1.0, 0.0, 3)])
+    assert _run(flat, kind="monotonic", metric="ppr", over="gamma")["status"] == "fails"

@@ -14,6 +14,9 @@ defaults to trained). Each sweep point has a mean and a 95% interval (see ftlab.
 A check holds when the interval clears the bar, fails when it lies wholly on the wrong side, and
 is inconclusive when it straddles it, or when nothing matched. A point without an interval (one
 seed, no per-example bootstrap) is judged on its mean and the result says so.
+A monotonic check holds when first -> last moves the declared way beyond its interval and no
+step's mean goes back (flat steps are allowed: a rate saturating at 1.0); it fails when first ->
+last or any step goes the wrong way beyond its interval.
 Differences of two points use se = sqrt(se_a^2 + se_b^2) with Welch's degrees of freedom (normal
 when either side's interval came from a bootstrap).
 """
@@ -282,6 +285,12 @@ def _signed(d: float, lo: float, hi: float, sign: int) -> str:
     return HOLDS if lo > 0 else FAILS if hi < 0 else INCONCLUSIVE
 
 
+def _reversed(d: float, lo: float, hi: float, sign: int) -> bool:
+    if math.isnan(lo) or lo == hi:
+        return sign * d < 0
+    return max(sign * lo, sign * hi) < 0
+
+
 def _fmt_diff(d: float, lo: float, hi: float, method: str) -> str:
     return f"{d:+.3f}" + ("" if math.isnan(lo) else f" [{lo:+.3f}, {hi:+.3f}] ({method})")
 
@@ -310,14 +319,13 @@ def _monotonic(opts: Monotonic, rows) -> tuple[str, list[str]]:
             continue
         steps = [difference(b, a) for a, b in zip(series, series[1:])]
         end = difference(series[-1], series[0])
-        step_status = [_signed(*s[:3], sign) for s in steps]
         end_status = _signed(*end[:3], sign)
-        reversed_ = end_status == FAILS or any(st == FAILS and not math.isnan(s[1]) for st, s in zip(step_status, steps))
-        if reversed_:
-            status = FAILS  # a step, or first->last, goes the wrong way beyond its interval
-        elif all(math.isnan(s[1]) for s in steps):
-            status = HOLDS if all(sign * s[0] > 0 for s in steps) else FAILS  # point estimates only
-        elif all(sign * s[0] > 0 for s in steps) and end_status == HOLDS:
+        # Steps may be flat (a rate saturating at 1.0 with gamma still "rises"), never reversed;
+        # first -> last must move the declared way. Reversed = the step's interval lies wholly
+        # on the wrong side (for point estimates: its sign is wrong).
+        if end_status == FAILS or any(_reversed(*st[:3], sign) for st in steps):
+            status = FAILS
+        elif end_status == HOLDS and all(sign * st[0] >= 0 for st in steps):
             status = HOLDS
         else:
             status = INCONCLUSIVE

@@ -105,7 +105,7 @@ def _table(header: list[str], body: list[list[Any]], e) -> str:
     head = "".join(f"<th>{e(str(h))}</th>" for h in header)
     rows = "".join("<tr>" + "".join(f"<td class='num'>{e(str(c))}</td>" if i else f"<td>{e(str(c))}</td>"
                                     for i, c in enumerate(r)) + "</tr>" for r in body)
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    return f"<div style='overflow-x:auto'><table><tr>{head}</tr>{rows}</table></div>"
 
 
 def _figure(report_dir: Path, plot: dict, e) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab.plugins import Plugins
+from ftlab.report.summary import point_label
 
 plot_kinds: Plugins[Callable] = Plugins("report plot")
 
@@ -117,9 +118,13 @@ def metric_vs(c: Canvas, metric: str | None) -> dict | None:
     metric = metric or c.metric
     if not c.variables:
         return None
-    x = max(c.variables, key=lambda v: _trained(c.agg)[v].nunique())
+    def is_numeric(v: str) -> bool:
+        return all(not math.isnan(_order(x)) for x in _trained(c.agg)[v].dropna().unique())
+
+    # x: a numeric variable with the most values (gamma, lr); lines: the rest (variant).
+    x = max(c.variables, key=lambda v: (is_numeric(v), _trained(c.agg)[v].nunique()))
     others = [v for v in c.variables if v != x]
-    numeric = all(not math.isnan(_order(v)) for v in _trained(c.agg)[x].dropna().unique())
+    numeric = is_numeric(x)
     splits = [s for s in c.splits if not _rows(c, c.agg, metric, s).empty]
     if not splits:
         return None
@@ -265,7 +270,7 @@ def reliability(c: Canvas, _: str | None) -> dict | None:
     for _, r in sel.iterrows():
         path = _metrics_file(c, r["evidence"]) if isinstance(r["evidence"], str) else None
         bins = json.loads(path.read_text()).get("details", {}).get("calibration_bins") if path and path.is_file() else None
-        point = ("" if r["kind"] == "trained" else r["kind"] + " ") + _label(r, c.variables)
+        point = point_label(r, c.variables)
         for b in bins or []:
             if b["count"]:
                 acc = pooled.setdefault(point, {}).setdefault(b["lo"], [0, 0.0, 0.0])
@@ -320,6 +325,6 @@ def confusion(c: Canvas, _: str | None) -> dict | None:
     ax.set_ylabel("true")
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", color="black" if v < matrix.max() / 2 else "white")
-    point = ("" if top["kind"] == "trained" else top["kind"] + " ") + _label(top, c.variables)
+    point = point_label(top, c.variables)
     return c.save(fig, "confusion", f"confusion on {c.test}: {point}",
                   f"Best sweep point by mean {c.metric} on {chooser}; its selected checkpoints, {len(runs)} seed(s) pooled.")

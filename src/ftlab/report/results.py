@@ -61,22 +61,26 @@ def results(spec_or_dir: str | Path):
 
         plan = load_plan(path)
         out, only = plan.output_dir, {r.run_id for r in plan.runs}
+        order = list(dict.fromkeys(k for r in plan.runs for k in r.values))
     else:
-        out = experiment_dir(path)
+        out, order = experiment_dir(path), None
     if not (out / "registry.sqlite").is_file():
         raise RegistryError(f"{out} has no registry.sqlite yet: run the experiment first (ftlab run SPEC).")
     registry = Registry(out / "registry.sqlite")
-    return results_frame(registry.runs(), registry.metrics(), out, only=only)
+    return results_frame(registry.runs(), registry.metrics(), out, only=only, variables=order)
 
 
-def results_frame(runs: list[dict], metrics: list[dict], out: Path, *, only: set[str] | None = None):
-    """The DataFrame from registry rows; `only` keeps those run ids (None: every recorded run)."""
+def results_frame(runs: list[dict], metrics: list[dict], out: Path, *, only: set[str] | None = None,
+                  variables: list[str] | None = None):
+    """The DataFrame from registry rows; `only` keeps those run ids (None: every recorded run);
+    `variables` gives the sweep variables' order (the registry stores them sorted)."""
     import pandas as pd
 
     if only is not None:
         runs = [r for r in runs if r["run_id"] in only]
 
-    variables = list(dict.fromkeys(k for r in runs for k in r["sweep"]))
+    found = list(dict.fromkeys(k for r in runs for k in r["sweep"]))
+    variables = [v for v in variables or [] if v in found] + [v for v in found if v not in (variables or [])]
     column_of = {v: (f"sweep_{v}" if v in FIXED_COLUMNS else v) for v in variables}
     info: dict[str, dict[str, Any]] = {}
     for r in runs:

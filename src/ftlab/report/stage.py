@@ -30,7 +30,7 @@ def run_report(task, ctx) -> dict[str, Any]:
     inputs = task.inputs
     splits = inputs["splits"]
     rows = summary_rows(inputs["evals"])
-    df = results_frame(ctx.registry.runs(), ctx.registry.metrics(), Path(ctx.experiment_dir), only=set(inputs.get("run_ids") or []) or None)
+    df = results_frame(ctx.registry.runs(), ctx.registry.metrics(), Path(ctx.experiment_dir), only=set(inputs.get("run_ids") or []) or None, variables=inputs.get("variables"))
     agg = aggregate(df)
     spec = Report.model_validate(inputs.get("report") or {})
     select = inputs.get("select") or {}
