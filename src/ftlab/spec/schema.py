@@ -156,7 +156,7 @@ class Train(Strict):
     logging_steps: int = Field(10, gt=0, description="RUNTIME")
     report_to: list[Literal["none", "tensorboard", "mlflow", "wandb"]] = Field(
         default_factory=lambda: ["none"],
-        description="RUNTIME: training trackers (HF report_to); logs go under the run's train/trackers/",
+        description="RUNTIME: training trackers (HF report_to); tensorboard writes under train/checkpoints/runs/",
     )
 
 
@@ -219,7 +219,9 @@ class Report(Strict):
     """What the report stage checks and draws beyond its defaults (ftlab.report)."""
 
     checks: list[CheckSpec] = Field(default_factory=list, description="threshold, monotonic, compare, range")
-    plots: list[str] = Field(default_factory=list, description="extra plots by name (default: chosen from the sweep)")
+    plots: list[str] = Field(
+        default_factory=list, description="plots to draw, e.g. [metric_vs:ece, heatmap] (default: chosen from the sweep)"
+    )
 
 
 class Experiment(Strict):
