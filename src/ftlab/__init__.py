@@ -5,3 +5,10 @@ executed by a runner (local today) and recorded in one SQLite registry.
 """
 
 __version__ = "0.1.0"
+
+
+def results(spec_or_dir):
+    """The experiment's metrics as a pandas DataFrame; see ftlab.report.results (pandas loads only here)."""
+    from ftlab.report.results import results as _results
+
+    return _results(spec_or_dir)

@@ -95,8 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = _command(sub, "report", "Rebuild the summary table and results.json from what has run.", "ftlab report spec.yaml", cmd_report)
+    p = _command(sub, "report", "Rebuild the report (aggregated table, checks, plots, report/index.html, results.json) from what has run.", "ftlab report spec.yaml --check", cmd_report)
     p.add_argument("spec", type=Path)
+    p.add_argument("--check", action="store_true", help="exit 1 when a declared report.checks check fails (CI for experiments)")
+    p.add_argument("--strict", action="store_true", help="with --check: inconclusive checks fail too")
+
+    export = sub.add_parser("export", help="Export an experiment's results to other tools.", description="Export an experiment's results to other tools.")
+    esub = export.add_subparsers(metavar="TARGET")
+    p = _command(esub, "mlflow", "Write every run (params = effective config, metrics per step and checkpoint, artifacts = report and plots) into a local MLflow file store.", "ftlab export mlflow spec.yaml --tracking-uri mlruns", cmd_export_mlflow)
+    p.add_argument("spec", type=Path)
+    p.add_argument("--tracking-uri", required=True, help="a directory (created if missing) or file: URI")
+    p.add_argument("--experiment", help="MLflow experiment name (default: the spec's name)")
 
     model = sub.add_parser("model", help="Model utilities.", description="Model utilities.")
     msub = model.add_subparsers(metavar="COMMAND")
@@ -201,6 +210,8 @@ def cmd_run(args) -> int:
     summary = graph.plan.output_dir / "report" / "summary.txt"
     if summary.is_file():
         print("\n" + summary.read_text().rstrip())
+    if (summary.parent / "index.html").is_file():
+        print(f"\nHTML report: {summary.parent / 'index.html'}")
     print(f"\nran {len(outcome.ran)}, skipped {len(outcome.skipped)} (done), failed {len(outcome.failed)}, blocked {len(outcome.blocked)}; results in {graph.plan.output_dir}")
     for key, error in outcome.failed.items():
         print(f"failed: {key}: {error.splitlines()[0]}", file=sys.stderr)
@@ -260,7 +271,25 @@ def cmd_report(args) -> int:
 
     graph, registry = _graph(args.spec)
     execute(graph.task("report"), StageContext(graph.plan.output_dir, registry, graph.plan.spec_path), rerun=True)
-    print((graph.plan.output_dir / "report" / "summary.txt").read_text().rstrip())
+    report = graph.plan.output_dir / "report"
+    print((report / "summary.txt").read_text().rstrip())
+    print(f"\nreport: {report / 'index.html'}")
+    if not args.check:
+        return 0
+    checks = json.loads((report / "checks.json").read_text())
+    bad = [c for c in checks if c["status"] == "fails" or (args.strict and c["status"] == "inconclusive")]
+    for c in bad:
+        print(f"check {c['status']}: {c['name']}: " + "; ".join(c["details"]), file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_export_mlflow(args) -> int:
+    from ftlab.report.mlflow_export import export_mlflow
+
+    graph, registry = _graph(args.spec)
+    done = export_mlflow(graph, registry, args.tracking_uri, experiment=args.experiment)
+    print(f"exported {done.runs} runs ({done.metrics} metric points, {done.artifacts} artifacts) to MLflow experiment "
+          f"'{done.experiment}' at {done.uri}")
     return 0
 
 

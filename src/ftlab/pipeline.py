@@ -152,7 +152,16 @@ def build_graph(plan: Plan) -> Graph:
 
     roles = {d.name: d.role for d in plan.experiment.datasets}
     splits = sorted(plan.experiment.eval_splits(), key=lambda s: roles[s] != "valid")  # valid chose; test reports
-    report_inputs = {"evals": {t.run.name: str(t.out_dir) for t in evals}, "splits": splits}
+    report_inputs = {
+        "evals": {t.run.name: str(t.out_dir) for t in evals}, "splits": splits,
+        # What the report judges and draws, how checkpoints were chosen, and the spec it prints.
+        "report": plan.experiment.report.model_dump(mode="json"),
+        "select": plan.experiment.eval.select.model_dump(mode="json"),
+        "spec": str(plan.spec_path),
+        "name": plan.experiment.name,
+        "run_ids": [t.run.run_id for t in evals],  # the plan's runs, not every run the registry remembers
+        "variables": list(dict.fromkeys(k for r in plan.runs for k in r.values)),  # sweep order, for tables
+    }
     graph.tasks.append(
         Task("report", "report", _identity("report", report_inputs, evals), out / "report", tuple(t.key for t in evals), report_inputs)
     )

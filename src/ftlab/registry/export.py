@@ -6,8 +6,15 @@ Usage:
 
 results.json is for readers without SQLite (notebooks, other tools). Its shape:
     {"schema_version": 1, "exported_at": "2025-01-01T12:00:00+00:00",
-     "runs": [{...run, "stages": [...], "metrics": [...]}],
+     "runs": [{...run, "status": "done", "stages": [...], "metrics": [...],
+               "by_stage": {"train": {"status", "config", "outputs", "seconds", "attempt", "error"}, "eval": {...}},
+               "selected_checkpoint": "step_40",
+               "selected": {"test": {"logits": {"accuracy": 0.81, "f1": null}}},
+               "undefined": {"test": {"logits": {"f1": "no positive labels in split"}}}}],
      "experiment_stages": [...stages not tied to one run, e.g. data preparation...]}
+A run's status is failed if a stage failed, running if one runs, done when every stage is done,
+else pending. `by_stage` is seed 003's per-stage view (config and results of each stage);
+`selected` holds the metrics of the checkpoint the eval stage selected on valid.
 An undefined metric has "value": null and its "undefined_reason".
 Stages and metrics whose run_id names no recorded run are left out; the planner records every
 run before any stage of it starts, so such rows only come from a hand-edited registry.
@@ -32,11 +39,28 @@ def export_results(registry: Registry, path: Path) -> None:
     metrics_of: dict[str, list[dict]] = {}
     for metric in registry.metrics():
         metrics_of.setdefault(metric["run_id"], []).append(metric)
-    runs = [{**run, "stages": stages_of.get(run["run_id"], []),
-             "metrics": metrics_of.get(run["run_id"], [])} for run in registry.runs()]
+    runs = [_run_entry(run, stages_of.get(run["run_id"], []), metrics_of.get(run["run_id"], []))
+            for run in registry.runs()]
     write_json(Path(path), {
         "schema_version": SCHEMA_VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runs": runs,
         "experiment_stages": stages_of.get(None, []),
     })
+
+
+def _run_entry(run: dict, stages: list[dict], metrics: list[dict]) -> dict:
+    statuses = {s["status"] for s in stages}
+    status = ("failed" if "failed" in statuses else "running" if "running" in statuses
+              else "done" if stages and statuses == {"done"} and any(s["stage"] == "eval" for s in stages) else "pending")
+    by_stage = {s["stage"]: {k: s[k] for k in ("status", "config", "outputs", "seconds", "attempt", "error")} for s in stages}
+    best = (by_stage.get("eval", {}).get("outputs") or {}).get("best_checkpoint")
+    selected: dict = {}
+    undefined: dict = {}
+    for m in metrics:
+        if best is not None and m["checkpoint"] == best:
+            selected.setdefault(m["split"], {}).setdefault(m["evaluator"], {})[m["metric"]] = m["value"]
+            if m["undefined_reason"] is not None:
+                undefined.setdefault(m["split"], {}).setdefault(m["evaluator"], {})[m["metric"]] = m["undefined_reason"]
+    return {**run, "status": status, "stages": stages, "metrics": metrics, "by_stage": by_stage,
+            "selected_checkpoint": best, "selected": selected, "undefined": undefined}

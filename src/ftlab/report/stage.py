@@ -1,5 +1,14 @@
-"""Report stage: the summary table (best valid checkpoint per run, its metrics on every split)
-and results.json, the registry exported for people who want files."""
+"""Report stage: the experiment's results as data, aggregated over seeds, checked, drawn and exported.
+
+Writes under <output_dir>/report/:
+    summary.txt / summary.json   the aggregated table (mean ± sd over seeds) and each run's best checkpoint
+    results.csv                  ftlab.results() as CSV (one row per run x checkpoint x split x evaluator x metric)
+    aggregated.csv               mean, sd, n and 95% interval per sweep point at the selected checkpoint
+    checks.json                  report.checks judged: holds / fails / inconclusive with the numbers
+    plots/*.png, plots/*.svg     chosen from the sweep's shape (ftlab.report.plots)
+    index.html                   one self-contained page of all of the above (ftlab.report.html)
+and <output_dir>/results.json (the registry, per run with stages and metrics).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +17,54 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.registry import export_results
-from ftlab.report.summary import render_table, summary_rows
+from ftlab.report.summary import render_aggregated, render_table, summary_rows
 
 
 def run_report(task, ctx) -> dict[str, Any]:
-    out = Path(task.out_dir)
-    rows = summary_rows(task.inputs["evals"])
-    table = render_table(rows, task.inputs["splits"])
-    atomic.write_text(out / "summary.txt", table + "\n")
-    atomic.write_json(out / "summary.json", rows)
-    export_results(ctx.registry, ctx.experiment_dir / "results.json")
-    return {"summary": "summary.txt", "results": "../results.json", "runs": len(rows)}
+    from ftlab.report.aggregate import aggregate
+    from ftlab.report.checks import run_checks
+    from ftlab.report.results import results_frame
+    from ftlab.spec.schema import Report
 
+    out = Path(task.out_dir)
+    inputs = task.inputs
+    splits = inputs["splits"]
+    rows = summary_rows(inputs["evals"])
+    df = results_frame(ctx.registry.runs(), ctx.registry.metrics(), Path(ctx.experiment_dir), only=set(inputs.get("run_ids") or []) or None, variables=inputs.get("variables"))
+    agg = aggregate(df)
+    spec = Report.model_validate(inputs.get("report") or {})
+    select = inputs.get("select") or {}
+    default_split = next((s for s in splits if s != select.get("split")), splits[0] if splits else "test")
+    checks = run_checks(agg, list(spec.checks), default_split=default_split,
+                        default_evaluator=select.get("evaluator", "logits"))
+    text = render_aggregated(agg, splits) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
+    if checks:
+        text += "\n\nchecks:\n" + "\n".join(f"  [{c['status']}] {c['name']}" for c in checks)
+    atomic.write_text(out / "summary.txt", text + "\n")
+    atomic.write_json(out / "summary.json", rows)
+    _write_csv(df, out / "results.csv")
+    _write_csv(agg, out / "aggregated.csv")
+    atomic.write_json(out / "checks.json", checks)
+    export_results(ctx.registry, Path(ctx.experiment_dir) / "results.json")
+    plots = _plots(df, agg, out, spec, inputs)
+    from ftlab.report.html import write_html
+
+    write_html(out / "index.html", df=df, agg=agg, checks=checks, plots=plots, rows=rows, inputs=inputs,
+               registry=ctx.registry, experiment_dir=Path(ctx.experiment_dir))
+    for p in plots:
+        if "error" in p:
+            atomic.write_text(out / "summary.txt", (out / "summary.txt").read_text() + f"plot {p['name']} not drawn: {p['error']}\n")
+    failed = sum(c["status"] == "fails" for c in checks)
+    return {"summary": "summary.txt", "html": "index.html", "results": "../results.json", "runs": len(rows),
+            "checks": len(checks), "checks_failed": failed, "plots": [p["file"] for p in plots if "file" in p]}
+
+
+def _plots(df, agg, out: Path, spec, inputs) -> list[dict]:
+    from ftlab.report.plots import draw_plots
+
+    return draw_plots(df, agg, out / "plots", names=list(spec.plots), splits=inputs["splits"],
+                      select=inputs.get("select") or {}, experiment_dir=Path(df.attrs["experiment_dir"]))
+
+
+def _write_csv(frame, path: Path) -> None:
+    atomic.write_text(path, frame.to_csv(index=False))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
+from ftlab.report.results import meaningless
 
 COLUMNS = ("accuracy", "f1", "auroc")
 
@@ -38,7 +39,7 @@ def render_table(rows: list[dict[str, Any]], splits: list[str]) -> str:
         cells = [r["run"], str(r["best_checkpoint"])]
         for s in splits:
             values = r["at_best"].get(s, {})
-            cells += [_fmt(values.get(c, "missing")) for c in COLUMNS]
+            cells += [NOT_MEANINGFUL if meaningless(c, values) else _fmt(values.get(c, "missing")) for c in COLUMNS]
         body.append(cells)
     return table(header, body)
 
@@ -59,3 +60,53 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+# The aggregated table's metrics; a split with no negatives shows recall and "n/m" for the rest.
+AGG_METRICS = ("accuracy", "precision", "recall", "f1", "auroc")
+NOT_MEANINGFUL = "n/m"
+
+
+def point_label(row: dict[str, Any], variables: list[str]) -> str:
+    """'lr=0.003', 'random_init lr=0.003', 'untuned': how a sweep point is named in tables."""
+    parts = [f"{v}={row[v]}" for v in variables if v in row and not _nan(row[v])]
+    head = [] if row["kind"] == "trained" else [row["kind"]]
+    return " ".join(head + (parts if row["kind"] != "untuned" else [])) or "all"
+
+
+def aggregated_table(agg, splits: list[str], metrics: tuple[str, ...] = AGG_METRICS) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the mean +- sd table: one line per sweep point, metrics per split."""
+    variables = list(agg.attrs.get("sweep_variables", []))
+    points = ["kind", "method"] + variables
+    header = ["point", "seeds"] + [f"{s} {m}" for s in splits for m in metrics]
+    body = []
+    for _, g in agg.groupby(points, dropna=False, sort=False):
+        first = g.iloc[0].to_dict()
+        cells = [point_label(first, variables), str(max(len(x) for x in g["seeds"]))]
+        for s in splits:
+            for m in metrics:
+                hit = g[(g["split"] == s) & (g["metric"] == m)]
+                cells.append(mean_sd(hit.iloc[0].to_dict()) if len(hit) else "missing")
+        body.append(cells)
+    return header, body
+
+
+def mean_sd(row: dict[str, Any]) -> str:
+    """'0.812 ± 0.014' over seeds, '0.812' for one seed, 'n/m' / 'undef' without a value."""
+    if _nan(row["mean"]):
+        reason = row.get("undefined_reason") or ""
+        return NOT_MEANINGFUL if reason.startswith("not meaningful") else "undef"
+    text = f"{row['mean']:.3f}" + ("" if _nan(row["sd"]) else f" ± {row['sd']:.3f}")
+    seeds = len(row.get("seeds") or [])
+    return text + (f" (n={row['n']})" if seeds and row["n"] < seeds else "")  # some seeds left it undefined
+
+
+def render_aggregated(agg, splits: list[str]) -> str:
+    header, body = aggregated_table(agg, splits)
+    legend = (f"mean ± sd over seeds at each run's valid-selected checkpoint; {NOT_MEANINGFUL} = not meaningful "
+              "(a split without negatives has no false positives: only recall says something); undef = undefined")
+    return table(header, body) + "\n" + legend
+
+
+def _nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

@@ -126,6 +126,10 @@ def load_plan(spec_path: Path, max_runs: int | None = None, scale: str | None = 
         for found in check_profile(spec_path.parent / configs[0].cluster)[1]:
             problems.add(("cluster",), f"in {clip_text(configs[0].cluster, 100)}: {found}")
     template = body.get("run_name")
+    if configs[0] is not None:  # report.checks may name sweep variables: only the plan knows them
+        from ftlab.report.checks import report_variable_problems
+
+        report_variable_problems(configs[0], {k for p in points for k in p}, problems)
     runs: list[Run] = []
     if not problems.items:
         runs = _build_runs(points, configs, seeds, controls, control_configs, template, problems)

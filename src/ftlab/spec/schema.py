@@ -25,6 +25,8 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("preset",),
     ("train", "logging_steps"),
     ("eval", "batch_size"),
+    ("train", "report_to"),
+    ("report",),
 )
 
 
@@ -200,6 +202,10 @@ class Train(Strict):
     gpus: int = Field(1, ge=1, description="GPUs per run; >1 launches through accelerate")
     distributed: Literal["ddp", "fsdp"] = "ddp"
     logging_steps: int = Field(10, gt=0, description="RUNTIME")
+    report_to: list[Literal["none", "tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=lambda: ["none"],
+        description="RUNTIME: training trackers (HF report_to); tensorboard writes under train/checkpoints/runs/",
+    )
 
 
 class Select(Strict):
@@ -253,6 +259,27 @@ class Eval(Strict):
         return self.select.evaluator or self.evaluators[0].name
 
 
+class CheckSpec(BaseModel):
+    """One declared check (report.checks); its other keys are the kind's options
+    (validated against that kind's Options model, see ftlab.report.checks)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Report(Strict):
+    """What the report stage checks and draws beyond its defaults (ftlab.report)."""
+
+    checks: list[CheckSpec] = Field(default_factory=list, description="threshold, monotonic, compare, range")
+    plots: list[str] = Field(
+        default_factory=list, description="plots to draw, e.g. [metric_vs:ece, heatmap] (default: chosen from the sweep)"
+    )
+
+
 class Experiment(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -266,6 +293,7 @@ class Experiment(Strict):
     train: Train = Train()
     fewshot: FewShot | None = None
     eval: Eval = Eval()
+    report: Report = Report()
     # Parsed by ftlab.spec.sweep; typed loosely here so their errors come from there, with paths.
     sweep: list[Any] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])

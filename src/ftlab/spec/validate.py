@@ -130,6 +130,9 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(("fewshot", "splits", j), f"no dataset named {clip(name)}{_hint(name, names)}")
     _check_test_fraction(exp, names, problems)
     _check_select(exp, names, base_dir, problems)
+    from ftlab.report.checks import report_problems  # report.checks: kinds, options, split names
+
+    report_problems(exp, problems)
 
 
 def _check_task(exp: Experiment, problems: Problems) -> None:

@@ -13,6 +13,7 @@ of them (15-40 s on CPU), and dynamic shapes keep varying batch lengths from rec
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ def sft_config(hp: dict[str, Any], setup: TrainerSetup):
     from trl import SFTConfig
 
     device, dtype = device_and_dtype()
+    if "wandb" in hp.get("report_to", ()):
+        os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user chose a mode
     return SFTConfig(
         output_dir=str(setup.out_dir),
         per_device_train_batch_size=hp["batch_size"],
@@ -57,7 +60,8 @@ def sft_config(hp: dict[str, Any], setup: TrainerSetup):
         use_cpu=device.type == "cpu",
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
-        report_to="none",
+        # train.report_to (RUNTIME): trackers log beside the checkpoints (tensorboard: checkpoints/runs/).
+        report_to=[r for r in hp.get("report_to", ["none"]) if r != "none"] or "none",
         dataloader_num_workers=0,
         save_only_model=False,  # optimizer + RNG state are what make resume exact
         save_total_limit=hp["keep_last"],
