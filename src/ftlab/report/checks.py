@@ -23,6 +23,8 @@ when either side's interval came from a bootstrap).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 from typing import Any, Literal
 
@@ -86,9 +88,8 @@ class Range(Common):
 
 def report_problems(exp, problems) -> None:
     """Check kinds, options and split names of report.checks (called from spec cross_checks)."""
-    from ftlab.spec.validate import METRICS
-
     _plot_problems(exp, problems)
+    recorded = _recorded_metrics(exp)
     splits = [d.name for d in exp.datasets]
     for i, check in enumerate(exp.report.checks):
         at = ("report", "checks", i)
@@ -113,14 +114,34 @@ def report_problems(exp, problems) -> None:
             continue
         if opts.split is not None and opts.split not in splits:
             problems.add(at + ("split",), f"no dataset named '{opts.split}'.{did_you_mean(opts.split, splits)}")
-        known = METRICS + COUNTS
-        # inspect tasks bring their own scorers' metric names: those cannot be listed up front.
-        if opts.metric not in known and not any(ev.name == "inspect" for ev in exp.eval.evaluators):
-            problems.add(at + ("metric",), f"unknown metric '{opts.metric}'.{did_you_mean(opts.metric, known)} Known: {', '.join(known)}")
+        # An evaluator that knows its metrics only after running (inspect: its scorers') leaves this open.
+        if recorded is not None and opts.metric not in recorded:
+            known = sorted(recorded)
+            problems.add(at + ("metric",), f"no evaluator of this spec records '{opts.metric}'.{did_you_mean(opts.metric, known)} Known: {', '.join(known)}")
         if isinstance(opts, Threshold) and opts.min is None and opts.max is None:
             problems.add(at, "a threshold check needs 'min' and/or 'max'")
         if isinstance(opts, Range) and (opts.span is None) == (opts.within is None):
             problems.add(at, "a range check needs exactly one of 'span: [lo, hi]' or 'within: [lo, hi]'")
+
+
+def _recorded_metrics(exp) -> set[str] | None:
+    """Every metric the spec's evaluators record (ftlab.evaluate.base produces), or None when one cannot say."""
+    from ftlab.errors import FtlabError
+    from ftlab.evaluate.evaluators import evaluators, produced_metrics, resolve_options
+
+    out: set[str] = set(COUNTS)
+    for ev in exp.eval.evaluators:
+        if ev.name not in evaluators:
+            return None  # reported by the evaluator checks
+        try:
+            options, found = resolve_options(ev.name, ev.options, Path("."), exp.task)
+            metrics = None if found else produced_metrics(ev.name, options, exp.task)
+        except FtlabError:
+            metrics = None
+        if metrics is None:
+            return None
+        out |= metrics
+    return out
 
 
 def _plot_problems(exp, problems) -> None:
