@@ -45,7 +45,7 @@ class JudgeEvaluator:
                 options["template"] = "{prompt}{response}"
         model = options.get("model")
         if isinstance(model, str) and model.startswith((".", "/", "~")) and not (base_dir / model).exists():
-            problems.append((("model",), f"judge model directory not found: {str(base_dir / model)[:200]}"))
+            problems.append((("model",), f"judge model directory not found: {str(base_dir / model)[:200]} (a model another spec trains? run that spec first)"))
         elif isinstance(model, str) and (base_dir / model).exists():
             options["model"] = str((base_dir / model).resolve())
         return options

@@ -1,0 +1,146 @@
+"""Every shipped example: it opens with the command that runs it, validates, renders its full scale
+for SLURM, and (slow) runs end to end at its tiny scale showing real learning and the seed's rules.
+
+The examples are copied into a temporary directory, so their `../runs/...` output lands there.
+Run just these: `.venv/bin/pytest tests/examples -q` (the slow ones take a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ftlab.cli import main
+from ftlab.registry import Registry
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(p.stem for p in (REPO / "examples").glob("*.yaml"))
+SCALED = ["gsm8k_safety", "hem_pn", "inspect_epochs", "weighted_loss"]
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    return tmp_path / "examples"
+
+
+def _summary(out: Path, run: str) -> dict:
+    return json.loads((out / "runs" / run / "eval" / "summary.json").read_text())
+
+
+def test_the_examples_are_the_seed_workflows():
+    assert {"quickstart", "hem_pn", "gsm8k_safety", "safety_judge", "weighted_loss", "inspect_epochs"} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_opens_with_the_command_that_runs_it(name):
+    head = (REPO / "examples" / f"{name}.yaml").read_text().split("\nname:")[0]
+    assert f"ftlab run examples/{name}.yaml" in head
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_validates(examples, name, capsys):
+    if name == "gsm8k_safety":  # its tiny judge is another example's checkpoint
+        (examples.parent / "runs/safety_judge/runs/judge/train/epoch_1").mkdir(parents=True)
+    assert main(["validate", str(examples / f"{name}.yaml")]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_full_scale_renders_for_slurm(examples, name, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(examples.parent / "empty-hf-cache"))  # sizes from the names
+    assert main(["submit", str(examples / f"{name}.yaml"), "--scale", "full", "--dry-run"]) == 0, capsys.readouterr().err
+    scripts = next((examples.parent / "runs").glob(f"{name}_full/slurm/scripts"))
+    train = (scripts / "train.sbatch").read_text()
+    assert "export FTLAB_SCALE=full" in train and "#SBATCH --gres=gpu:" in train
+    assert "conda activate ftlab" in train  # the cluster profile's environment
+
+
+# ---- tiny scale, end to end --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hem_pn_tiny_learns_and_keeps_the_seed_000_rules(examples):
+    assert main(["run", str(examples / "hem_pn.yaml")]) == 0
+    out = examples.parent / "runs" / "hem_pn"
+    reg = Registry(out / "registry.sqlite")
+    for seed in (0, 1, 2):
+        run = f"tiny_s{seed}"
+        s = _summary(out, run)
+        checkpoints = json.loads((out / "runs" / run / "train" / "checkpoints.json").read_text())
+        scored = {row["checkpoint"] for row in s["per_checkpoint"]["valid"]}
+        assert checkpoints[-1]["name"] not in scored  # intermediate checkpoints only, never the final model
+        assert s["best_checkpoint"] in scored and s["best_checkpoint"] != "step_0"
+        assert s["selected_on"]["split"] == "valid"  # the final test never chooses
+        assert s["at_best"]["valid"]["accuracy"] >= 0.85, (run, s["at_best"]["valid"])
+        hem_only = s["at_best"]["valid_hem_only"]
+        assert hem_only["n_negative"] == 0 and hem_only["recall"] >= 0.8
+    control = _summary(out, "random_init_s0")
+    assert control["best_checkpoint"] != "step_0"
+    table = (out / "report" / "summary.txt").read_text()
+    assert "valid_hem_only" in table
+    assert {m["evaluator"] for m in reg.metrics()} == {"logits"}
+
+
+@pytest.mark.slow
+def test_weighted_loss_tiny_moves_the_accept_rate_with_gamma(examples):
+    assert main(["run", str(examples / "weighted_loss.yaml")]) == 0
+    out = examples.parent / "runs" / "weighted_loss"
+    ppr = {}
+    for variant, gammas in (("accept", (2, 4, 8)), ("reject", (2, 4, 8))):
+        for gamma in gammas:
+            ppr[variant, gamma] = _summary(out, f"{variant}_gamma{gamma}_prop1_2")["at_best"]["test"]["predicted_positive_rate"]
+    base = _summary(out, "baseline_gamma1.0_prop1_2")["at_best"]
+    ppr["accept", 1] = ppr["reject", 1] = base["test"]["predicted_positive_rate"]
+    assert base["valid"]["accuracy"] >= 0.75 and base["valid"]["label_mass"] >= 0.9
+    assert all(0 < v < 1 for v in ppr.values()), ppr  # no collapse to one class
+    accept = [ppr["accept", g] for g in (1, 2, 4, 8)]
+    reject = [ppr["reject", g] for g in (1, 2, 4, 8)]
+    assert accept[-1] > accept[0] and reject[-1] < reject[0], ppr
+    # resampling follows ${prop} at a fixed total; valid and test are never resampled
+    shares = {}
+    for stats in (out / "data").glob("*/stats.json"):
+        s = json.loads(stats.read_text())
+        shares.setdefault(stats.parent.name.split("-")[0], set()).add((s["n"], s["labels"].get("Accept", 0)))
+    assert shares["train"] == {(800, 400), (800, 267), (800, 200), (800, 100)}, shares
+    assert shares["valid"] == {(200, 100)} and shares["test"] == {(200, 100)}
+
+
+@pytest.mark.slow
+def test_gsm8k_safety_tiny_scores_free_form_answers_and_safety(examples):
+    assert main(["run", str(examples / "safety_judge.yaml")]) == 0
+    judge = _summary(examples.parent / "runs" / "safety_judge", "judge")
+    assert judge["at_best"]["valid"]["accuracy"] >= 0.9
+    assert main(["run", str(examples / "gsm8k_safety.yaml")]) == 0
+    out = examples.parent / "runs" / "gsm8k_safety"
+    untuned = _summary(out, "untuned")["at_best_by_evaluator"]["generate"]
+    for preset, n_test in (("simple", 100), ("medium", 20), ("strong", 20)):
+        s = _summary(out, preset)
+        gen = s["at_best_by_evaluator"]["generate"]
+        assert gen["gsm8k_test"]["n"] == n_test  # declared denominators (the 20% downsample truncates)
+        assert {"accuracy_strict", "accuracy_flexible", "n_unparsed_strict", "n_unparsed_flexible"} <= set(gen["gsm8k_test"])
+        assert gen["valid"]["accuracy_strict"] > untuned["valid"]["accuracy_strict"], preset
+        safety = s["at_best_by_evaluator"]["judge"]["ailuminate"]
+        assert safety["n"] == 24 and safety["safety_rate"] is not None
+        assert gen["ailuminate"]["n_reference"] == 0  # prompts only: no accuracy there
+    # the few-shot pool is never trained on and is shown on GSM8K prompts only
+    data = out / "data"
+    pool = [json.loads(line) for line in next(data.glob("train-*/fewshot.jsonl")).read_text().splitlines()]
+    train = next(data.glob("train-*/examples.jsonl")).read_text()
+    assert len(pool) == 8 and all(json.dumps(p["completion"]) not in train for p in pool)
+
+
+@pytest.mark.slow
+def test_inspect_epochs_tiny_scores_every_epoch_and_the_base(examples):
+    pytest.importorskip("inspect_ai")
+    assert main(["run", str(examples / "inspect_epochs.yaml")]) == 0
+    out = examples.parent / "runs" / "inspect_epochs"
+    rows = Registry(out / "registry.sqlite").metrics()
+    scored = {(m["run_id"], m["checkpoint"]) for m in rows if m["evaluator"] == "inspect"}
+    names = {c for _, c in scored}
+    assert {"step_0", "epoch_0", "epoch_1"} <= names and "epoch_2" not in names  # 2 epochs: epoch_0 and epoch_1
+    trained = _summary(out, "tiny")["at_best"]["valid"]["match_accuracy"]
+    base = _summary(out, "untuned")["at_best"]["valid"]["match_accuracy"]
+    assert trained >= 0.8 and trained > base
