@@ -4,7 +4,7 @@
     .venv/bin/python bench/submit_latency/run.py --append   # and append them to BENCHMARKS.md
 
 Starts the local SLURM (scripts/slurm-local.sh) if it is not running and stops it again after.
-Each repeat submits examples/weighted_loss_sweep.yaml into a fresh output dir: a prepare job, a
+Each repeat submits examples/weighted_loss.yaml --scale full into a fresh output dir: a prepare job, a
 19-task train array, a 19-task eval array (aftercorr) and a report job. The jobs are submitted
 held (`#SBATCH --hold` from the bench profile) and then cancelled with `ftlab cancel`: the
 7B model is not on disk, and the measurement is submission, not training. The resource policy
@@ -50,11 +50,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ftlab-bench-") as tmp:
             for n in range(args.repeats):
                 work = Path(tmp) / f"r{n}"
-                shutil.copytree(REPO / "examples" / "data", work / "data")
-                shutil.copy(REPO / "examples" / "weighted_loss_sweep.yaml", work / "spec.yaml")
+                work.mkdir(parents=True)
+                text = (REPO / "examples" / "weighted_loss.yaml").read_text()
+                (work / "spec.yaml").write_text(text.replace("output_dir: ../runs/weighted_loss", "output_dir: out"))
                 (work / "cluster.yaml").write_text(PROFILE)
                 t0 = time.perf_counter()
-                proc = subprocess.run([ftlab, "submit", str(work / "spec.yaml"), "--cluster", str(work / "cluster.yaml")], env=env, capture_output=True, text=True)
+                proc = subprocess.run([ftlab, "submit", str(work / "spec.yaml"), "--scale", "full", "--cluster", str(work / "cluster.yaml")], env=env, capture_output=True, text=True)
                 times.append(time.perf_counter() - t0)
                 if proc.returncode != 0:
                     print(proc.stdout, proc.stderr, file=sys.stderr)
@@ -73,7 +74,7 @@ def main() -> int:
         "",
         f"## ftlab submit latency: 19-run weighted-loss sweep ({time.strftime('%Y-%m-%d')})",
         "",
-        "`.venv/bin/python bench/submit_latency/run.py --append`: `ftlab submit examples/weighted_loss_sweep.yaml`",
+        "`.venv/bin/python bench/submit_latency/run.py --append`: `ftlab submit examples/weighted_loss.yaml --scale full`",
         "(prepare job + 19-task train array + 19-task eval array with aftercorr + report job, held, then cancelled)",
         "against the local single-node slurmctld of scripts/slurm-local.sh. Wall clock of the whole process. Target < 5 s.",
         "",
