@@ -67,3 +67,14 @@ def test_a_model_trained_on_boxed_answers_scores_high_by_logits(tmp_path: Path):
     assert untuned["label_mass"] < 0.01 and best["accuracy"] > untuned["accuracy"] + 0.3
     metrics = json.loads((tmp_path / f"out/runs/run/eval/{summary['best_checkpoint']}/logits/valid.metrics.json").read_text())
     assert metrics["details"]["answer_template"] == "\\boxed{{label}}"
+
+
+def test_mixed_answer_shapes_fail_at_validate(tmp_path: Path):
+    from ftlab.cli import main
+
+    ex = [Example([{"role": "user", "content": f"q{i}"}], "\\boxed{P}" if i % 2 else "N", "P" if i % 2 else "N", {}) for i in range(10)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"messages": e.prompt + [{"role": "assistant", "content": e.completion}]}) + "\n" for e in ex))
+    (tmp_path / "valid.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "v"}, {"role": "assistant", "content": "P"}]}) + "\n")
+    spec = SPEC.replace("  - {name: valid, role: valid, path: valid.jsonl}", "  - {name: valid, role: valid, path: valid.jsonl}")
+    (tmp_path / "spec.yaml").write_text(spec)
+    assert main(["validate", str(tmp_path / "spec.yaml")]) == 2  # before any training, not in the eval stage

@@ -42,6 +42,10 @@ class SplitScan:
     prompts: dict[bytes, str] = field(default_factory=dict)  # prompt digest -> first source
     repeats: Problems | None = None
     problems: list[str] = field(default_factory=list)
+    answered: list[Example] = field(default_factory=list)  # the first SHAPE_SAMPLE labelled answers
+
+
+SHAPE_SAMPLE = 5000  # answers whose shape around the label is checked up front (the eval stage checks all)
 
 
 def check_datasets(exp, base_dir: Path, cache: dict | None = None) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -61,12 +65,29 @@ def check_datasets(exp, base_dir: Path, cache: dict | None = None) -> tuple[list
         problems += [p for p in scan.problems if p not in problems]
         scans[d.name] = scan
     problems += overlap_problems(exp, scans, Path(base_dir))
+    problems += shape_problems(exp, scans)
     counts = {
         d.name: {"role": d.role, "n": scans[d.name].n, "labels": dict(sorted(scans[d.name].labels.items())),
                  "unanswered": scans[d.name].unanswered}
         for d in exp.datasets
     }
     return problems, counts
+
+
+def shape_problems(exp, scans: dict[str, SplitScan]) -> list[str]:
+    """A classification task scored by logits needs one answer shape around the label (data/answers.py)."""
+    from ftlab.data.answers import answer_template
+
+    if not exp.task.classification or not any(ev.name == "logits" for ev in exp.eval.evaluators):
+        return []
+    train = next((d for d in exp.datasets if d.role == "train"), None)
+    if train is None or train.name not in scans:
+        return []
+    try:
+        answer_template(scans[train.name].answered, given=exp.task.answer_template)
+    except DataError as err:
+        return [f"datasets '{train.name}': {err}"]
+    return []
 
 
 def check_plan(plan) -> list[str]:
@@ -153,6 +174,8 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
 
 def _add(scan: SplitScan, e: Example, exact: set[bytes] | None = None) -> None:
     scan.n += 1
+    if e.label is not None and e.completion is not None and len(scan.answered) < SHAPE_SAMPLE:
+        scan.answered.append(e)
     scan.labels["null" if e.label is None else e.label] += 1
     scan.unanswered += e.completion is None
     prompt = "\x1f".join(m["content"] for m in e.prompt)
