@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=[], metavar="STAGE", help=f"run only these stages ({STAGES})")
     p.add_argument("--skip", nargs="+", default=[], metavar="STAGE", help="skip these stages")
     p.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+    p.add_argument("--rerun-evaluators", nargs="+", default=[], metavar="NAME",
+                   help="score these evaluators again on every checkpoint (e.g. judge), keeping training and the other evaluators' results")
 
     p = _command(sub, "submit", "Submit the stages not done yet to SLURM: a prepare job, a train array, an eval array (task i after train task i), a report job.", "ftlab submit spec.yaml --dry-run", cmd_submit)
     p.add_argument("spec", type=Path)
@@ -206,7 +208,12 @@ def cmd_run(args) -> int:
         return 0
     registry = _registry(graph)
     _record_runs(graph, registry)
-    outcome = run_graph(graph, registry, rerun=args.rerun, only=args.only, skip=args.skip)
+    rerun, only = args.rerun, args.only
+    if args.rerun_evaluators:
+        from ftlab.evaluate.stage import forget_results
+
+        forget_results(graph, args.rerun_evaluators)  # and un-marks the eval tasks: they run, keeping the rest
+    outcome = run_graph(graph, registry, rerun=rerun, only=only, skip=args.skip)
     summary = graph.plan.output_dir / "report" / "summary.txt"
     if summary.is_file():
         print("\n" + summary.read_text().rstrip())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftlab.spec.identity import IDENTITY_VERSION, effective_config, file_digest, stable_hash
+from ftlab.spec.identity import IDENTITY_VERSION, effective_config, stable_hash
 from ftlab.spec.plan import Plan, Run
 from ftlab.spec.schema import Dataset, Experiment
 
@@ -122,7 +122,7 @@ def build_graph(plan: Plan) -> Graph:
             "train": str(train_task.out_dir) if train_task else None,
             "splits": {name: str(t.out_dir) for name, t in splits.items()},
             "task": exp.task.model_dump(mode="json"),
-            "select": exp.eval.select.model_dump(mode="json") | {"evaluator": exp.eval.select_evaluator()},
+            "select": selection(exp),
             "batch_size": exp.eval.batch_size,
             # QLoRA checkpoints are scored on the same 4-bit base they were trained on.
             "quantization": exp.method.quantization.model_dump(mode="json") if exp.method.name == "qlora" and run.trains else None,
@@ -156,7 +156,7 @@ def build_graph(plan: Plan) -> Graph:
         "evals": {t.run.name: str(t.out_dir) for t in evals}, "splits": splits,
         # What the report judges and draws, how checkpoints were chosen, and the spec it prints.
         "report": plan.experiment.report.model_dump(mode="json"),
-        "select": plan.experiment.eval.select.model_dump(mode="json"),
+        "select": selection(plan.experiment),
         "spec": str(plan.spec_path),
         "name": plan.experiment.name,
         "run_ids": [t.run.run_id for t in evals],  # the plan's runs, not every run the registry remembers
@@ -167,6 +167,15 @@ def build_graph(plan: Plan) -> Graph:
     )
     graph.tasks.sort(key=lambda t: STAGE_ORDER.index(t.stage))  # stable: keeps plan order within a stage
     return graph
+
+
+def selection(exp: Experiment) -> dict[str, Any]:
+    """eval.select with its defaults resolved: the first evaluator, the metric's own direction (ece: lower)."""
+    from ftlab.evaluate.metrics import LOWER_IS_BETTER
+
+    select = exp.eval.select
+    higher = select.higher_is_better if select.higher_is_better is not None else select.metric not in LOWER_IS_BETTER
+    return select.model_dump(mode="json") | {"evaluator": exp.eval.select_evaluator(), "higher_is_better": higher}
 
 
 def _evaluators(plan: Plan, exp: Experiment) -> list[dict[str, Any]]:
@@ -193,7 +202,10 @@ def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:
     if ds.path is not None:
         path = (plan.base_dir / ds.path).resolve()
         inputs["file"] = str(path)
-        inputs["digest"] = file_digest(path)  # content, not path: an edited file re-runs its stages
+        from ftlab.data.sources import data_digest
+
+        # content, not path: an edited file (or a registry's data file, an HF dataset dir) re-runs its stages
+        inputs["digest"] = data_digest(path, ds.name_in_registry)
     return inputs
 
 

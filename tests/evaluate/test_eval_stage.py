@@ -97,3 +97,21 @@ def test_vllm_backend_without_vllm_or_cuda_is_one_clear_error(tmp_path: Path, ca
     assert main(["run", str(spec)]) == 1
     out = capsys.readouterr().out
     assert "the vllm backend needs" in out and "Traceback" not in out
+
+
+def test_rerun_evaluators_rescores_only_those(tmp_path: Path, capsys):
+    """Seed 001's --rerun per evaluator: the judge (here: generate) again, training and logits kept."""
+    spec = write_spec(tmp_path)
+    _with_evaluators(spec, "\n  evaluators:\n    - {name: logits}\n    - {name: generate, splits: [valid], max_new_tokens: 2}\n")
+    assert main(["run", str(spec)]) == 0
+    ckpt = tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0"
+    logits_stamp = (ckpt / "logits" / "valid.metrics.json").stat().st_mtime_ns
+    generate_stamp = (ckpt / "generate" / "valid.metrics.json").stat().st_mtime_ns
+    assert main(["run", str(spec)]) == 0 and "ran 0," in capsys.readouterr().out  # all done: nothing runs
+    assert main(["run", str(spec), "--rerun-evaluators", "generate"]) == 0
+    reg = Registry(tmp_path / "out" / "registry.sqlite")
+    assert reg.stage("train/run")["attempt"] == 1
+    assert (ckpt / "logits" / "valid.metrics.json").stat().st_mtime_ns == logits_stamp
+    assert (ckpt / "generate" / "valid.metrics.json").stat().st_mtime_ns != generate_stamp
+    assert main(["run", str(spec), "--rerun-evaluators", "judge"]) == 2  # not listed: a clear error
+    assert "'judge' is not among eval.evaluators" in capsys.readouterr().err

@@ -166,3 +166,27 @@ def _groups(records, examples, columns: list[str], positive: str) -> dict[str, d
 def _rows_at(rows: dict[str, list[dict[str, Any]]], checkpoint: str) -> dict[str, dict[str, Any]]:
     """Each split's metrics at one checkpoint."""
     return {split: next(r for r in split_rows if r["checkpoint"] == checkpoint) for split, split_rows in rows.items()}
+
+
+def forget_results(graph, names: list[str]) -> int:
+    """Drop the cached results of these evaluators in every eval task (`ftlab run --rerun-evaluators`):
+    the next eval stage scores them again and keeps every other evaluator's results. Returns how many."""
+    from ftlab.errors import SpecError
+    from ftlab.plugins import did_you_mean
+
+    listed = {e.name for e in graph.plan.experiment.eval.evaluators}
+    for name in names:
+        if name not in listed:
+            raise SpecError([f"--rerun-evaluators: '{name}' is not among eval.evaluators.{did_you_mean(name, listed)} Listed: {', '.join(sorted(listed))}"])
+    from ftlab.runners.local import DONE
+
+    dropped = 0
+    for task in graph.tasks:
+        if task.stage not in ("eval", "report"):
+            continue
+        (Path(task.out_dir) / DONE).unlink(missing_ok=True)  # not done: the next run executes it
+        for name in names:
+            for path in Path(task.out_dir).glob(f"*/{name}/*.metrics.json"):
+                path.unlink()  # the marker of a cached result; its evidence is rewritten beside it
+                dropped += 1
+    return dropped

@@ -15,6 +15,6 @@ def run_model(task, ctx) -> dict[str, Any]:
     texts: list[str] = []
     for data_dir in task.inputs["corpus"]:
         for ex in load_split(data_dir):
-            texts += [m["content"] for m in ex.prompt] + [ex.completion]
+            texts += [m["content"] for m in ex.prompt] + ([ex.completion] if ex.completion is not None else [])
     out = build_tiny(Path(task.out_dir), TinyConfig(**spec), texts)
     return {"model_dir": str(out)}
