@@ -6,9 +6,10 @@ empty files, repeated rows, and splits that share examples. `ftlab validate` cal
     lines = check_plan(plan)                            # raises DataError listing every problem
 
 Each dataset is read as its data stage will read it (same formats, columns, labels, and answers
-required on train only), streaming, so a 10^6-row file costs its key digests (~100 MB), not its
-rows. Generated datasets are generated (the built-in generators make 10^3 rows in well under a
-second). Overlap is judged on the prompt text (every message's content): a test question seen in
+required on train only), streaming, so a 10^6-row file costs its key digests and first-seen
+sources (~250 MB above the interpreter: 315 MB peak RSS for 10^6 JSONL rows, bench/data), not
+its rows. Generated datasets are generated (the built-in generators make 10^3 rows in well
+under a second). Overlap is judged on the prompt text (every message's content): a test question seen in
 training leaks whatever its answer. A repeated row is one with the same prompt and answer as an
 earlier row of the same split.
 """
