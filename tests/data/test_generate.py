@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from ftlab.data.generate import EVIDENCE, HAZARDS, JUDGE_TEMPLATE, generate_hem, generators
+from ftlab.data.generate import EVIDENCE, HAZARDS, JUDGE_TEMPLATE, MED_TOKEN_LIMIT, generate_hem, generators
 from ftlab.errors import DataError, UnknownNameError
 
 # Restated here rather than imported, so a wrong entry in the module's table fails the rule test.
@@ -113,7 +113,7 @@ def test_unknown_split():
 
 
 # --- seed stand-ins: gsm8k, safety_prompts, safety_verdicts, iclr (med_qa below) ---------------
-SEED_GENERATORS = ("gsm8k", "safety_prompts", "safety_verdicts", "iclr")
+SEED_GENERATORS = ("gsm8k", "safety_prompts", "safety_verdicts", "iclr", "med_qa")
 STRICT = re.compile(r"#### (-?[0-9.,]+)")  # lm-eval's strict GSM8K pattern (first match)
 
 
@@ -141,8 +141,10 @@ def test_seed_generators_are_deterministic_across_processes(name: str):
 
 @pytest.mark.parametrize("name", SEED_GENERATORS)
 def test_seed_generators_keep_splits_disjoint(name: str):
-    keys = {split: {split_key(name, r) for r in rows(name, n, split, 0)} for split, n in (("train", 1500), ("valid", 200), ("test", 200))}
-    assert len(keys["train"]) == 1500 and len(keys["valid"]) == 200 == len(keys["test"])  # distinct within a split too
+    drawn = {split: [split_key(name, r) for r in rows(name, n, split, 0)] for split, n in (("train", 1500), ("valid", 200), ("test", 200))}
+    keys = {split: set(k) for split, k in drawn.items()}
+    if name != "med_qa":  # med_qa plants duplicates on purpose (test below)
+        assert len(keys["train"]) == 1500 and len(keys["valid"]) == 200 == len(keys["test"])  # distinct within a split too
     assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
 
 
@@ -223,3 +225,39 @@ def test_iclr_boxed_answers_balance_and_noisy_rule():
     assert 0.07 < noise < 0.13
     border = sum(e.meta["n_strong"] in (1, 2) for e in examples) / len(examples)
     assert 0.5 < border < 0.7  # most papers sit one sentence from the other decision
+
+
+def test_med_qa_shapes_and_planted_curation_work():
+    examples = generators.get("med_qa")(n=1000, split="train", seed=0)
+    assert len(examples) == 1000
+    assert 8 <= len({e.meta["specialty"] for e in examples}) <= 10
+    assert {e.meta["difficulty"] for e in examples} == {"easy", "medium", "hard"}
+    for e in examples:
+        m, question = e.meta, e.prompt[0]["content"]
+        assert e.label is None and [x["role"] for x in e.prompt] == ["user"] and question == m["question"]
+        options = dict(line.split(". ", 1) for line in question.splitlines()[1:])
+        assert sorted(options) == ["A", "B", "C", "D"] and m["answer"] in options
+        diagnosis = options[m["answer"]]
+        assert diagnosis in m["reasoning_long"] and (m["reasoning_short"] is None or diagnosis in m["reasoning_short"])
+        assert m["n_words_response"] == len(e.completion.split())
+        if m["at_limit"]:  # hit the limit: exactly MED_TOKEN_LIMIT words and no final answer
+            assert m["n_words_response"] == MED_TOKEN_LIMIT and "The answer is" not in e.completion
+        else:
+            assert e.completion == f"{m['reasoning_long']}\nThe answer is {m['answer']}."
+            assert 80 <= m["n_words_long"] <= 300 and m["n_words_long"] < MED_TOKEN_LIMIT
+        if m["reasoning_short"] is not None:
+            assert 15 <= m["n_words_short"] <= 60
+    planted = Counter(e.meta["planted"] for e in examples)
+    assert planted["exact_dup"] == 30 and planted["near_dup"] == 30
+    assert 5 <= sum(e.meta["at_limit"] for e in examples) <= 60 and 1 <= sum(e.meta["reasoning_short"] is None for e in examples) <= 30
+    for e in examples:
+        if e.meta["planted"]:
+            original = examples[e.meta["dup_of"]]
+            assert original.meta["planted"] is None
+            same_text = (e.prompt, e.completion) == (original.prompt, original.completion)
+            assert same_text == (e.meta["planted"] == "exact_dup")
+            if e.meta["planted"] == "near_dup":  # one small edit: still the same case
+                a, b = e.prompt[0]["content"].split(), original.prompt[0]["content"].split()
+                assert e.meta["answer"] == original.meta["answer"] and len(set(a) ^ set(b)) <= 4
+    # Apart from the planted copies every question is distinct.
+    assert len({e.prompt[0]["content"] for e in examples if not e.meta["planted"]}) == 940

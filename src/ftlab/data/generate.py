@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import re
 from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache
@@ -401,3 +402,145 @@ def generate_iclr(*, n: int, split: str, seed: int) -> list[Example]:
     examples = _draw("iclr", n, split, seed, _iclr_case)
     random.Random(f"iclr:{split}:{seed}:order").shuffle(examples)
     return _with_source("iclr", split, examples)
+
+
+# --- med_qa (seed 003) ------------------------------------------------------------------------
+# Multiple-choice clinical vignettes: one key finding names the diagnosis (finding -> diagnosis is
+# the "knowledge" to learn); distractors come from the same specialty ("hard") or from others
+# ("easy"). Curation filters (issue 12) get work on purpose: MED_EXACT_DUPS exact copies and
+# MED_NEAR_DUPS near copies (one word or the age changed) of drawn cases, MED_AT_LIMIT responses
+# cut at exactly MED_TOKEN_LIMIT words (the stand-in for 003's "exact 1024 token responses": the
+# generation hit its limit, so no final answer), and MED_MISSING rows whose reasoning_short is None.
+# "Tokens" here are whitespace words; meta["at_limit"] is the ground truth for a tokenizer count.
+MED_TOKEN_LIMIT = 320
+MED_EXACT_DUPS, MED_NEAR_DUPS, MED_AT_LIMIT, MED_MISSING = 0.03, 0.03, 0.03, 0.01
+MED_CASES = {  # specialty: ((key finding, diagnosis, mechanism), ...)
+    "cardiology": (("crushing chest pain and ST elevation in leads II, III and aVF", "inferior myocardial infarction", "occlusion of the right coronary artery"),
+                   ("a harsh systolic murmur radiating to the carotids and syncope on exertion", "aortic stenosis", "a calcified, narrowed aortic valve"),
+                   ("an irregularly irregular pulse without P waves on the ECG", "atrial fibrillation", "disorganised atrial electrical activity"),
+                   ("pleuritic chest pain relieved by leaning forward and a friction rub", "acute pericarditis", "inflammation of the pericardium")),
+    "pulmonology": (("wheezing triggered by cold air that reverses with a bronchodilator", "asthma", "reversible airway obstruction"),
+                    ("sudden dyspnoea after a long flight and a swollen calf", "pulmonary embolism", "a clot travelling from the deep veins to the lungs"),
+                    ("a long smoking history with a barrel chest and reduced FEV1/FVC", "COPD", "irreversible airflow limitation from smoking"),
+                    ("fever, productive cough and lobar consolidation on the chest film", "community-acquired pneumonia", "bacterial infection of the alveoli")),
+    "gastroenterology": (("epigastric pain that improves with meals and dark stools", "duodenal ulcer", "acid injury of the duodenal mucosa"),
+                         ("right lower quadrant pain that began around the umbilicus", "acute appendicitis", "obstruction and inflammation of the appendix"),
+                         ("bloody diarrhoea with continuous colonic inflammation from the rectum", "ulcerative colitis", "mucosal inflammation of the colon"),
+                         ("painless jaundice, weight loss and a palpable gallbladder", "pancreatic cancer", "a tumour at the head of the pancreas")),
+    "neurology": (("sudden weakness of the right arm and face with slurred speech", "ischaemic stroke", "occlusion of a cerebral artery"),
+                  ("a resting tremor, rigidity and a shuffling gait", "Parkinson disease", "loss of dopaminergic neurons"),
+                  ("ascending weakness and absent reflexes after a diarrhoeal illness", "Guillain-Barre syndrome", "autoimmune demyelination of peripheral nerves"),
+                  ("the worst headache of life with neck stiffness", "subarachnoid haemorrhage", "rupture of a berry aneurysm")),
+    "endocrinology": (("polyuria, polydipsia, weight loss and ketones in the urine", "type 1 diabetes", "autoimmune destruction of beta cells"),
+                      ("heat intolerance, weight loss, tremor and exophthalmos", "Graves disease", "antibodies stimulating the TSH receptor"),
+                      ("central obesity, purple striae and high late-night cortisol", "Cushing syndrome", "excess cortisol"),
+                      ("fatigue, weight gain, cold intolerance and a high TSH", "hypothyroidism", "low thyroid hormone output")),
+    "nephrology": (("periorbital oedema, heavy proteinuria and low albumin", "nephrotic syndrome", "leaky glomerular filtration barrier"),
+                   ("cola-coloured urine two weeks after a sore throat", "post-streptococcal glomerulonephritis", "immune complex deposition in glomeruli"),
+                   ("colicky flank pain radiating to the groin with haematuria", "kidney stone", "a calculus obstructing the ureter"),
+                   ("bilateral flank masses and a family history of kidney failure", "polycystic kidney disease", "inherited cysts replacing kidney tissue")),
+    "infectious_disease": (("fever, neck stiffness and a petechial rash", "meningococcal meningitis", "Neisseria meningitidis infection"),
+                           ("a target-shaped rash after a tick bite", "Lyme disease", "Borrelia burgdorferi infection"),
+                           ("night sweats, weight loss and an upper lobe cavity", "pulmonary tuberculosis", "Mycobacterium tuberculosis infection"),
+                           ("cyclic fevers after travel to a malaria region", "malaria", "Plasmodium infection of red cells")),
+    "hematology": (("fatigue, spoon-shaped nails and a low ferritin", "iron deficiency anaemia", "depleted iron stores"),
+                   ("painful crises and sickled cells on the blood smear", "sickle cell disease", "abnormal haemoglobin S"),
+                   ("easy bruising, low platelets and no other findings", "immune thrombocytopenia", "antibodies against platelets"),
+                   ("a macrocytic anaemia with numbness of the feet", "vitamin B12 deficiency", "lack of B12 for DNA synthesis")),
+    "dermatology": (("silvery scaly plaques on the elbows and knees", "psoriasis", "rapid turnover of skin cells"),
+                    ("an asymmetric pigmented lesion with irregular borders that is growing", "melanoma", "malignant melanocytes"),
+                    ("itchy flexural eczema in a child with asthma", "atopic dermatitis", "a defective skin barrier"),
+                    ("a pearly papule with telangiectasias on the nose", "basal cell carcinoma", "malignant basal keratinocytes")),
+    "psychiatry": (("two weeks of low mood, anhedonia and early waking", "major depressive disorder", "a persistent depressive episode"),
+                   ("a week of little sleep, grandiosity and pressured speech", "bipolar disorder", "a manic episode"),
+                   ("recurrent intrusive thoughts relieved by repeated hand washing", "obsessive-compulsive disorder", "obsessions driving compulsions"),
+                   ("hearing voices and flat affect for seven months", "schizophrenia", "a chronic psychotic disorder")),
+}
+SPECIALTIES = tuple(MED_CASES)
+MED_EXTRA = ("Vital signs are otherwise within normal limits.", "The patient takes no regular medication.",
+             "There is no relevant family history.", "The symptoms started three days ago.", "The patient is a non-smoker.")
+MED_REASONING_EXTRA = (
+    "It is worth confirming the diagnosis with the appropriate test before starting treatment.",
+    "Other causes should still be considered if the patient does not improve as expected.",
+    "The age and sex of the patient fit the usual epidemiology of this condition.",
+    "The absence of other findings makes a systemic process less likely.",
+    "A careful history and examination are usually enough to reach this conclusion.",
+    "Management should follow current guidelines and consider comorbidities.",
+    "Early recognition matters because delay worsens the outcome.",
+    "Each remaining option can be excluded by at least one feature of the presentation.",
+)
+
+
+def _med_case(rng: random.Random, i: int) -> tuple[str, dict]:
+    specialty = rng.choice(SPECIALTIES)
+    finding, diagnosis, mechanism = rng.choice(MED_CASES[specialty])
+    difficulty = rng.choice(("easy", "medium", "hard"))
+    same = [c[1] for c in MED_CASES[specialty] if c[1] != diagnosis]
+    other = [c[1] for s in SPECIALTIES if s != specialty for c in MED_CASES[s]]
+    n_same = {"easy": 0, "medium": 1, "hard": 3}[difficulty]
+    options = rng.sample(same, n_same) + rng.sample(other, 3 - n_same) + [diagnosis]
+    rng.shuffle(options)
+    answer = "ABCD"[options.index(diagnosis)]
+    age, sex = rng.randint(18, 85), rng.choice(("man", "woman"))
+    extra = " ".join(rng.sample(MED_EXTRA, rng.randint(0, 3)))
+    question = (f"A {age}-year-old {sex} presents with {finding}. {extra} Which of the following is the most likely diagnosis?\n"
+                + "\n".join(f"{letter}. {opt}" for letter, opt in zip("ABCD", options))).replace("  ", " ")
+    short = " ".join([f"The key finding is {finding}, which points to {diagnosis}."]
+                     + rng.sample((f"It is explained by {mechanism}.", "The other options do not explain this finding.",
+                                   f"The {sex}'s age fits this diagnosis."), rng.randint(0, 3)))
+    long = [f"The patient is a {age}-year-old {sex} with {finding}.", f"This pattern is characteristic of {diagnosis}, caused by {mechanism}."]
+    for letter, opt in zip("ABCD", options):
+        if opt != diagnosis:
+            long.append(f"Option {letter}, {opt}, would present differently and does not explain {finding}.")
+    long += rng.sample(MED_REASONING_EXTRA, rng.randint(0, len(MED_REASONING_EXTRA)))
+    long.append(f"Therefore the most likely diagnosis is {diagnosis}.")
+    case = {"question": question, "specialty": specialty, "difficulty": difficulty, "answer": answer,
+            "reasoning_long": " ".join(long), "reasoning_short": short}
+    return question, case
+
+
+def _med_example(case: dict, at_limit: bool) -> Example:
+    reasoning = case["reasoning_long"]
+    if at_limit:  # ran past the limit: pad with more reasoning, cut at exactly MED_TOKEN_LIMIT words
+        words = (reasoning + " " + " ".join(MED_REASONING_EXTRA * 6)).split()
+        reasoning, completion = " ".join(words[:MED_TOKEN_LIMIT]), " ".join(words[:MED_TOKEN_LIMIT])
+    else:
+        completion = f"{reasoning}\nThe answer is {case['answer']}."
+    meta = {**case, "reasoning_long": reasoning, "n_words_question": len(case["question"].split()),
+            "n_words_long": len(reasoning.split()), "n_words_short": len((case["reasoning_short"] or "").split()),
+            "n_words_response": len(completion.split()), "at_limit": at_limit}
+    return Example(prompt=[{"role": "user", "content": case["question"]}], completion=completion, label=None, meta=meta)
+
+
+@generators.register("med_qa")
+def generate_med_qa(*, n: int, split: str, seed: int) -> list[Example]:
+    """Medical QA stand-in; completion = reasoning_long + "\\nThe answer is X." (label None: the
+    letter is meta["answer"]); meta["planted"] is None, "exact_dup" or "near_dup" (of meta["dup_of"])."""
+    n_exact, n_near = round(n * MED_EXACT_DUPS), round(n * MED_NEAR_DUPS)
+    cases = _draw("med_qa", n - n_exact - n_near, split, seed, _med_case)
+    rng = random.Random(f"med_qa:{split}:{seed}:plant")
+    planted: list[tuple[dict, str | None, int | None]] = [(c, None, None) for c in cases]
+    for kind in ["exact_dup"] * n_exact + ["near_dup"] * n_near:  # copies of this split's own cases: no leak
+        j = rng.randrange(len(cases))
+        copy = dict(cases[j])
+        if kind == "near_dup":
+            old = copy["question"]
+            copy["question"] = old.replace(" presents with ", " comes in with ", 1) if rng.random() < 0.5 else \
+                re.sub(r"^A (\d+)-year-old", lambda m: f"A {int(m.group(1)) + 1}-year-old", old)
+        planted.append((copy, kind, j))
+    # Drawn per case, so a copy is cut or missing exactly when its original is.
+    at_limit = [rng.random() < MED_AT_LIMIT for _ in cases]
+    missing = [rng.random() < MED_MISSING for _ in cases]
+    examples = []
+    for i, (case, kind, j) in enumerate(planted):
+        base = i if j is None else j
+        if missing[base]:
+            case = {**case, "reasoning_short": None}
+        e = _med_example(case, at_limit[base])
+        examples.append(Example(e.prompt, e.completion, None, {**e.meta, "planted": kind, "dup_of": j}))
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    ids = {old: new for new, old in enumerate(order)}  # dup_of names the original's final position
+    out = [examples[k] for k in order]
+    out = [Example(e.prompt, e.completion, None, {**e.meta, "dup_of": None if e.meta["dup_of"] is None else ids[e.meta["dup_of"]]}) for e in out]
+    return _with_source("med_qa", split, out)
