@@ -88,7 +88,7 @@ def read_yaml(path: Path, what: str = "spec file") -> tuple[Any, "Lines"]:
         node = loader.get_single_node()
         if node is None:
             return None, Lines(None)
-        problems = check_tree(node)
+        problems = check_tree(node) if "*" in text else check_plain_tree(node)
         if problems:
             raise SpecError(problems, source=source)
         try:
@@ -117,6 +117,31 @@ def _culprit(loader: Any, root: yaml.Node) -> str:
                 return _at(node)
         stack.extend(reversed(_children(node)))
     return "somewhere in the file"
+
+
+def check_plain_tree(root: yaml.Node) -> list[str]:
+    """check_tree for a file without aliases (no '*' in it): a plain walk, no sharing to measure
+    (a 100,000-point sweep is a million nodes: this is ~3x faster than the general walk)."""
+    problems: list[str] = []
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    scalar = yaml.ScalarNode
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return [f"{_at(node)}: nested more than {MAX_DEPTH} levels deep; a spec needs fewer than 10"]
+        if type(node) is scalar:
+            if len(node.value) > MAX_INT_DIGITS and node.tag.endswith(":int"):
+                problems.append(f"{_at(node)}: an integer of {len(node.value):,} digits; no spec field takes one")
+            continue
+        if isinstance(node, yaml.MappingNode):
+            problems += _key_problems(node)
+            for key, value in node.value:
+                if type(key) is not scalar:
+                    stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        else:
+            stack.extend((item, depth + 1) for item in node.value)
+    return problems
 
 
 def check_tree(root: yaml.Node) -> list[str]:
