@@ -40,7 +40,7 @@ def aggregate(df, *, selected_only: bool = True):
 
     points = group_columns(df)
     keys = points + ["split", "evaluator", "metric"]
-    base = df[df["selected"]] if selected_only else df
+    base = df[df["selected"].astype(bool)] if selected_only else df
     out_dir = Path(df.attrs.get("experiment_dir", "."))
     positive = df.attrs.get("positive")
     rows = []
