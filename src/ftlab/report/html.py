@@ -73,16 +73,15 @@ def _summary(agg, checks: list[dict], inputs: dict, e) -> list[str]:
     test = next((s for s in inputs["splits"] if s != split), None)
     rows = agg[(agg["metric"] == metric) & (agg["split"] == split) & (agg["kind"] == "trained")].sort_values(
         "mean", ascending=not select.get("higher_is_better", True))
-    if len(rows) and test:
+    if len(rows):
         from ftlab.report.summary import mean_sd, point_label
 
         best = rows.iloc[0].to_dict()
         point = point_label(best, list(agg.attrs.get("sweep_variables", [])))
         on_test = agg[(agg["metric"] == metric) & (agg["split"] == test) & (agg["kind"] == "trained")
                       & agg["runs"].map(lambda r: r == best["runs"])]
-        shown = mean_sd(on_test.iloc[0].to_dict()) if len(on_test) else "missing"
-        lines.append(f"<li>Best sweep point on {e(split)}: <b>{e(point)}</b> ({e(metric)} {e(mean_sd(best))}; "
-                     f"on {e(test)}: {e(shown)}).</li>")
+        shown = f"; on {e(test)}: {e(mean_sd(on_test.iloc[0].to_dict()))}" if test and len(on_test) else ""
+        lines.append(f"<li>Best sweep point on {e(split)}: <b>{e(point)}</b> ({e(metric)} {e(mean_sd(best))}{shown}).</li>")
     return lines + ["</ul>"]
 
 
