@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when a declared report.checks check fails (CI for experiments)")
     p.add_argument("--strict", action="store_true", help="with --check: inconclusive checks fail too")
 
-    export = sub.add_parser("export", help="Export an experiment's results to other tools.", description="Export an experiment's results to other tools.")
+    export = sub.add_parser("export", help="Export an experiment's results to other tools.", description="Export an experiment's results to other tools.",
+                            epilog="example:\n  ftlab export mlflow spec.yaml --tracking-uri mlruns", formatter_class=argparse.RawDescriptionHelpFormatter)
     esub = export.add_subparsers(metavar="TARGET")
     p = _command(esub, "mlflow", "Write every run (params = effective config, metrics per step and checkpoint, artifacts = report and plots) into a local MLflow file store.", "ftlab export mlflow spec.yaml --tracking-uri mlruns", cmd_export_mlflow)
     p.add_argument("spec", type=Path)

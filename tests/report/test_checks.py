@@ -117,3 +117,26 @@ def test_monotonic_allows_a_saturated_flat_step_but_not_a_flat_series():
     assert _run(saturated, kind="monotonic", metric="ppr", over="gamma")["status"] == "holds"
     flat = _agg([("trained", "accept", 2, 1.0, 0.0, 3), ("trained", "accept", 8, 1.0, 0.0, 3)])
     assert _run(flat, kind="monotonic", metric="ppr", over="gamma")["status"] == "fails"
+
+
+def test_nothing_evaluated_yet_gives_empty_tables_and_inconclusive_checks(tmp_path):
+    from ftlab.registry import Registry
+    from ftlab.report.aggregate import aggregate
+    from ftlab.report.html import write_html
+    from ftlab.report.plots import draw_plots
+    from ftlab.report.results import results_frame
+
+    reg = Registry(tmp_path / "registry.sqlite")
+    reg.upsert_run("r1-a", index=0, name="lr0.1", kind="sweep", seed=0, sweep={"lr": 0.1}, config={"method": {"name": "full"}})
+    df = results_frame(reg.runs(), reg.metrics(), tmp_path)
+    agg = aggregate(df)
+    assert df.empty and agg.empty
+    checks = [CheckSpec(kind=k, metric="accuracy", **extra) for k, extra in
+              (("threshold", {"min": 0.5}), ("monotonic", {"over": "lr"}), ("range", {"span": [0.1, 0.2]}),
+               ("compare", {"a": {"kind": "trained"}, "b": {"kind": "untuned"}}))]
+    results = run_checks(agg, checks, default_split="test", default_evaluator="logits")
+    assert [r["status"] for r in results] == ["inconclusive"] * 4 and results[0]["details"] == ["no results match"]
+    assert draw_plots(df, agg, tmp_path / "plots", names=[], splits=["valid", "test"], select={}, experiment_dir=tmp_path) == []
+    write_html(tmp_path / "index.html", df=df, agg=agg, checks=results, plots=[], rows=[], inputs={"splits": ["valid", "test"]},
+               registry=reg, experiment_dir=tmp_path)
+    assert "no results match" in (tmp_path / "index.html").read_text()

@@ -6,7 +6,8 @@ Columns: kind, method, the sweep variables, split, evaluator, metric, mean, sd, 
 defined value), ci_low, ci_high, ci_method, se, seeds, runs, undefined_reason. Controls
 (random_init, untuned) are their own rows: `kind` is part of the grouping.
 
-The 95% interval is a t-interval over seeds (mean +- t(0.975, n-1) * sd / sqrt(n)) when n >= 2.
+The 95% interval is a t-interval over seeds (mean +- t(0.975, n-1) * sd / sqrt(n)) when n >= 2,
+clipped to [0, 1] for rates (UNIT_METRICS).
 With one seed there is no spread over seeds to measure, so the interval is a percentile bootstrap
 over the examples of that run's evidence file (2,000 resamples, fixed seed) for the metrics
 computable from its per-example records (accuracy, precision, recall, f1, predicted_positive_rate,
@@ -26,6 +27,7 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 BOOTSTRAPPABLE = ("accuracy", "precision", "recall", "f1", "predicted_positive_rate", "auroc")
+UNIT_METRICS = BOOTSTRAPPABLE + ("ece", "safety_rate")  # t-intervals of these are clipped to [0, 1]
 
 
 def group_columns(df) -> list[str]:
@@ -40,7 +42,7 @@ def aggregate(df, *, selected_only: bool = True):
 
     points = group_columns(df)
     keys = points + ["split", "evaluator", "metric"]
-    base = df[df["selected"]] if selected_only else df
+    base = df[df["selected"].astype(bool)] if selected_only else df
     out_dir = Path(df.attrs.get("experiment_dir", "."))
     positive = df.attrs.get("positive")
     rows = []
@@ -70,8 +72,10 @@ def aggregate(df, *, selected_only: bool = True):
             mean, sd = float(values.mean()), float(values.std(ddof=1))
             se = sd / math.sqrt(n)
             half = float(stats.t.ppf(0.975, n - 1)) * se
-            row.update(mean=mean, sd=sd, se=se, ci_low=mean - half, ci_high=mean + half,
-                       ci_method=f"t over {n} seeds")
+            lo, hi = mean - half, mean + half
+            if row["metric"] in UNIT_METRICS:  # a rate cannot leave [0, 1]: two seeds' t-interval often would
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
+            row.update(mean=mean, sd=sd, se=se, ci_low=lo, ci_high=hi, ci_method=f"t over {n} seeds")
         rows.append(row)
     cols = keys + ["mean", "sd", "n", "ci_low", "ci_high", "ci_method", "se", "seeds", "runs", "undefined_reason"]
     agg = pd.DataFrame(rows, columns=cols)

@@ -202,7 +202,14 @@ def _match(rows, where: dict, default_kind: str | None = "trained"):
             return rows.iloc[0:0]
         options = wanted if isinstance(wanted, list) else [wanted]
         mask = [m and any(_same(v, o) for o in options) for m, v in zip(mask, rows[col])]
-    return rows[mask]
+    return rows[_mask(mask)]
+
+
+def _mask(flags: list[bool]):
+    """A boolean row mask even when empty (an empty list would select columns instead)."""
+    import numpy as np
+
+    return np.array(flags, dtype=bool)
 
 
 def _same(value: Any, wanted: Any) -> bool:
@@ -332,7 +339,7 @@ def _monotonic(opts: Monotonic, rows) -> tuple[str, list[str]]:
         # The anchor joins the groups it agrees with (e.g. the gamma-1 run of the same train balance).
         fits = [all(_same(a[v], k) for v, k in zip(others, key)) and not any(_same(a[over], x) for x in g[over])
                 for _, a in anchors.iterrows()]
-        extra = anchors[fits]
+        extra = anchors[_mask(fits)]
         series = sorted([r for _, r in g.iterrows()] + [r for _, r in extra.iterrows()], key=lambda r: _order(r[over]))
         if len(series) < 2:
             statuses.append(INCONCLUSIVE)
@@ -388,7 +395,7 @@ def _compare(opts: Compare, rows) -> tuple[str, list[str]]:
 
 def _range(opts: Range, rows) -> tuple[str, list[str]]:
     matched = _match(rows, opts.where)
-    matched = matched[[not _missing(m) for m in matched["mean"]]]
+    matched = matched[_mask([not _missing(m) for m in matched["mean"]])]
     if matched.empty:
         return INCONCLUSIVE, ["no results match"]
     lo_col = [r["mean"] if _missing(r["ci_low"]) else r["ci_low"] for _, r in matched.iterrows()]

@@ -54,7 +54,7 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
              _table(header, table_rows, e)]
     body += ["<h2 id='plots'>Plots</h2>"] + ([_figure(path.parent, p, e) for p in plots] or ["<p class='muted'>No plots.</p>"])
     body += ["<h2 id='runs'>Runs</h2>", _runs(df, runs, rows, experiment_dir, e)]
-    body += ["<h2 id='provenance'>Provenance</h2>", _provenance(runs, registry, spec_path, spec_text, e)]
+    body += ["<h2 id='provenance'>Provenance</h2>", _provenance(runs, registry, spec_path, spec_text, e, experiment_dir)]
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{e(name)}: ftlab report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -73,16 +73,15 @@ def _summary(agg, checks: list[dict], inputs: dict, e) -> list[str]:
     test = next((s for s in inputs["splits"] if s != split), None)
     rows = agg[(agg["metric"] == metric) & (agg["split"] == split) & (agg["kind"] == "trained")].sort_values(
         "mean", ascending=not select.get("higher_is_better", True))
-    if len(rows) and test:
+    if len(rows):
         from ftlab.report.summary import mean_sd, point_label
 
         best = rows.iloc[0].to_dict()
         point = point_label(best, list(agg.attrs.get("sweep_variables", [])))
         on_test = agg[(agg["metric"] == metric) & (agg["split"] == test) & (agg["kind"] == "trained")
                       & agg["runs"].map(lambda r: r == best["runs"])]
-        shown = mean_sd(on_test.iloc[0].to_dict()) if len(on_test) else "missing"
-        lines.append(f"<li>Best sweep point on {e(split)}: <b>{e(point)}</b> ({e(metric)} {e(mean_sd(best))}; "
-                     f"on {e(test)}: {e(shown)}).</li>")
+        shown = f"; on {e(test)}: {e(mean_sd(on_test.iloc[0].to_dict()))}" if test and len(on_test) else ""
+        lines.append(f"<li>Best sweep point on {e(split)}: <b>{e(point)}</b> ({e(metric)} {e(mean_sd(best))}{shown}).</li>")
     return lines + ["</ul>"]
 
 
@@ -152,18 +151,31 @@ def _versions() -> list[tuple[str, str]]:
     return found
 
 
-def _provenance(runs: list[dict], registry, spec_path: Path, spec_text: str, e) -> str:
+def _prepared_digest(experiment_dir: Path, stage: dict) -> str:
+    """sha256 of the prepared examples file the runs trained and were scored on."""
+    from ftlab.spec.identity import file_digest
+
+    path = experiment_dir / "data" / stage["key"].split("/", 1)[-1] / str((stage["outputs"] or {}).get("examples", "examples.jsonl"))
+    return file_digest(path) if path.is_file() else "(not prepared)"
+
+
+def _provenance(runs: list[dict], registry, spec_path: Path, spec_text: str, e, experiment_dir: Path) -> str:
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _versions())
     data = []
     for stage in registry.stages(stage="data"):
         cfg = stage["config"]
         ds = cfg.get("dataset", {})
-        source = cfg.get("file") or (f"generate {ds.get('generate')}" if ds.get("generate") else "")
-        digest = cfg.get("digest") or "(generated: identity covers the generator settings)"
+        gen = ds.get("generate") or {}
+        source = cfg.get("file") or ("generated: " + " ".join(f"{k}={v}" for k, v in gen.items() if v is not None) if gen else "")
+        digest = cfg.get("digest") or "(generated)"
+        outputs = stage["outputs"] or {}
+        labels = " ".join(f"{k}={v}" for k, v in (outputs.get("labels") or {}).items())
         data.append(f"<tr><td>{e(ds.get('name', stage['key']))}</td><td>{e(ds.get('role', ''))}</td><td>{e(str(source))}</td>"
-                    f"<td><code>{e(digest)}</code></td><td><code>{e(stage['identity'][:16])}</code></td><td>{e(stage['status'])}</td></tr>")
+                    f"<td><code>{e(digest)}</code></td><td><code>{e(_prepared_digest(experiment_dir, stage))}</code></td>"
+                    f"<td class='num'>{e(str(outputs.get('n', '')))}</td><td>{e(labels)}</td><td>{e(stage['status'])}</td></tr>")
     return ("<h3>Versions</h3><table>" + versions + "</table>"
-            "<h3>Data</h3><table><tr><th>dataset</th><th>role</th><th>source</th><th>sha256 of file</th><th>stage identity</th><th>status</th></tr>"
+            "<h3>Data</h3><table><tr><th>dataset</th><th>role</th><th>source</th><th>sha256 of source file</th>"
+            "<th>sha256 of prepared examples</th><th>n</th><th>labels</th><th>status</th></tr>"
             + "".join(data) + "</table>"
             f"<h3>Spec</h3><p class='muted'>{e(str(spec_path))}</p><pre>{e(spec_text)}</pre>"
             "<h3>Run ids</h3><p class='muted'>A run id hashes the run's effective config, kind, seed and sweep values.</p><pre>"

@@ -56,8 +56,10 @@ def export_mlflow(graph, registry, target: str | Path, *, experiment: str | None
         raise FtlabError("MLflow is not installed: pip install 'ftlab[mlflow]' (pins mlflow-skinny).") from e
     from ftlab.report.results import results_frame
 
-    uri = tracking_uri(target)
     out = graph.plan.output_dir
+    if not registry.runs():
+        raise FtlabError(f"Nothing to export: {out} has no recorded runs yet. Run the experiment first (ftlab run SPEC).")
+    uri = tracking_uri(target)
     name = experiment or graph.plan.experiment.name
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(name)

@@ -124,6 +124,8 @@ def results_frame(runs: list[dict], metrics: list[dict], out: Path, *, only: set
         rows.append(row)
     columns = list(FIXED_COLUMNS[:6]) + [column_of[v] for v in variables] + list(FIXED_COLUMNS[6:])
     df = pd.DataFrame(rows, columns=columns)
+    # Typed even when empty (an experiment not evaluated yet), so filters on them keep working.
+    df = df.astype({"selected": bool, "value": float, "recorded_value": float, "epoch": float})
     df = df.sort_values(["index", "step", "checkpoint", "split", "evaluator", "metric"], kind="stable").reset_index(drop=True)
     df.attrs["sweep_variables"] = [column_of[v] for v in variables]
     df.attrs["column_of"] = column_of
