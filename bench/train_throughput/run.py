@@ -1,27 +1,37 @@
 """Training throughput: ftlab's trainer vs plain TRL SFTTrainer defaults, side by side in one run.
 
-    .venv/bin/python bench/train_throughput/run.py            # ~25 min on 2 cores; appends to BENCHMARKS.md
-    .venv/bin/python bench/train_throughput/run.py --quick    # smaller model, fewer steps: a smoke run
+    .venv/bin/python bench/train_throughput/run.py --quick    # realistic shapes only, ~10 min on 2 cores
+    .venv/bin/python bench/train_throughput/run.py            # + more steps, the 32M small-vocabulary model, 3 loss seeds (~45 min)
 
-Same ~32M-parameter model (random init, saved and reloaded), same pre-tokenized data, same batch
-size and learning rate, one epoch each (every configuration trains on exactly the same examples).
-Two data shapes: length-varied prompts (lognormal, 20-1,000 tokens, mean ~210: seed 002's papers /
-seed 001's few-shot prompts) and evenly sized ones of the same mean.
+Realistic shapes (both modes): a Qwen2.5-shaped model at reduced depth: Qwen2.5's vocabulary of
+151,936 with tied embeddings (as Qwen2.5-0.5B/1.5B/3B), head_dim 64 with grouped KV heads, MLP
+5.5x hidden (Qwen2.5-0.5B: 4,864/896); hidden 512 and 2 layers so a step takes seconds on 2 cores.
+At that depth the output layer is a larger share of the work than in the real 24-layer model
+(see the section's FLOP split), which is why the real models' vocabulary must be in the benchmark:
+where the output layer runs decides the cost. Three data shapes, each with a one-token answer
+(+ <|im_end|>) trained completion-only:
+- length-varied prompts (lognormal, 20-1,000 tokens, mean ~210: seed 002's papers);
+- evenly sized prompts of the same mean;
+- few-shot (seed 001): 5 shots of ~150 tokens (each ending in its answer) before a ~100-token
+  question, ~850 tokens per example.
+Same model (random init, saved and reloaded), same pre-tokenized data, batch size and learning
+rate, one epoch each (every configuration trains on exactly the same examples).
 
-Measured per configuration:
+Every configuration runs in its own fresh process (spawned one after another), so its peak RSS
+is its own: ru_maxrss at the end of training, before the held-out loss. Measured per configuration:
 - real (non-pad) tokens per second over steps 3..end (the first two steps are warm-up: first-call
   allocation, and compilation where it is on; their seconds are reported apart);
 - the share of computed positions that were padding;
-- 6 x N x real tokens/s as a fraction of this machine's fp32 matmul peak. These machines are
-  shared and their speed drifts by +-20% within minutes, so the peak is probed after every step
-  (four 1024^3 fp32 matmuls, ~40 ms, outside the step's timing) and each step is compared with the
-  probe beside it: fraction = sum(6 N tokens) / sum(step seconds x probed peak);
-- held-out loss after those 40 steps (64 held-out examples). It is not converged there and depends
-  on the batch order by several percent (TRL's own data-order seeds spread 0.452-0.489 in one
-  run), and length grouping changes the order. So equal learning is checked apart, to
-  convergence: a 0.6M-parameter model of the same architecture, one epoch of 1,600 length-varied
-  examples (400 steps) on the same task, TRL defaults vs ftlab at three data-order seeds each,
-  held-out loss on 256 examples against the task's best possible loss.
+- 6 x N x real tokens/s as a fraction of this machine's fp32 matmul peak, N = non-embedding
+  parameters (the body's work per token; the output layer's is apart). These machines are shared
+  and their speed drifts by +-20% within minutes, so the peak is probed after every step (four
+  1024^3 fp32 matmuls, ~40 ms, outside the step's timing) and each step is compared with the probe
+  beside it: fraction = sum(6 N tokens) / sum(step seconds x probed peak); 'peak-normalised'
+  ratios divide these fractions, which removes the machine's drift between the runs;
+- held-out loss after those steps (not converged; it depends on the batch order, which length
+  grouping changes). Equal learning is checked apart, to convergence: a 0.6M-parameter model of
+  the same architecture, one epoch of 1,600 (--quick: 400) length-varied examples, TRL defaults vs
+  ftlab at three (--quick: one) data-order seeds, held-out loss against the task's best possible.
 TRL's defaults are kept except bf16, which is off for both: TRL turns it on by default and bf16
 matmuls run ~100x slower on CPUs without bf16 matrix units.
 """
@@ -30,11 +40,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
+import resource
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +60,6 @@ from machine import machine_line  # noqa: E402
 
 from ftlab.models.tiny import TinyConfig, build_tiny
 from ftlab.spec.schema import Train
-from ftlab.train.trainer import TrainerSetup, build_trainer
 
 # ftlab's own defaults (the spec's Train model), with the benchmark's shared settings on top.
 HP = Train().model_dump() | {
@@ -55,8 +69,13 @@ LOSS_SEEDS = (0, 1, 2)
 # The convergence check: a small model trained to its plateau, where the batch order stops mattering.
 LOSS_SHAPE = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=4, intermediate_size=512, vocab_size=1024)
 LOSS_EXAMPLES, LOSS_LR = 1600, 1e-3
+SMALL_SHAPE = TinyConfig(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=8, intermediate_size=1792, vocab_size=1024)
+QWEN_VOCAB = 151_936
+REAL_SHAPE = TinyConfig(hidden_size=512, num_layers=2, num_heads=8, num_kv_heads=2, intermediate_size=2816, vocab_size=1024)
+SHOTS, SHOT_TOKENS, QUESTION_TOKENS = 5, 150, 100
 FLIP = 0.2  # label noise: the label token's loss cannot go below H(0.2) = 0.500 nats
 PROBE = torch.randn(1024, 1024), torch.randn(1024, 1024)
+GIB = 2**30
 
 
 def probe_peak() -> float:
@@ -81,10 +100,31 @@ def make_rows(n: int, uneven: bool, vocab: int, seed: int, mean_len: int | None 
         lengths = np.full(n, mean_len)
     rows = []
     for length in lengths:
-        marker = rng.randrange(8)
-        prompt = [rng.randrange(13, vocab) for _ in range(int(length) - 1)] + [5 + marker]
-        label = 3 + (marker % 2 ^ (rng.random() < FLIP))
+        prompt, label = _question(rng, int(length), vocab)
         rows.append({"input_ids": prompt + [label, 2], "completion_mask": [0] * len(prompt) + [1, 1]})
+    return rows
+
+
+def _question(rng: random.Random, length: int, vocab: int) -> tuple[list[int], int]:
+    marker = rng.randrange(8)
+    label = 3 + (marker % 2 ^ (rng.random() < FLIP))
+    return [rng.randrange(13, vocab) for _ in range(length - 1)] + [5 + marker], label
+
+
+def make_fewshot_rows(n: int, vocab: int, seed: int, question_seed: int = 0) -> list[dict]:
+    """Seed 001's shape: the same 5 shots (~150 tokens each, answer included) before every ~100-token
+    question; only the question's answer is trained (completion-only). Held-out rows: same shots
+    (same `seed`), other questions (`question_seed`)."""
+    rng = random.Random(seed)
+    shots = []
+    for _ in range(SHOTS):
+        prompt, label = _question(rng, rng.randint(SHOT_TOKENS - 20, SHOT_TOKENS + 20) - 2, vocab)
+        shots += prompt + [label, 2]
+    rng = random.Random(f"{seed}-{question_seed}")
+    rows = []
+    for _ in range(n):
+        prompt, label = _question(rng, rng.randint(QUESTION_TOKENS - 20, QUESTION_TOKENS + 20), vocab)
+        rows.append({"input_ids": shots + prompt + [label, 2], "completion_mask": [0] * (len(shots) + len(prompt)) + [1, 1]})
     return rows
 
 
@@ -92,12 +132,13 @@ class TokenCounter:
     """Wraps the collator: real and computed positions of every batch, in draw order."""
 
     def __init__(self, collator):
-        self.collator, self.real, self.computed = collator, [], []
+        self.collator, self.real, self.computed, self.completion = collator, [], [], []
 
     def __call__(self, examples):
         batch = self.collator(examples)
         self.real.append(int(batch["attention_mask"].sum()))
         self.computed.append(int(batch["input_ids"].numel()))
+        self.completion.append(int((batch["labels"] != -100).sum()))
         return batch
 
 
@@ -122,7 +163,9 @@ def step_timer(n_params: int, counter: TokenCounter, probe: bool):
             seconds = sum(self.seconds[i] for i in steps)
             return {
                 "tokens_per_s": real / seconds,
+                "step_s": seconds / len(steps),
                 "padding": 1 - real / sum(counter.computed[i] for i in steps),
+                "completion": sum(counter.completion[i] for i in steps) / real,
                 "peak_fraction": 6 * n_params * real / sum(self.seconds[i] * self.peaks[i] for i in steps),
                 "peak": statistics.median(self.peaks[i] for i in steps) / 1e9,
                 "warmup_s": sum(self.seconds[:warmup]),
@@ -132,33 +175,46 @@ def step_timer(n_params: int, counter: TokenCounter, probe: bool):
 
 
 def held_out_loss(model, rows: list[dict]) -> float:
+    """Mean NLL of the completion tokens; the output layer only at those positions (at a 152k
+    vocabulary, full logits of 64 examples would cost as much as the training run)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for row in rows:
             ids = torch.tensor([row["input_ids"]])
-            labels = torch.tensor([[t if m else -100 for t, m in zip(row["input_ids"], row["completion_mask"])]])
-            out = model(input_ids=ids, labels=labels)
-            n = int((labels[:, 1:] != -100).sum())
-            total += out.loss.item() * n
-            count += n
+            hidden = model.base_model(input_ids=ids).last_hidden_state[0, :-1]
+            keep = torch.tensor(row["completion_mask"][1:], dtype=torch.bool)
+            logits = model.get_output_embeddings()(hidden[keep]).float()
+            total += torch.nn.functional.cross_entropy(logits, ids[0, 1:][keep], reduction="sum").item()
+            count += int(keep.sum())
     return total / count
 
 
-def train(config: str, model_dir: Path, rows, steps: int, work: Path, seed: int = 0, probe: bool = True, lr: float | None = None):
-    """Train one configuration for one epoch; returns (trainer, timing summary)."""
+def rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def run_config(job: dict) -> dict:
+    """One configuration, one epoch, in a fresh process (see main): timing, peak RSS, held-out loss."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
 
+    import ftlab.train.trainer as ftlab_trainer
+
+    config, seed, steps = job["config"], job["seed"], job["steps"]
     set_seed(seed)
-    lr = lr or HP["learning_rate"]
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    out = work / f"{config.replace(' ', '_').replace(',', '')}_{seed}"
+    lr = job.get("lr") or HP["learning_rate"]
+    tok = AutoTokenizer.from_pretrained(job["model_dir"])
+    model = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.float32)
+    loaded_rss = rss_bytes()
+    out = Path(job["work"]) / f"{job['data']}_{config}_{seed}".replace(" ", "_").replace(",", "").replace("'", "")
     if config.startswith("ftlab"):
+        if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
+            ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
         hp = dict(HP, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config, compile="compile" in config)
-        trainer = build_trainer(model, tok, rows, hp, TrainerSetup(out, seed=seed))
+        trainer = ftlab_trainer.build_trainer(model, tok, job["rows"], hp, ftlab_trainer.TrainerSetup(out, seed=seed))
         trainer.args.save_strategy = "no"
     else:
         args = SFTConfig(
@@ -168,49 +224,104 @@ def train(config: str, model_dir: Path, rows, steps: int, work: Path, seed: int 
             # TRL's default for prompt-completion data; pre-tokenized rows must say it explicitly.
             completion_only_loss=True,
         )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(job["rows"]), processing_class=tok)
     trainer.args.disable_tqdm = True
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
-    timer = step_timer(model.num_parameters(), counter, probe)
+    timer = step_timer(model.num_parameters(exclude_embeddings=True), counter, job["probe"])
     trainer.add_callback(timer)
     trainer.train()
-    return trainer, timer.summary() | {"checkpointing": bool(trainer.args.activation_checkpointing)}
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return timer.summary() | {
+        "data": job["data"], "config": config, "seed": seed, "checkpointing": bool(trainer.args.activation_checkpointing),
+        "peak_rss": peak_rss, "loaded_rss": loaded_rss, "held_out_loss": held_out_loss(trainer.model, job["held"]),
+    }
+
+
+def run_jobs(jobs: list[dict]) -> list[dict]:
+    """Each job in its own spawned process, one after another (peak RSS is per process)."""
+    results = []
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+        for job, r in zip(jobs, pool.map(run_config, jobs)):
+            print(f"{job['data']:14} {job['config']:26} seed {job['seed']}  {r['tokens_per_s']:7.1f} tok/s  {r['step_s']:5.1f} s/step  "
+                  f"padding {r['padding']:.0%}  peak RSS {r['peak_rss'] / GIB:.2f} GiB  loss {r['held_out_loss']:.4f}  "
+                  f"warm-up {r['warmup_s']:.0f} s", flush=True)
+            results.append(r)
+    return results
+
+
+def qwen_vocab_model(work: Path) -> Path:
+    """REAL_SHAPE with its tied embedding grown to Qwen2.5's 151,936 rows (the BPE stays ~1k tokens;
+    the pre-tokenized data draws ids from the whole vocabulary)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    small = build_tiny(work / "real_small", REAL_SHAPE, [f"word{i} {i * 7 % 1000}" for i in range(4000)])
+    model = AutoModelForCausalLM.from_pretrained(small, dtype=torch.float32)
+    model.resize_token_embeddings(QWEN_VOCAB, mean_resizing=False)
+    assert model.config.tie_word_embeddings and model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    out = work / "real"
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(small).save_pretrained(out)
+    return out
+
+
+def data_jobs(model_dir: Path, vocab: int, steps: dict[str, int], configs: dict[str, list[str]], work: Path, held_n: int) -> list[dict]:
+    jobs = []
+    for data, n_steps in steps.items():
+        n = n_steps * HP["batch_size"]  # exactly one epoch: every config trains on the same examples
+        if data == "few-shot":
+            rows, held = make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(held_n, vocab, seed=0, question_seed=1)
+        else:
+            uneven = make_rows(max(n, 256), True, vocab, seed=0)
+            mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
+            if data == "length-varied":
+                rows, held = uneven[:n], make_rows(held_n, True, vocab, seed=1)
+            else:
+                rows, held = make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(held_n, False, vocab, seed=1, mean_len=mean_len)
+        for config in configs[data]:
+            jobs.append({"data": data, "config": config, "seed": 0, "steps": n_steps, "rows": rows, "held": held,
+                         "model_dir": str(model_dir), "work": str(work), "probe": True})
+    return jobs
+
+
+def model_facts(model_dir: Path) -> dict:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    return {"params": model.num_parameters(), "body": model.num_parameters(exclude_embeddings=True),
+            "vocab": config.vocab_size, "hidden": config.hidden_size, "layers": config.num_hidden_layers,
+            "tied": config.tie_word_embeddings}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="0.6M-parameter model, 12 steps, one loss seed (smoke run)")
-    parser.add_argument("--steps", type=int, default=40, help="steps per configuration = one epoch of steps x 4 examples")
+    parser.add_argument("--quick", action="store_true", help="realistic shapes only, fewer steps, one loss seed (~10 min)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = parser.parse_args()
-    steps = 12 if args.quick else args.steps
-    loss_seeds = LOSS_SEEDS[:1] if args.quick else LOSS_SEEDS
-    shape = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=4, intermediate_size=512, vocab_size=1024) if args.quick else \
-        TinyConfig(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=8, intermediate_size=1792, vocab_size=1024)
+    load_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
-    model_dir = build_tiny(work / "model", shape, [f"word{i} {i * 7 % 1000}" for i in range(4000)])
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        real_dir = qwen_vocab_model(work)
+        real_steps = {"length-varied": 6, "evenly sized": 5, "few-shot": 4} if args.quick else {"length-varied": 16, "evenly sized": 12, "few-shot": 10}
+        real_configs = {"length-varied": ["TRL defaults", "ftlab"] + ([] if args.quick else ["ftlab, TRL's head"]),
+                        "evenly sized": ["TRL defaults", "ftlab"], "few-shot": ["TRL defaults", "ftlab"]}
+        real = run_jobs(data_jobs(real_dir, QWEN_VOCAB, real_steps, real_configs, work, held_n=16))
+        sections = [render_real(real, model_facts(real_dir), real_steps, args.quick, load_start)]
+        if not args.quick:
+            small_dir = build_tiny(work / "small", SMALL_SHAPE, [f"word{i} {i * 7 % 1000}" for i in range(4000)])
+            from transformers import AutoTokenizer
 
-    n_params = AutoModelForCausalLM.from_pretrained(model_dir).num_parameters()
-    vocab = len(AutoTokenizer.from_pretrained(model_dir))  # the BPE may stop short of vocab_size
-    n_rows = steps * HP["batch_size"]  # exactly one epoch: every config trains on the same examples
-    uneven = make_rows(n_rows, True, vocab, seed=0)
-    mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
-    even = make_rows(n_rows, False, vocab, seed=0, mean_len=mean_len)
-    held_uneven, held_even = make_rows(64, True, vocab, seed=1), make_rows(64, False, vocab, seed=1, mean_len=mean_len)
-
-    results = []
-    for data_name, rows, held in (("length-varied", uneven, held_uneven), ("evenly sized", even, held_even)):
-        configs = ["TRL defaults", "ftlab", "ftlab + compile"] + (["ftlab, no length grouping"] if data_name == "length-varied" else [])
-        for name in configs:
-            trainer, r = train(name, model_dir, rows, steps, work)
-            r |= {"data": data_name, "config": name, "held_out_loss": held_out_loss(trainer.model, held)}
-            print(f"{data_name:14} {name:26} {r['tokens_per_s']:7.1f} tok/s  padding {r['padding']:.0%}  loss {r['held_out_loss']:.4f}  "
-                  f"{r['peak_fraction']:.0%} of peak ({r['peak']:.0f} GFLOP/s)  warm-up {r['warmup_s']:.0f} s", flush=True)
-            results.append(r)
-    losses = converged_losses(work, loss_seeds, LOSS_EXAMPLES // (4 if args.quick else 1))
-    text = render(results, losses, n_params, steps, args.quick)
+            vocab = len(AutoTokenizer.from_pretrained(small_dir))  # the BPE may stop short of vocab_size
+            small_configs = {"length-varied": ["TRL defaults", "ftlab", "ftlab + compile", "ftlab, no length grouping"],
+                             "evenly sized": ["TRL defaults", "ftlab", "ftlab + compile"]}
+            small = run_jobs(data_jobs(small_dir, vocab, {"length-varied": 40, "evenly sized": 40}, small_configs, work, held_n=64))
+            sections.append(render_small(small, model_facts(small_dir)))
+        losses = converged_losses(work, LOSS_SEEDS[:1] if args.quick else LOSS_SEEDS, LOSS_EXAMPLES // (4 if args.quick else 1))
+        sections.append(render_losses(losses))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = "\n".join(sections)
     print(text)
     if not args.no_append:
         with open(Path(__file__).resolve().parents[2] / "BENCHMARKS.md", "a") as f:
@@ -225,42 +336,77 @@ def converged_losses(work: Path, seeds, n_examples: int) -> list[dict]:
 
     vocab = len(AutoTokenizer.from_pretrained(model_dir))
     rows, held = make_rows(n_examples, True, vocab, seed=0), make_rows(256, True, vocab, seed=1)
-    losses = []
-    for seed in seeds:
-        for name in ("TRL defaults", "ftlab"):
-            trainer, timing = train(name, model_dir, rows, n_examples // HP["batch_size"], work, seed, probe=False, lr=LOSS_LR)
-            losses.append({"config": name, "seed": seed, "held_out_loss": held_out_loss(trainer.model, held), "tokens_per_s": timing["tokens_per_s"], "examples": n_examples})
-            print(f"converged loss, seed {seed}, {name:14} {losses[-1]['held_out_loss']:.4f}", flush=True)
-    return losses
+    jobs = [{"data": "convergence", "config": name, "seed": seed, "steps": n_examples // HP["batch_size"], "rows": rows, "held": held,
+             "model_dir": str(model_dir), "work": str(work), "probe": False, "lr": LOSS_LR}
+            for seed in seeds for name in ("TRL defaults", "ftlab")]
+    return [r | {"examples": n_examples} for r in run_jobs(jobs)]
 
 
-def render(results: list[dict], losses: list[dict], n_params: int, steps: int, quick: bool) -> str:
-    peaks = [r["peak"] for r in results]
-    lines = [
-        "", f"## Training throughput: ftlab vs TRL SFTTrainer defaults (bench/train_throughput{' --quick' if quick else ''})", "",
-        machine_line(), "",
-        f"Model: {n_params / 1e6:.1f}M parameters (Qwen2 architecture, fp32). Batch {HP['batch_size']}, {steps} steps (one epoch), "
-        f"steps 3..{steps} timed. fp32 matmul peak probed after every step: median {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s per "
-        "configuration; each step is compared with the probe beside it. 'vs TRL defaults' divides real tokens/s; "
-        "'peak-normalised' divides the fractions of peak, which removes the machine's drift between the runs. "
-        "Command: `.venv/bin/python bench/train_throughput/run.py`.", "",
-        "| data | config | activation ckpt | real tokens/s | padding | vs TRL defaults | vs TRL, peak-normalised | held-out loss (seed 0) | 6·N·tokens/s of peak | warm-up s (steps 1-2) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def _ratio_row(r: dict, base: dict) -> str:
+    return (f"| {r['data']} | {r['config']} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:.0f} | {r['step_s']:.1f} | {r['padding']:.1%} | "
+            f"**{r['tokens_per_s'] / base['tokens_per_s']:.2f}x** | {r['peak_fraction'] / base['peak_fraction']:.2f}x | "
+            f"{r['peak_rss'] / GIB:.2f} | **{r['peak_rss'] / base['peak_rss']:.2f}x** | {(r['peak_rss'] - r['loaded_rss']) / GIB:.2f} | "
+            f"{r['held_out_loss']:.4f} ({r['held_out_loss'] / base['held_out_loss'] - 1:+.1%}) | {r['peak_fraction']:.0%} | {r['warmup_s']:.0f} |")
+
+
+TABLE_HEAD = [
+    "| data | config | activation ckpt | real tokens/s | s/step | padding | vs TRL defaults | vs TRL, peak-normalised | peak RSS GiB | "
+    "peak RSS vs TRL | RSS growth in training GiB | held-out loss (vs TRL) | 6·N·tokens/s of peak | warm-up s (steps 1-2) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def _table(results: list[dict]) -> list[str]:
+    lines = list(TABLE_HEAD)
     for r in results:
         base = next(b for b in results if b["data"] == r["data"] and b["config"] == "TRL defaults")
-        lines.append(
-            f"| {r['data']} | {r['config']} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:.0f} | {r['padding']:.1%} | "
-            f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['peak_fraction'] / base['peak_fraction']:.2f}x | {r['held_out_loss']:.4f} ({r['held_out_loss'] / base['held_out_loss'] - 1:+.1%}) | "
-            f"{r['peak_fraction']:.0%} | {r['warmup_s']:.0f} |"
-        )
+        lines.append(_ratio_row(r, base))
+    return lines
+
+
+def render_real(results: list[dict], facts: dict, steps: dict, quick: bool, load_start) -> str:
+    peaks = [r["peak"] for r in results]
+    load_end = os.getloadavg()
+    # Output-layer share of a position's forward FLOPs: 2 V H over (2 N_body + 2 V H).
+    head = facts["vocab"] * facts["hidden"]
+    share = head / (facts["body"] + head)
+    qwen05_body = 494e6 - 151_936 * 896  # Qwen2.5-0.5B: 494M parameters, 136M of them the tied embedding
+    qwen_share = 151_936 * 896 / (qwen05_body + 151_936 * 896)
+    completion = ", ".join(f"{d} {statistics.mean(r['completion'] for r in results if r['data'] == d):.1%}" for d in steps)
+    return "\n".join([
+        "", f"## Training throughput at realistic shapes: ftlab vs TRL SFTTrainer defaults (bench/train_throughput{' --quick' if quick else ''})", "",
+        machine_line(), "",
+        f"Model: Qwen2.5-shaped at reduced depth: vocabulary {facts['vocab']:,} ({'tied' if facts['tied'] else 'untied'} embeddings, as Qwen2.5-0.5B), "
+        f"hidden {facts['hidden']}, {facts['layers']} layers, {REAL_SHAPE.num_heads} heads / {REAL_SHAPE.num_kv_heads} KV heads, MLP {REAL_SHAPE.intermediate_size}; "
+        f"{facts['params'] / 1e6:.1f}M parameters, {facts['body'] / 1e6:.1f}M of them outside the embedding (N). fp32, batch {HP['batch_size']}, "
+        f"one epoch of {', '.join(f'{n} steps ({d})' for d, n in steps.items())}, steps 3..end timed. The output layer is {share:.0%} of a "
+        f"position's forward FLOPs here ({qwen_share:.0%} in the real 24-layer Qwen2.5-0.5B), so this shape exaggerates what skipping "
+        f"it at prompt positions saves compared with the full-depth model. Completion (trained) share of real positions: {completion}.", "",
+        f"Each configuration ran in its own fresh process, one after another; peak RSS is that process's maximum resident set "
+        f"(Python, torch, transformers and TRL included), 'RSS growth' the part above the loaded model. The machine was shared "
+        f"with other work (load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on {os.cpu_count()} cores): "
+        f"absolute rates are indicative, ratios were measured side by side; fp32 matmul peak probed after every step: medians "
+        f"{min(peaks):.0f}-{max(peaks):.0f} GFLOP/s. Command: `.venv/bin/python bench/train_throughput/run.py{' --quick' if quick else ''}`.", "",
+        *_table(results), "",
+    ])
+
+
+def render_small(results: list[dict], facts: dict) -> str:
+    return "\n".join([
+        f"Small vocabulary (earlier shape, for comparison): {facts['params'] / 1e6:.1f}M parameters, vocabulary {facts['vocab']:,}, "
+        f"hidden {facts['hidden']}, {facts['layers']} layers; batch {HP['batch_size']}, 40 steps (one epoch), steps 3..40 timed.", "",
+        *_table(results), "",
+    ])
+
+
+def render_losses(losses: list[dict]) -> str:
     seeds = sorted({x["seed"] for x in losses})
     best = (-(FLIP * math.log(FLIP) + (1 - FLIP) * math.log(1 - FLIP))) / 2  # label token at its entropy, <|im_end|> at 0
-    lines += ["", f"Equal learning, checked to convergence: {LOSS_SHAPE.hidden_size}-wide {LOSS_SHAPE.num_layers}-layer model "
-              f"(same architecture), one epoch of {losses[0]['examples']:,} length-varied examples at learning rate {LOSS_LR:g}, "
-              f"held-out loss on 256 examples; the task's best possible loss is {best:.3f}.", "",
-              "| config | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | vs TRL mean | real tokens/s (mean) |",
-              "|---|" + "---|" * (len(seeds) + 3)]
+    lines = [f"Equal learning, checked to convergence: {LOSS_SHAPE.hidden_size}-wide {LOSS_SHAPE.num_layers}-layer model "
+             f"(same architecture), one epoch of {losses[0]['examples']:,} length-varied examples at learning rate {LOSS_LR:g}, "
+             f"held-out loss on 256 examples; the task's best possible loss is {best:.3f}.", "",
+             "| config | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | vs TRL mean | real tokens/s (mean) |",
+             "|---|" + "---|" * (len(seeds) + 3)]
     means = {c: statistics.mean(x["held_out_loss"] for x in losses if x["config"] == c) for c in ("TRL defaults", "ftlab")}
     for c, mean in means.items():
         per = [f"{x['held_out_loss']:.4f}" for x in losses if x["config"] == c]

@@ -21,7 +21,7 @@ from ftlab.spec.schema import Dataset, Experiment
 
 STAGE_ORDER = ("data", "model", "train", "eval", "report")
 # Bump a stage's version when its code changes what it produces: old outputs then re-run.
-STAGE_VERSIONS = {"data": 1, "model": 1, "train": 2, "eval": 2, "report": 1}
+STAGE_VERSIONS = {"data": 1, "model": 1, "train": 3, "eval": 2, "report": 1}
 # Stages that keep their outputs when their identity changes: they validate each cached piece
 # themselves (eval: per checkpoint, evaluator and split), so adding an evaluator runs only it.
 KEEPS_OUTPUTS = {"eval"}

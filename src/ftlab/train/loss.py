@@ -63,8 +63,9 @@ class WeightedSFTTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Mirrors the standard branch of TRL 1.16's SFTTrainer.compute_loss (fused LM head: per-token
-        # log-probs, no full logits), with the per-sample weights applied before the sum. Calling
-        # super() instead would cost a second forward pass to rebuild logits for `return_outputs`.
+        # log-probs, no full logits; build_trainer narrows it to completion positions, head.py), with
+        # the per-sample weights applied before the sum. Calling super() instead would cost a second
+        # forward pass to rebuild logits for `return_outputs`.
         weights = inputs.pop(WEIGHT)
         mode = "train" if self.model.training else "eval"
         inputs["use_cache"] = False

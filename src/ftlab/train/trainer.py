@@ -9,6 +9,8 @@ fused AdamW (one kernel per parameter group instead of a dozen per tensor), fp32
 defaults to bf16, ~100x slower on CPUs without bf16 matmul units). `compile` (off by default)
 torch.compiles each transformer block in place: blocks share code, so one compilation serves all
 of them (15-40 s on CPU), and dynamic shapes keep varying batch lengths from recompiling.
+The output layer runs over completion positions only (head.py); TRL on CPU runs it over every
+position, which at a 152k vocabulary costs several times the body of a small model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab.models.load import device_and_dtype
+from ftlab.train.head import add_completion_head
 from ftlab.train.loss import WeightedSFTTrainer
 from ftlab.train.sampler import LengthGroupingMixin
 
@@ -87,6 +90,8 @@ def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: dict[str, An
         callbacks=setup.callbacks,
     )
     trainer.group_by_length = hp["group_by_length"]
+    # lm_head over completion positions only (head.py); on a config it cannot serve, TRL's stays.
+    trainer.completion_head_blocker = add_completion_head(trainer.model)
     if hp["compile"]:
         compile_blocks(trainer.model)
     return trainer
