@@ -127,7 +127,7 @@ def test_encoding_a_prompt_only_example_for_training_is_a_clear_error():
     from ftlab.data.encode import example_ids
 
     ex = Example(prompt=[{"role": "user", "content": "q"}], completion=None, meta={"source": "s.jsonl:4"})
-    with pytest.raises(DataError, match="s.jsonl:4: the row has no answer to train on"):
+    with pytest.raises(DataError, match="s.jsonl:4: this row has no answer to train on"):
         example_ids(tokenizer=None, example=ex, max_length=16)
 
 

@@ -85,7 +85,7 @@ def test_spec_problems_are_reported_with_paths(tmp_path):
         load_plan(spec)
     text = str(err.value)
     for expected in ("report.checks[0].kind: unknown check kind 'treshold'. Did you mean 'threshold'?",
-                     "report.checks[1].metric: unknown metric 'acuracy'. Did you mean 'accuracy'?",
+                     "report.checks[1].metric: no evaluator of this spec records 'acuracy'. Did you mean 'accuracy'?",
                      "report.checks[1].over: 'gama' is not a sweep variable",
                      "report.checks[1].where.lrr: 'lrr' is not a sweep variable. Did you mean 'lr'?",
                      "report.checks[2].colour: unknown option 'colour' for a range check",
