@@ -17,7 +17,7 @@ from typing import Any
 
 from ftlab.spec.identity import IDENTITY_VERSION, effective_config, stable_hash
 from ftlab.spec.plan import Plan, Run
-from ftlab.spec.schema import Dataset, Experiment
+from ftlab.spec.schema import RUNTIME_FIELDS, Dataset, Experiment
 
 STAGE_ORDER = ("data", "model", "train", "eval", "report")
 # Bump a stage's version when its code changes what it produces: old outputs then re-run.
@@ -109,6 +109,8 @@ def build_graph(plan: Plan) -> Graph:
             # Paths are where things live, not what they are: hash the base and data identities instead.
             # The run id is left out too: it also covers eval settings, which must not retrain.
             hashed = {k: v for k, v in inputs.items() if k not in ("base", "data", "run_id")} | {"base": base_identity}
+            # Runtime-only train fields (logging_steps, report_to) change no weights: not in the identity.
+            hashed["train"] = {k: v for k, v in hashed["train"].items() if ("train", k) not in RUNTIME_FIELDS}
             identity = _identity("train", hashed, [train_data] + ([base_task] if base_task else []))
             train_task = Task("train", f"train/{run.name}", identity, run_dir / "train", base_deps + (train_data.key,), inputs, run)
             graph.tasks.append(train_task)

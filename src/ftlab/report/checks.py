@@ -161,8 +161,9 @@ def report_variable_problems(exp, variables: set[str], problems) -> None:
         if check.kind not in check_kinds:
             continue
         opts = check.options
-        named = [("where", k) for k in (opts.get("where") or {})]
-        named += [(side, k) for side in ("a", "b", "anchor") for k in (opts.get(side) or {}) if isinstance(opts.get(side), dict)]
+        where = opts.get("where")
+        named = [("where", k) for k in where] if isinstance(where, dict) else []  # a wrong type: reported by its model
+        named += [(side, k) for side in ("a", "b", "anchor") if isinstance(opts.get(side), dict) for k in opts[side]]
         over = opts.get("over")
         if isinstance(over, str) and over not in variables:
             problems.add(("report", "checks", i, "over"), f"'{over}' is not a sweep variable."
