@@ -215,7 +215,7 @@ def test_iclr_boxed_answers_balance_and_noisy_rule():
         system, user = e.prompt
         assert system["role"] == "system" and "\\boxed{Accept} or \\boxed{Reject}" in user["content"]
         abstract = user["content"].split("Abstract: ", 1)[1]
-        assert 70 <= len(abstract.split()) <= 200 and 2020 <= e.meta["year"] <= 2025
+        assert 60 <= len(abstract.split()) <= 200 and 2020 <= e.meta["year"] <= 2025
         # The rule, recounted from the text: Accept when at least two evidence sentences are strong.
         n_strong = sum(s in abstract for s in strong)
         assert n_strong == e.meta["n_strong"]
@@ -261,3 +261,86 @@ def test_med_qa_shapes_and_planted_curation_work():
                 assert e.meta["answer"] == original.meta["answer"] and len(set(a) ^ set(b)) <= 4
     # Apart from the planted copies every question is distinct.
     assert len({e.prompt[0]["content"] for e in examples if not e.meta["planted"]}) == 940
+
+
+# --- learnability: a tiny model trained through ftlab's own train pieces learns gsm8k and iclr ---
+# Settings measured on 2 CPU cores (see the lead's example specs, which copy them).
+
+
+def train_tiny(tmp_path, name: str, *, n: int, epochs: float, lr: float, max_length: int):
+    """Build a tiny model on `name`'s train text, fine-tune it fully; return (untuned, tuned, tokenizer)."""
+    import torch
+
+    from ftlab.data.encode import example_ids
+    from ftlab.models.load import load_model, load_tokenizer
+    from ftlab.models.tiny import TinyConfig, build_tiny
+    from ftlab.spec.schema import Train
+    from ftlab.train.trainer import TrainerSetup, build_trainer
+
+    train = generators.get(name)(n=n, split="train", seed=0)
+    texts = [m["content"] for e in train for m in e.prompt] + [e.completion for e in train]
+    cfg = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=512, vocab_size=512)
+    base = str(build_tiny(tmp_path / "model", cfg, texts))
+    tokenizer = load_tokenizer(base)
+    model = load_model(base, dtype=torch.float32)
+    rows = []
+    for e in train:
+        ids, mask = example_ids(tokenizer, e, max_length)
+        rows.append({"input_ids": ids, "completion_mask": mask})
+    hp = Train(epochs=epochs, learning_rate=lr, batch_size=16, max_length=max_length, warmup_ratio=0.05, logging_steps=1000).model_dump()
+    build_trainer(model, tokenizer, rows, hp, TrainerSetup(tmp_path / "checkpoints", seed=0)).train()
+    return load_model(base, dtype=torch.float32), model, tokenizer
+
+
+def answer_scores(model, tokenizer, example, answers: list[str]) -> list[float]:
+    """Summed log-probability of each answer's tokens after the prompt (end-of-turn token excluded)."""
+    import torch
+
+    from ftlab.data.encode import example_ids
+    from ftlab.data.example import Example
+
+    scores = []
+    model.eval()
+    with torch.no_grad():
+        for answer in answers:
+            ids, mask = example_ids(tokenizer, Example(example.prompt, answer, None, {}), max_length=1 << 16)
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1], dim=-1)
+            at = [i - 1 for i, m in enumerate(mask) if m][:-1]  # position i-1 predicts token i
+            scores.append(sum(logp[i, ids[i + 1]].item() for i in at))
+    return scores
+
+
+def strict_accuracy(model, tokenizer, examples) -> tuple[float, float]:
+    """(share with a strict "#### N", share whose N is the right answer), greedy decoding."""
+    from ftlab.evaluate.generation import generate
+
+    records = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=40, batch_size=50)
+    found = [STRICT.search(r["text"]) for r in records]
+    right = [m is not None and m.group(1) == str(e.meta["answer_number"]) for m, e in zip(found, examples)]
+    return sum(m is not None for m in found) / len(examples), sum(right) / len(examples)
+
+
+@pytest.mark.slow
+def test_a_tiny_model_learns_gsm8k_format_and_answers(tmp_path):
+    untuned, tuned, tokenizer = train_tiny(tmp_path, "gsm8k", n=2000, epochs=3, lr=0.005, max_length=96)
+    test = generators.get("gsm8k")(n=100, split="test", seed=0)
+    before, after = strict_accuracy(untuned, tokenizer, test), strict_accuracy(tuned, tokenizer, test)
+    print(f"gsm8k strict format/accuracy: untuned {before}, tuned {after}")
+    assert before[1] == 0.0
+    assert after[0] >= 0.9 and after[1] >= 0.3  # chance given the format is ~1/10 (answers 1-16)
+
+
+@pytest.mark.slow
+def test_a_tiny_model_learns_iclr_decisions(tmp_path):
+    untuned, tuned, tokenizer = train_tiny(tmp_path, "iclr", n=2000, epochs=3, lr=0.003, max_length=256)
+    test = generators.get("iclr")(n=200, split="test", seed=0)
+    answers = ["\\boxed{Accept}", "\\boxed{Reject}"]
+
+    def accuracy(model):
+        picks = [answers[max((0, 1), key=lambda k: s[k])] for s in (answer_scores(model, tokenizer, e, answers) for e in test)]
+        return sum(p == e.completion for p, e in zip(picks, test)) / len(test), picks.count(answers[0]) / len(test)
+
+    (acc_before, _), (acc_after, accept_rate) = accuracy(untuned), accuracy(tuned)
+    print(f"iclr accuracy: untuned {acc_before}, tuned {acc_after} (accept rate {accept_rate}); rule ceiling ~0.9")
+    assert acc_after >= 0.7 and acc_after >= acc_before + 0.15
+    assert 0.2 < accept_rate < 0.8  # learned the rule, not one class
