@@ -62,6 +62,7 @@ def test_golden_scripts_of_a_tiny_sweep(tmp_path: Path, capsys):
 def test_golden_train_script_of_the_weighted_loss_sweep(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # size from the name, on any machine
     spec = tmp_path / "weighted_loss.yaml"
+    shutil.copytree(REPO / "examples" / "clusters", tmp_path / "clusters")  # the spec's own profile (--cluster overrides it)
     spec.write_text((REPO / "examples" / "weighted_loss.yaml").read_text().replace("output_dir: ../runs/weighted_loss_full", "output_dir: out"))
     shutil.copy(FIXTURES / "gpu_cluster.yaml", tmp_path / "cluster.yaml")
     assert main(["submit", str(spec), "--dry-run", "--scale", "full", "--cluster", str(tmp_path / "cluster.yaml")]) == 0
