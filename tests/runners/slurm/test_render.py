@@ -140,11 +140,11 @@ QWEN_7B = {"hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18
 def test_cost_estimate_of_seed_002(tmp_path: Path, monkeypatch, capsys):
     """Seed 002 by hand: 19 runs x 4 GPUs x 48 h = 3,648 GPU-hours; 19 x ~15 GB = 285 GB of weights."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
-    plan = load_plan(REPO / "examples" / "weighted_loss_sweep.yaml")
+    plan = load_plan(REPO / "examples" / "weighted_loss.yaml", scale="full")
     cost = estimate(build_graph(plan), ClusterProfile())
     assert cost.gpu_hours == {"train": 3648.0, "eval": 19 * 0.5}
     assert round(cost.final_weights_gb) == 266  # weights not on disk: 7e9 from the name x 2 bytes x 19
-    assert main(["plan", str(REPO / "examples" / "weighted_loss_sweep.yaml"), "--cost"]) == 0
+    assert main(["plan", str(REPO / "examples" / "weighted_loss.yaml"), "--scale", "full", "--cost"]) == 0
     out = capsys.readouterr().out
     assert "train 3,648.0" in out and "row 8B" in out and "size in the name" in out
 
