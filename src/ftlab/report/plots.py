@@ -309,7 +309,7 @@ def confusion(c: Canvas, _: str | None) -> dict | None:
     for evidence in sel["evidence"].dropna().unique():
         path = c.experiment_dir / evidence
         if path.is_file():
-            pairs += [(r.get("label"), r.get("pred")) for r in map(json.loads, path.read_text().splitlines()) if "label" in r]
+            pairs += [(r.get("label"), r.get("pred")) for r in map(json.loads, path.read_text().splitlines()) if r.get("label") is not None]  # no labels: a generation task
     if not pairs:
         return None
     labels = sorted({p for p, _ in pairs if p is not None})

@@ -24,13 +24,32 @@ def summary_rows(evals: dict[str, str]) -> list[dict[str, Any]]:
             rows.append({"run": name, "status": "not evaluated"})
             continue
         s = atomic.read_json(path)
-        rows.append({"run": name, "status": "done", "best_checkpoint": s["best_checkpoint"], "at_best": s["at_best"]})
+        rows.append({"run": name, "status": "done", "best_checkpoint": s["best_checkpoint"], "at_best": s["at_best"],
+                     "at_best_by_evaluator": s.get("at_best_by_evaluator", {})})
     return rows
+
+
+# A generation task's evaluators record these instead of the classification columns.
+GENERATION_COLUMNS = ("accuracy_strict", "accuracy_flexible", "safety_rate")
+
+
+def columns_for(present: set[str], default: tuple[str, ...]) -> tuple[str, ...]:
+    """The default columns when the task records them (classification), else the generation ones present."""
+    if any(c in present for c in ("f1", "auroc", "precision")):
+        return default
+    found = tuple(c for c in GENERATION_COLUMNS if c in present)
+    if "accuracy_strict" not in found and "accuracy" in present:
+        found = ("accuracy",) + found
+    return found or default
 
 
 def render_table(rows: list[dict[str, Any]], splits: list[str]) -> str:
     """Plain-text table; undefined metrics print as 'undef', never as 0."""
-    header = ["run", "best ckpt"] + [f"{s} {c}" for s in splits for c in COLUMNS]
+    present = {m for r in rows if r.get("status") == "done" for v in r["at_best"].values() for m in v}
+    present |= {m for r in rows if r.get("status") == "done" for by in (r.get("at_best_by_evaluator") or {}).values()
+                for v in by.values() for m in v}
+    columns = columns_for(present, COLUMNS)
+    header = ["run", "best ckpt"] + [f"{s} {c}" for s in splits for c in columns]
     body = []
     for r in rows:
         if r["status"] != "done":
@@ -38,8 +57,11 @@ def render_table(rows: list[dict[str, Any]], splits: list[str]) -> str:
             continue
         cells = [r["run"], str(r["best_checkpoint"])]
         for s in splits:
-            values = r["at_best"].get(s, {})
-            cells += [NOT_MEANINGFUL if meaningless(c, values) else _fmt(values.get(c, "missing")) for c in COLUMNS]
+            values = {}
+            for by in (r.get("at_best_by_evaluator") or {}).values():  # a judge's safety_rate beside generate's accuracy
+                values |= by.get(s, {})
+            values |= r["at_best"].get(s, {})
+            cells += [NOT_MEANINGFUL if meaningless(c, values) else _fmt(values.get(c, "missing")) for c in columns]
         body.append(cells)
     return table(header, body)
 
@@ -77,6 +99,8 @@ def point_label(row: dict[str, Any], variables: list[str]) -> str:
 def aggregated_table(agg, splits: list[str], metrics: tuple[str, ...] = AGG_METRICS) -> tuple[list[str], list[list[str]]]:
     """Header and body of the mean +- sd table: one line per sweep point, metrics per split."""
     variables = list(agg.attrs.get("sweep_variables", []))
+    if metrics == AGG_METRICS and "metric" in agg:
+        metrics = columns_for(set(agg["metric"]), AGG_METRICS)
     points = ["kind", "method"] + variables
     header = ["point", "seeds"] + [f"{s} {m}" for s in splits for m in metrics]
     body = []
