@@ -132,8 +132,9 @@ def test_gsm8k_safety_tiny_scores_free_form_answers_and_safety(examples):
     # the few-shot pool is never trained on and is shown on GSM8K prompts only
     data = out / "data"
     pool = [json.loads(line) for line in next(data.glob("train-*/fewshot.jsonl")).read_text().splitlines()]
-    train = next(data.glob("train-*/examples.jsonl")).read_text()
-    assert len(pool) == 8 and all(json.dumps(p["completion"]) not in train for p in pool)
+    train = [json.loads(line) for line in next(data.glob("train-*/examples.jsonl")).read_text().splitlines()]
+    trained = {json.dumps(t["prompt"]) for t in train}
+    assert len(pool) == 8 and len(train) == 1200 - 8 and all(json.dumps(p["prompt"]) not in trained for p in pool)
 
 
 @pytest.mark.slow
