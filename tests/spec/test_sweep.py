@@ -80,6 +80,22 @@ def test_seeds_multiply_runs_point_major_and_controls_come_last(tmp_path: Path):
     assert plan.warnings == []
 
 
+def test_a_control_per_sweep_variable_gives_one_control_per_value(tmp_path: Path, capsys):
+    """Seed 004 evaluates each base model untuned: `per: [base]` makes one untuned run per base."""
+    from tests.conftest import write_spec
+
+    spec = write_spec(tmp_path, sweep="[{grid: {base: [a, b], lr: [0.1, 0.2]}}]", controls="[{kind: untuned, per: [base]}]")
+    spec.write_text(spec.read_text().replace("learning_rate: 0.003", "learning_rate: '${lr}'").replace("name: tiny", "name: tiny\ndescription: ${base}", 1))
+    runs = [r for r in load_plan(spec).runs if r.kind == "untuned"]
+    assert [(r.name, r.values) for r in runs] == [("untuned_a", {"base": "a", "lr": 0.1}), ("untuned_b", {"base": "b", "lr": 0.1})]
+    assert runs[0].config.description == "a" and runs[1].config.description == "b"  # each at its own base's point
+
+    spec.write_text(spec.read_text().replace("per: [base]", "per: [bsae]"))
+    assert main(["validate", str(spec)]) == 2  # a spec error
+    err = capsys.readouterr().err
+    assert "controls[0].per: 'bsae' is not a sweep variable. Did you mean 'base'?" in err
+
+
 def test_var_inside_a_string_is_interpolated(tmp_path: Path):
     from tests.conftest import write_spec
 

@@ -3,6 +3,7 @@
     context, answer = split_turn(tokenizer, prompt)      # text before / after the answer's slot
     prompt_ids(tokenizer, prompt)                         # what the model sees before answering
     example_ids(tokenizer, example, max_length)           # prompt_ids + answer tokens, loss mask
+    encode_for_training(tokenizer, example, max_length)   # the same, and how many prompt tokens were cut
 
 The conversation is rendered by the tokenizer's chat template with a placeholder as the final
 assistant message; the text before the placeholder is the context, the text after it (the
@@ -63,6 +64,12 @@ def answer_ids(tokenizer, prompt: list[dict[str, str]], answer: str) -> list[int
 
 def example_ids(tokenizer, example: Example, max_length: int) -> tuple[list[int], list[int]]:
     """(input_ids, completion_mask) for one training example, truncated from the left of the prompt."""
+    ids, mask, _ = encode_for_training(tokenizer, example, max_length)
+    return ids, mask
+
+
+def encode_for_training(tokenizer, example: Example, max_length: int) -> tuple[list[int], list[int], int]:
+    """(input_ids, completion_mask, prompt tokens cut from the left to fit max_length)."""
     source = example.meta.get("source", "?")
     if example.completion is None:
         raise DataError(f"{source}: this row has no answer to train on; give it one or use it for evaluation only")
@@ -77,7 +84,7 @@ def example_ids(tokenizer, example: Example, max_length: int) -> tuple[list[int]
         )
     # Keep the answer and the END of the prompt: the question sits right before the answer.
     head = context[-(max_length - len(completion)) :]
-    return head + completion, [0] * len(head) + [1] * len(completion)
+    return head + completion, [0] * len(head) + [1] * len(completion), len(context) - len(head)
 
 
 def label_token_ids(tokenizer, labels: list[str], prompt: list[dict[str, str]]) -> list[int]:

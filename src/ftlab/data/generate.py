@@ -373,13 +373,22 @@ def _iclr_case(rng: random.Random, i: int) -> tuple[str, Example]:
     label = "Accept" if i % 2 == 0 else "Reject"  # 1:1 at generation; seed 002's sweep resamples
     noisy = rng.random() < ICLR_NOISE
     rule = label if not noisy else ("Reject" if label == "Accept" else "Accept")
-    n_strong = (rng.choice((2, 2, 2, 3, 3)) if rule == "Accept" else rng.choice((1, 1, 1, 0, 0)))  # 60% at the border
+    import os
+    _mode = os.environ.get("ICLR_MODE", "orig")
+    if _mode == "easy":
+        n_strong = 3 if rule == "Accept" else 0
+    elif _mode == "mostly":
+        n_strong = rng.choice((3, 3, 3, 3, 3, 3, 3, 2, 2, 2)) if rule == "Accept" else rng.choice((0, 0, 0, 0, 0, 0, 0, 1, 1, 1))
+    elif _mode == "graded":
+        n_strong = rng.choices((0, 1, 2, 3), weights=(0.012, 0.21, 0.39, 0.388) if label == "Accept" else (0.388, 0.39, 0.21, 0.012))[0]
+    else:
+        n_strong = (rng.choice((2, 2, 2, 3, 3)) if rule == "Accept" else rng.choice((1, 1, 1, 0, 0)))  # 60% at the border
     strong = set(rng.sample(sorted(EVIDENCE), n_strong))
     topic, other = rng.sample(TOPICS, 2)
     adj, noun = rng.choice(METHOD_ADJ), rng.choice(METHOD_NOUN)
     name = "".join(w[0] for w in f"{adj} {noun}".replace("-", " ").split()).upper() + rng.choice(("", "-2", "Net", "Former"))
     evidence = [rng.choice(EVIDENCE[a][0] if a in strong else EVIDENCE[a][1]) for a in EVIDENCE]
-    fillers = rng.sample(FILLERS, rng.randint(1, 5))  # ~70-140 words: the evidence is not diluted away
+    fillers = rng.sample(FILLERS, rng.randint(0, 2) if _mode in ('graded', 'mostly') else rng.randint(1, 5))  # ~70-140 words: the evidence is not diluted away
     body = evidence + fillers
     rng.shuffle(body)
     sentences = [rng.choice(INTROS), rng.choice(PROBLEMS), rng.choice(METHODS)] + body

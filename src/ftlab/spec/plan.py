@@ -100,6 +100,7 @@ def load_plan(spec_path: Path, max_runs: int | None = None, scale: str | None = 
                      f"{limit:,}: split the study, or raise it with --max-runs {count} or FTLAB_MAX_RUNS={count}")
         raise SpecError(_render(problems, lines), source=source)
     points = sw.expand_sweep(data.get("sweep"), problems)
+    controls = sw.expand_per(controls, points, problems)
     body = {k: v for k, v in data.items() if k not in SHAPE_KEYS}
     for key in EXPERIMENT_WIDE:
         refs = references(body.get(key))
@@ -266,7 +267,9 @@ def _build_runs(points, configs, seeds, controls, control_configs, template, pro
         control_seeds = control.seeds or (seeds if control.kind == "random_init" else seeds[:1])
         for seed in control_seeds:
             label = control.kind
-            if control.values:
+            if control.label_vars:  # per: [base] -> untuned_<base>, as the sweep's runs show it
+                label += "_" + "_".join(str(control.values[k]) for k in control.label_vars)
+            elif control.values:
                 label += "_" + "_".join(f"{k}{v}" for k, v in control.values.items())
             suffix = f"_s{seed}" if control.kind == "random_init" and multi_seed else ""
             run_id = run_id_from(config, kind=control.kind, seed=seed, values=values)

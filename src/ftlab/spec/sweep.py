@@ -63,6 +63,8 @@ class ControlRequest:
     kind: str
     values: dict[str, Any] | None  # sweep values to use; None = the first sweep point
     seeds: list[int] | None  # None = the experiment's seeds (untuned: the first seed only)
+    per: tuple[str, ...] = ()  # one control per distinct value of these sweep variables (seed 004: per base)
+    label_vars: tuple[str, ...] | None = None  # the variables its run name shows; None = all of `values`
 
 
 def expand_sweep(raw: Any, problems: Problems) -> list[dict[str, Any]]:
@@ -158,9 +160,9 @@ def parse_controls(raw: Any, problems: Problems) -> list[ControlRequest]:
         if not isinstance(item, dict):
             problems.add(where, "must be a control name or {kind: ..., values: {...}, seeds: [...]}")
             continue
-        unknown = set(item) - {"kind", "values", "seeds"}
+        unknown = set(item) - {"kind", "values", "seeds", "per"}
         for key in sorted(unknown, key=str):
-            problems.add(where + (key,), "unknown key; allowed: kind, values, seeds")
+            problems.add(where + (key,), "unknown key; allowed: kind, values, seeds, per")
         kind = item.get("kind")
         if not isinstance(kind, str) or kind not in CONTROL_KINDS:
             from ftlab.plugins import did_you_mean
@@ -175,7 +177,38 @@ def parse_controls(raw: Any, problems: Problems) -> list[ControlRequest]:
         if values is not None and not all(_check_var(k, v, where + ("values", k), problems) for k, v in values.items()):
             continue
         seeds = parse_seeds(item["seeds"], problems, where + ("seeds",)) if "seeds" in item else None
-        out.append(ControlRequest(kind=kind, values=values, seeds=seeds))
+        per = item.get("per", [])
+        if isinstance(per, str):
+            per = [per]
+        if not isinstance(per, list) or not all(isinstance(v, str) for v in per) or (per and values is not None):
+            problems.add(where + ("per",), "must list sweep variables, e.g. per: [base], and not be combined with values:")
+            continue
+        out.append(ControlRequest(kind=kind, values=values, seeds=seeds, per=tuple(per)))
+    return out
+
+
+def expand_per(controls: list[ControlRequest], points: list[dict[str, Any]], problems: Problems) -> list[ControlRequest]:
+    """A control with `per: [base]` becomes one control per distinct base in the sweep, each at the
+    first point with that base, named by it: seed 004 evaluates every base model untuned."""
+    out: list[ControlRequest] = []
+    variables = {k for p in points for k in p}
+    for i, c in enumerate(controls):
+        if not c.per:
+            out.append(c)
+            continue
+        missing = [v for v in c.per if v not in variables]
+        if missing:
+            from ftlab.plugins import did_you_mean
+
+            problems.add(("controls", i, "per"), f"{clip(missing[0])} is not a sweep variable."
+                         f"{did_you_mean(missing[0], sorted(variables))} Sweep variables: {', '.join(sorted(variables)) or 'none'}")
+            continue
+        seen: set[str] = set()
+        for point in points:
+            key = repr([point.get(v) for v in c.per])
+            if key not in seen:
+                seen.add(key)
+                out.append(ControlRequest(kind=c.kind, values=dict(point), seeds=c.seeds, label_vars=c.per))
     return out
 
 

@@ -7,12 +7,13 @@ architecture). Outputs: checkpoints/ (see checkpoints.py), checkpoints.json, log
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
-from ftlab.data.encode import example_ids
+from ftlab.data.encode import encode_for_training
 from ftlab.data.stage import load_split
 from ftlab.models.load import device_and_dtype, load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
@@ -41,12 +42,17 @@ def run_train(task, ctx) -> dict[str, Any]:
     loss = hp["loss"]
     weighted = loss["variant"] in ("accept", "reject")
     rows = []
+    truncated = 0
     for e in load_split(inp["data"]):
-        ids, mask = example_ids(tokenizer, e, hp["max_length"])
+        ids, mask, cut = encode_for_training(tokenizer, e, hp["max_length"])
+        truncated += cut > 0
         row = {"input_ids": ids, "completion_mask": mask}
         if weighted:
             row[WEIGHT] = sample_weight(e.label, positive=inp["positive"], variant=loss["variant"], gamma=loss["gamma"])
         rows.append(row)
+    warnings = truncation_warning(truncated, len(rows), hp["max_length"])
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr, flush=True)
     ckpt_dir = out / "checkpoints"
     # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
     # save_total_limit would delete old checkpoints before the new one is marked).
@@ -67,7 +73,19 @@ def run_train(task, ctx) -> dict[str, Any]:
         "resumed_from": resume,
         "seconds": round(time.time() - started, 2),
         "n_examples": len(rows),
+        "n_truncated": truncated,
+        "warnings": warnings,
     }
+
+
+def truncation_warning(truncated: int, n: int, max_length: int) -> list[str]:
+    """Training on cut prompts is silent otherwise, and evaluation scores the full prompt: the model
+    is then asked about text (and positions) it never trained on. Measured: the weighted-loss
+    example at max_length 256 cut every one of its 290-490-token prompts and learned nothing."""
+    if not truncated:
+        return []
+    return [f"{truncated} of {n} train examples ({truncated / n:.0%}) are longer than train.max_length={max_length}: "
+            "their prompts were cut from the left for training, while evaluation reads them whole; raise train.max_length"]
 
 
 def whole_run_loss(log_history: list[dict[str, Any]]) -> float | None:
