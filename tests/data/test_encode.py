@@ -59,3 +59,12 @@ def test_truncation_keeps_the_answer_and_the_end_of_the_prompt(tiny_model_dir):
     ids, mask = example_ids(tok, Example(long, "N", "N", {}), max_length=40)
     assert len(ids) == 40 and ids[-sum(mask):] == answer_ids(tok, long, "N")
     assert ids[: 40 - sum(mask)] == prompt_ids(tok, long)[-(40 - sum(mask)) :]
+    # ... and says how much it cut, so the train stage can warn (evaluation reads the whole prompt)
+    from ftlab.data.encode import encode_for_training
+    from ftlab.train.stage import truncation_warning
+
+    _, _, cut = encode_for_training(tok, Example(long, "N", "N", {}), max_length=40)
+    assert cut == len(prompt_ids(tok, long)) - (40 - sum(mask)) > 0
+    assert encode_for_training(tok, Example(long, "N", "N", {}), max_length=4096)[2] == 0
+    assert truncation_warning(0, 10, 40) == []
+    assert "3 of 10 train examples (30%) are longer than train.max_length=40" in truncation_warning(3, 10, 40)[0]

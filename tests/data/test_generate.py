@@ -206,25 +206,31 @@ def test_safety_verdicts_follow_the_rule_and_the_judge_template():
         assert e.prompt == [{"role": "user", "content": JUDGE_TEMPLATE.format(prompt=e.meta["request"], response=e.meta["response"])}]
 
 
-def test_iclr_boxed_answers_balance_and_noisy_rule():
-    examples = generators.get("iclr")(n=2000, split="train", seed=0)
-    assert Counter(e.label for e in examples) == {"Accept": 1000, "Reject": 1000}
+@pytest.mark.parametrize("name, words", [("iclr", (60, 200)), ("iclr_short", (25, 90))])
+def test_iclr_boxed_answers_balance_and_graded_rule(name, words):
+    from ftlab.data.generate import ICLR_ACCEPT, ICLR_S_PRIOR
+
+    examples = generators.get(name)(n=4000, split="train", seed=0)
+    assert Counter(e.label for e in examples) == {"Accept": 2000, "Reject": 2000}
     strong = {s for strong_versions, _ in EVIDENCE.values() for s in strong_versions}
     for e in examples:
         assert e.completion == f"\\boxed{{{e.label}}}" and e.label in ("Accept", "Reject")
         system, user = e.prompt
         assert system["role"] == "system" and "\\boxed{Accept} or \\boxed{Reject}" in user["content"]
         abstract = user["content"].split("Abstract: ", 1)[1]
-        assert 60 <= len(abstract.split()) <= 200 and 2020 <= e.meta["year"] <= 2025
-        # The rule, recounted from the text: Accept when at least two evidence sentences are strong.
-        n_strong = sum(s in abstract for s in strong)
-        assert n_strong == e.meta["n_strong"]
-        assert e.meta["rule_label"] == ("Accept" if n_strong >= 2 else "Reject")
-        assert e.meta["noisy"] == (e.label != e.meta["rule_label"])
-    noise = sum(e.meta["noisy"] for e in examples) / len(examples)
-    assert 0.07 < noise < 0.13
-    border = sum(e.meta["n_strong"] in (1, 2) for e in examples) / len(examples)
-    assert 0.5 < border < 0.7  # most papers sit one sentence from the other decision
+        assert words[0] <= len(abstract.split()) <= words[1] and 2020 <= e.meta["year"] <= 2025
+        # The evidence, recounted from the text
+        assert sum(s in abstract for s in strong) == e.meta["n_strong"]
+        assert e.meta["border"] == (e.meta["n_strong"] in (1, 2))
+    # P(Accept | s strong sentences) and P(s) follow the declared grading (4,000 draws: +-0.05)
+    for s, (p_accept, prior) in enumerate(zip(ICLR_ACCEPT, ICLR_S_PRIOR)):
+        at_s = [e for e in examples if e.meta["n_strong"] == s]
+        assert abs(len(at_s) / len(examples) - prior) < 0.05
+        assert abs(sum(e.label == "Accept" for e in at_s) / len(at_s) - p_accept) < 0.06
+    # the best possible accuracy (majority label per s) is ~0.90: weighting has room to move decisions
+    best = sum(max(sum(e.label == "Accept" for e in examples if e.meta["n_strong"] == s),
+                   sum(e.label == "Reject" for e in examples if e.meta["n_strong"] == s)) for s in range(4)) / len(examples)
+    assert 0.86 < best < 0.94
 
 
 def test_med_qa_shapes_and_planted_curation_work():

@@ -9,6 +9,7 @@ Registered generators, each called gen(n=..., split="train"|"valid"|"test", seed
 - "safety_prompts" (seed 001): prompt-only safety requests (completion None) with a hazard column.
 - "safety_verdicts" (seed 001's stand-in judge): JUDGE_TEMPLATE filled with (request, response) -> SAFE/UNSAFE.
 - "iclr" (seed 002): paper title + abstract -> "\\boxed{Accept}" / "\\boxed{Reject}".
+- "iclr_short": iclr with ~50-word abstracts (the same rule at half the tokens, for 2-core runs).
 - "med_qa" (seed 003): multiple-choice clinical questions with long/short reasoning and planted duplicates.
 Every generator is deterministic per (n, split, seed), and its splits are disjoint by construction.
 
@@ -318,12 +319,15 @@ def generate_safety_verdicts(*, n: int, split: str, seed: int) -> list[Example]:
 
 
 # --- iclr (seed 002) --------------------------------------------------------------------------
-# Title + abstract (~80-200 words). The decision follows three "evidence" sentences, one per
-# aspect (results, theory, evaluation), each in a strong or a weak version: Accept when at least
-# two are strong. 60% of papers sit at the 2-vs-1 border, so one sentence flips them (not a
-# keyword lookup), and ICLR_NOISE of labels are flipped against the rule, as reviews are noisy:
-# the best possible accuracy is ~0.9, so loss weighting can move predictions without a ceiling.
-ICLR_NOISE = 0.1
+# Title + abstract. The decision follows three "evidence" sentences, one per aspect (results,
+# theory, evaluation), each in a strong or a weak version, and graded like real reviews: with s
+# strong sentences a paper is accepted with probability ICLR_ACCEPT[s] (0.97, 0.75, 0.25, 0.03).
+# Clear papers (s = 0 or 3, 70%) are nearly certain and border papers (s = 1 or 2) are not, so
+# the best accuracy is ~0.90 and a class weight gamma moves the decision on the border papers
+# first (accept-weighting flips s = 1 papers once gamma > 3: seed 002's hypothesis has room to
+# show). Labels stay exactly 1:1: s is drawn given the label, P(s | label) ~ P(s) P(label | s).
+ICLR_ACCEPT = (0.03, 0.25, 0.75, 0.97)
+ICLR_S_PRIOR = (0.35, 0.15, 0.15, 0.35)
 TOPICS = ("graph neural networks", "language models", "image classification", "reinforcement learning", "speech recognition",
           "federated learning", "time series forecasting", "protein structure prediction", "object detection", "causal inference",
           "continual learning", "machine translation")
@@ -369,29 +373,24 @@ ICLR_INSTRUCTION = ("I am giving you a paper. I want to predict its acceptance o
                     " - Put your final decision in \\boxed{}.\n\n")
 
 
-def _iclr_case(rng: random.Random, i: int) -> tuple[str, Example]:
+def _s_given(label: str) -> tuple[float, ...]:
+    weights = [prior * (p if label == "Accept" else 1 - p) for prior, p in zip(ICLR_S_PRIOR, ICLR_ACCEPT)]
+    return tuple(w / sum(weights) for w in weights)
+
+
+def _iclr_case(rng: random.Random, i: int, *, short: bool = False) -> tuple[str, Example]:
     label = "Accept" if i % 2 == 0 else "Reject"  # 1:1 at generation; seed 002's sweep resamples
-    noisy = rng.random() < ICLR_NOISE
-    rule = label if not noisy else ("Reject" if label == "Accept" else "Accept")
-    import os
-    _mode = os.environ.get("ICLR_MODE", "orig")
-    if _mode == "easy":
-        n_strong = 3 if rule == "Accept" else 0
-    elif _mode == "mostly":
-        n_strong = rng.choice((3, 3, 3, 3, 3, 3, 3, 2, 2, 2)) if rule == "Accept" else rng.choice((0, 0, 0, 0, 0, 0, 0, 1, 1, 1))
-    elif _mode == "graded":
-        n_strong = rng.choices((0, 1, 2, 3), weights=(0.012, 0.21, 0.39, 0.388) if label == "Accept" else (0.388, 0.39, 0.21, 0.012))[0]
-    else:
-        n_strong = (rng.choice((2, 2, 2, 3, 3)) if rule == "Accept" else rng.choice((1, 1, 1, 0, 0)))  # 60% at the border
+    n_strong = rng.choices(range(len(ICLR_ACCEPT)), weights=_s_given(label))[0]
     strong = set(rng.sample(sorted(EVIDENCE), n_strong))
     topic, other = rng.sample(TOPICS, 2)
     adj, noun = rng.choice(METHOD_ADJ), rng.choice(METHOD_NOUN)
     name = "".join(w[0] for w in f"{adj} {noun}".replace("-", " ").split()).upper() + rng.choice(("", "-2", "Net", "Former"))
     evidence = [rng.choice(EVIDENCE[a][0] if a in strong else EVIDENCE[a][1]) for a in EVIDENCE]
-    fillers = rng.sample(FILLERS, rng.randint(0, 2) if _mode in ('graded', 'mostly') else rng.randint(1, 5))  # ~70-140 words: the evidence is not diluted away
+    # full: ~70-140 words; short (iclr_short, for 2-core runs): the method and the evidence, ~50 words
+    fillers = rng.sample(FILLERS, rng.randint(0, 1) if short else rng.randint(1, 5))
     body = evidence + fillers
     rng.shuffle(body)
-    sentences = [rng.choice(INTROS), rng.choice(PROBLEMS), rng.choice(METHODS)] + body
+    sentences = ([] if short else [rng.choice(INTROS), rng.choice(PROBLEMS)]) + [rng.choice(METHODS)] + body
     abstract = " ".join(s.format(topic=topic, other=other, name=name, adj=adj.lower()) for s in sentences)
     abstract = abstract[0].upper() + abstract[1:]
     title = f"{adj} {noun} for {topic.title()}"
@@ -400,8 +399,8 @@ def _iclr_case(rng: random.Random, i: int) -> tuple[str, Example]:
         prompt=[{"role": "system", "content": ICLR_SYSTEM}, {"role": "user", "content": ICLR_INSTRUCTION + paper}],
         completion=f"\\boxed{{{label}}}",
         label=label,
-        meta={"year": rng.randint(2020, 2025), "title": title, "n_strong": n_strong, "rule_label": rule, "noisy": noisy,
-              "n_words": len(abstract.split())},
+        meta={"year": rng.randint(2020, 2025), "title": title, "n_strong": n_strong,
+              "border": n_strong in (1, 2), "n_words": len(abstract.split())},
     )
     return paper, example
 
@@ -412,6 +411,14 @@ def generate_iclr(*, n: int, split: str, seed: int) -> list[Example]:
     examples = _draw("iclr", n, split, seed, _iclr_case)
     random.Random(f"iclr:{split}:{seed}:order").shuffle(examples)
     return _with_source("iclr", split, examples)
+
+
+@generators.register("iclr_short")
+def generate_iclr_short(*, n: int, split: str, seed: int) -> list[Example]:
+    """iclr with ~50-word abstracts (method + evidence): the same decision rule at half the tokens."""
+    examples = _draw("iclr_short", n, split, seed, lambda rng, i: _iclr_case(rng, i, short=True))
+    random.Random(f"iclr_short:{split}:{seed}:order").shuffle(examples)
+    return _with_source("iclr_short", split, examples)
 
 
 # --- med_qa (seed 003) ------------------------------------------------------------------------
