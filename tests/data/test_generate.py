@@ -273,7 +273,7 @@ def test_med_qa_shapes_and_planted_curation_work():
 # Settings measured on 2 CPU cores (see the lead's example specs, which copy them).
 
 
-def train_tiny(tmp_path, name: str, *, n: int, epochs: float, lr: float, max_length: int):
+def train_tiny(tmp_path, name: str, *, n: int, epochs: float, lr: float, max_length: int, vocab_size: int = 512):
     """Build a tiny model on `name`'s train text, fine-tune it fully; return (untuned, tuned, tokenizer)."""
     import torch
 
@@ -285,7 +285,7 @@ def train_tiny(tmp_path, name: str, *, n: int, epochs: float, lr: float, max_len
 
     train = generators.get(name)(n=n, split="train", seed=0)
     texts = [m["content"] for e in train for m in e.prompt] + [e.completion for e in train]
-    cfg = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=512, vocab_size=512)
+    cfg = TinyConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=512, vocab_size=vocab_size)
     base = str(build_tiny(tmp_path / "model", cfg, texts))
     tokenizer = load_tokenizer(base)
     model = load_model(base, dtype=torch.float32)
@@ -338,8 +338,9 @@ def test_a_tiny_model_learns_gsm8k_format_and_answers(tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_model_learns_iclr_decisions(tmp_path):
-    untuned, tuned, tokenizer = train_tiny(tmp_path, "iclr", n=2000, epochs=3, lr=0.003, max_length=256)
-    test = generators.get("iclr")(n=200, split="test", seed=0)
+    # the weighted-loss example's tiny scale: ~150-token prompts, whole (max_length 192)
+    untuned, tuned, tokenizer = train_tiny(tmp_path, "iclr_short", n=1000, epochs=2, lr=0.004, max_length=192, vocab_size=2048)
+    test = generators.get("iclr_short")(n=200, split="test", seed=0)
     answers = ["\\boxed{Accept}", "\\boxed{Reject}"]
 
     def accuracy(model):
@@ -347,6 +348,6 @@ def test_a_tiny_model_learns_iclr_decisions(tmp_path):
         return sum(p == e.completion for p, e in zip(picks, test)) / len(test), picks.count(answers[0]) / len(test)
 
     (acc_before, _), (acc_after, accept_rate) = accuracy(untuned), accuracy(tuned)
-    print(f"iclr accuracy: untuned {acc_before}, tuned {acc_after} (accept rate {accept_rate}); rule ceiling ~0.9")
+    print(f"iclr accuracy: untuned {acc_before}, tuned {acc_after} (accept rate {accept_rate}); ceiling ~0.90")
     assert acc_after >= 0.7 and acc_after >= acc_before + 0.15
     assert 0.2 < accept_rate < 0.8  # learned the rule, not one class
