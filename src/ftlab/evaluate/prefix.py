@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 # Below this many shared tokens the plain path is used. Reuse costs one extra batch-1 forward per
-# split and a copy of the prefix keys/values per batch; a zero-shot hem prompt shares its system
-# turn (~15 of ~76 tokens) and still gains from it, so the bar only rules out prefixes of a
-# template's few opening tokens, where the saving is within timing noise.
+# split and one concat of the prefix keys/values per batch and layer; a zero-shot hem prompt
+# shares its system turn and "Composition: " (22 of ~57 tokens with the test fixture's BPE, 43 of
+# ~76 with the eval bench's) and gains 1.4x from it, so the bar only rules out a template's few
+# opening tokens, where the saving is within timing noise.
 MIN_PREFIX = 8
 
 
