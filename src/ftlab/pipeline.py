@@ -15,7 +15,6 @@ only what a run changes (its train settings, its id) is hashed per run (bench/pl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ftlab.spec.identity import stable_hash
