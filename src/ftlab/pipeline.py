@@ -103,36 +103,42 @@ def build_graph(plan: Plan) -> Graph:
 
         return shared.get(exp.model, exp.datasets, exp.task, exp.fewshot, make=make)
 
+    def group(exp: Experiment, trains: bool) -> _Group:
+        """What runs sharing these spec objects share: base model, train data, input prototypes."""
+        base_path, base_identity, base_task = base_model(exp)
+        train_pool = data_task(exp, exp.datasets_with_role("train")[0])  # trains; holds the few-shot pool
+        base_deps = (base_task,) if base_task else ()
+        train = TrainInputs(
+            run_id="", kind="sweep", seed=0, positive=exp.task.positive_label, base_id=base_identity,
+            base_dir=base_path, data_dir=str(train_pool.out_dir), method=exp.method, train=exp.train,
+        ) if trains else None
+        evaluation, splits = _eval_prototype(plan, exp, trains, data_task, train_pool)
+        evaluation = evaluation.model_copy(update={"base_dir": base_path, "source": base_identity})
+        return _Group(
+            base_identity, train, (train_pool, *base_deps), tuple(t.key for t in (*base_deps, train_pool)),
+            evaluation, splits, [] if trains else [*base_deps, train_pool],
+        )
+
     evals: list[Task] = []
     for run in plan.runs:
         exp = run.config
-        base_path, base_identity, base_task = base_model(exp)
-        base_deps = (base_task,) if base_task else ()
+        # One lookup per run: sweep points share the spec objects their values do not reach.
+        g = shared.get(exp.model, exp.datasets, exp.task, exp.fewshot, exp.eval, exp.method, run.trains,
+                       make=lambda: group(exp, run.trains))
         run_dir = runs_dir / run.name
-        train_pool = data_task(exp, exp.datasets_with_role("train")[0])  # trains; holds the few-shot pool
         train_task = None
-        if run.trains:
-            inputs = TrainInputs(
-                run_id=run.run_id, kind=run.kind, seed=run.seed, positive=exp.task.positive_label,
-                base_id=base_identity, base_dir=base_path, data_dir=str(train_pool.out_dir),
-                method=exp.method, train=exp.train,
-            )
-            upstream = (train_pool, *base_deps)
-            ident = identity("train", inputs, [t.identity for t in upstream], memo=memo)
-            train_task = Task("train", train_key(run.name), ident, run_dir / "train",
-                              tuple(t.key for t in (*base_deps, train_pool)), inputs, run)
+        if g.train is not None:
+            # Copies of the group's validated prototypes share its field objects, whose JSON the
+            # memo then holds (validating per run would copy lists and dicts to be dumped anew).
+            inputs = g.train.model_copy(update={"run_id": run.run_id, "kind": run.kind, "seed": run.seed, "train": exp.train})
+            ident = identity("train", inputs, [t.identity for t in g.train_upstream], memo=memo)
+            train_task = Task("train", train_key(run.name), ident, run_dir / "train", g.train_deps, inputs, run)
             graph.tasks.append(train_task)
-        common = shared.get(exp.eval, exp.datasets, exp.task, exp.fewshot, exp.method, exp.model, run.trains,
-                            make=lambda: _eval_common(plan, exp, run.trains, data_task))
-        # A copy of the group's validated prototype: it shares the prototype's dicts and lists, whose
-        # JSON the memo then holds (validating per run would copy them, and each would be dumped anew).
-        inputs = common["prototype"].model_copy(update={
-            "run_id": run.run_id, "source": train_task.identity if train_task else base_identity,
-            "base_dir": base_path, "train_dir": str(train_task.out_dir) if train_task else None,
-        })
-        # A trained run reaches the train data (and the pool) through its train task.
-        upstream = [train_task] if train_task else [*base_deps, train_pool]
-        upstream += common["splits"]
+            inputs = g.evaluation.model_copy(update={"run_id": run.run_id, "source": ident, "train_dir": str(train_task.out_dir)})
+            upstream = [train_task, *g.splits]  # a trained run reaches the train data (and the pool) through it
+        else:
+            inputs = g.evaluation.model_copy(update={"run_id": run.run_id})
+            upstream = g.untrained_upstream + g.splits
         ident = identity("eval", inputs, [t.identity for t in upstream], memo=memo)
         eval_task = Task("eval", eval_key(run.name), ident, run_dir / "eval", tuple(t.key for t in upstream), inputs, run)
         graph.tasks.append(eval_task)
@@ -152,14 +158,25 @@ def build_graph(plan: Plan) -> Graph:
     return graph
 
 
-def _eval_common(plan: Plan, exp: Experiment, trains: bool, data_task) -> dict[str, Any]:
-    """The eval inputs that runs sharing these spec objects share, built once."""
+@dataclass
+class _Group:
+    base_identity: str
+    train: TrainInputs | None  # prototype: run id, kind, seed and train settings are the run's
+    train_upstream: tuple[Task, ...]
+    train_deps: tuple[str, ...]
+    evaluation: EvalInputs  # prototype: run id, source and train dir are the run's
+    splits: list[Task]
+    untrained_upstream: list[Task]
+
+
+def _eval_prototype(plan: Plan, exp: Experiment, trains: bool, data_task, train_pool: Task) -> tuple[EvalInputs, list[Task]]:
+    """The eval inputs that runs sharing these spec objects share, and the split data tasks."""
     evaluators = _evaluators(plan, exp)
-    train_pool = data_task(exp, exp.datasets_with_role("train")[0])
     split_names = list(dict.fromkeys(exp.eval_splits() + [s for e in evaluators for s in e.splits]))
     splits = {name: data_task(exp, exp.dataset(name)) for name in split_names}
     fewshot = exp.fewshot
-    fields = dict(
+    prototype = EvalInputs(
+        run_id="", source="", base_dir="", train_dir=None,
         split_dirs={name: str(t.out_dir) for name, t in splits.items()},
         split_ids={name: t.identity for name, t in splits.items()},
         roles={name: exp.dataset(name).role for name in splits},
@@ -172,8 +189,7 @@ def _eval_common(plan: Plan, exp: Experiment, trains: bool, data_task) -> dict[s
         fewshot_pool_dir=str(train_pool.out_dir) if fewshot else None,
         train_data=str(train_pool.out_dir),
     )
-    prototype = EvalInputs(run_id="", source="", base_dir="", train_dir=None, **fields)
-    return {"prototype": prototype, "splits": list(splits.values())}
+    return prototype, list(splits.values())
 
 
 def selection(exp: Experiment) -> Selection:

@@ -137,17 +137,23 @@ def _plain(value: Any, drop: tuple[tuple[str, ...], ...]) -> Any:
 def inputs_json(inputs: BaseModel, *, scope: str = "task", memo: Memo | None = None) -> str:
     """The hashed fields of `inputs` as sorted, compact JSON. scope "task": identity and task-only
     fields; scope "result": identity fields only (what one cached eval result depends on)."""
-    memo = memo or Memo()
+    text = (memo or Memo()).text
     values = inputs.__dict__  # pydantic keeps field values here; getattr per field is slower
-    parts = []
-    for r in field_roles(type(inputs)):
-        if r.role == "runtime" or (r.role == "task" and scope != "task"):
-            continue
-        value = values[r.name]
-        if value is None and r.omit_none:
-            continue
-        parts.append(f"{r.quoted}:{memo.text(value, r.drop)}")
+    parts = [f"{quoted}:{text(values[name], drop)}" for name, quoted, drop, omit in _hashed(type(inputs), scope)
+             if not (omit and values[name] is None)]
     return "{" + ",".join(parts) + "}"
+
+
+_HASHED: dict[tuple[type, str], list[tuple[str, str, tuple, bool]]] = {}
+
+
+def _hashed(model: type[BaseModel], scope: str) -> list[tuple[str, str, tuple, bool]]:
+    """(name, quoted key, runtime paths inside, omit when None) of the fields hashed in `scope`, sorted by key."""
+    found = _HASHED.get((model, scope))
+    if found is None:
+        wanted = ("identity", "task") if scope == "task" else ("identity",)
+        found = _HASHED[(model, scope)] = [(r.name, r.quoted, r.drop, r.omit_none) for r in field_roles(model) if r.role in wanted]
+    return found
 
 
 def identity(stage: str, inputs: BaseModel, deps: list[str] | tuple[str, ...] = (), *, memo: Memo | None = None) -> str:
