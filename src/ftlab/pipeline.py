@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftlab.gcpause import gc_paused
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import Plan
 from ftlab.spec.schema import Dataset, Experiment
@@ -66,6 +67,11 @@ class _Shared:
 
 
 def build_graph(plan: Plan) -> Graph:
+    with gc_paused():  # ftlab.gcpause: ~45% of a 100,000-run graph
+        return _build_graph(plan)
+
+
+def _build_graph(plan: Plan) -> Graph:
     graph = Graph(plan)
     out = plan.output_dir
     memo, shared = Memo(), _Shared()

@@ -6,7 +6,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.pipeline import Graph
-from ftlab.stages import eval_key, is_done
+from ftlab.stages import eval_key, is_done, run_key
 
 
 def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
@@ -19,8 +19,9 @@ def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
             "index": run.index, "name": run.name, "kind": run.kind, "seed": run.seed, "run_id": run.run_id,
             "values": run.values, "stages": {},
         }
-        for task in (t for t in graph.tasks if t.run is run):
-            row["stages"][task.stage] = task_state(task, stages.get(task.key))
+        for stage in ("train", "eval") if run.trains else ("eval",):  # by key: a scan per run is quadratic
+            task = graph.task(run_key(stage, run.name))
+            row["stages"][stage] = task_state(task, stages.get(task.key))
         summary = graph.task(eval_key(run.name)).out_dir / "summary.json"
         best = atomic.read_json(summary) if summary.is_file() and row["stages"]["eval"] == "done" else None
         row["best_checkpoint"] = best["best_checkpoint"] if best else None
