@@ -183,7 +183,9 @@ def cmd_plan(args) -> int:
     graph, profile = build_graph(plan), profile_for(plan, args.cluster)
     cost = estimate(graph, profile) if args.cost else None
     if args.json:
-        print(json.dumps({"runs": rows, "cost": cost.as_dict()} if cost else rows, indent=2))
+        from ftlab.jsonout import dumps_rows
+
+        print(json.dumps({"runs": rows, "cost": cost.as_dict()}, indent=2) if cost else dumps_rows(rows))
         return 0
     from ftlab.report.summary import table
 
