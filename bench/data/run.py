@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
@@ -83,11 +82,13 @@ def child(case: str, path: str, out: str) -> None:
     start = time.perf_counter()
     n = 0
     if case == "stage":
-        dataset = {"name": "train", "role": "train", "path": path, "format": "auto", "generate": None,
-                   "limit": None, "resample": None, "columns": None, "name_in_registry": None}
-        task = SimpleNamespace(out_dir=out, inputs={"dataset": dataset, "file": path, "labels": None,
-                                                    "label_field": None, "positive": None, "fewshot": None})
-        n = run_data(task, ctx=None)["n"]
+        from ftlab.spec.schema import Dataset
+        from ftlab.stages import StageContext
+        from ftlab.stages.inputs import DataInputs
+
+        inputs = DataInputs(dataset=Dataset(name="train", role="train", path=str(path)), file=str(path), labels=None,
+                            label_field=None, positive=None)
+        n = run_data(inputs, StageContext(Path(out), Path(out).parent)).outputs["n"]
     elif case == "validate":
         from ftlab.spec.schema import Experiment
 

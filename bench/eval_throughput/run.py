@@ -4,11 +4,26 @@ vs generate-then-parse, side by side in one process, on the same checkpoints and
     .venv/bin/pip install -e '.[bench]'                       # lm_eval==0.4.13 (torch stays the CPU build)
     .venv/bin/python bench/eval_throughput/run.py             # ~10 min on 2 cores; appends to BENCHMARKS.md
     .venv/bin/python bench/eval_throughput/run.py --quick     # small model, 64 examples: a smoke run (~1 min)
+    .venv/bin/python bench/eval_throughput/run.py --prefix    # shared-prefix reuse: few-shot + zero-shot 152k vocab (~5 min)
 
 Models: (1) the quickstart's best trained checkpoint when runs/quickstart holds one (hidden 128,
 2 layers; `ftlab run examples/quickstart.yaml`), else a random-init model of the same shape;
 (2) a ~15M-parameter random-init Qwen2 (hidden 512, 4 layers), big enough that matmuls, not
 Python, dominate. Task: the built-in "hem" P/N test split (400 examples).
+
+Shared-prefix reuse (ftlab.evaluate.prefix; `--prefix` runs only these two cases): ftlab is timed
+with reuse (its default) and without (`reuse_prefix=False`), alternating with lm-eval, and the two
+ftlab paths' decisions and scores are compared example by example.
+- few-shot (seed 001's shape): 5 hem shots, each a described composition (one line per element)
+  and a worked answer ("Mean VEC = (9 + 7 + ...) / 6 = 7.50, at or above 7.0, so the answer is
+  P.\nP", ~125 tokens with its turn markers) before a ~115-token question; ~790 tokens per prompt,
+  714 of them shared. Model: the ~15M one (hidden 512, 4 layers, 1k vocabulary) with a BPE
+  trained on these texts, so the body, not the output layer, is the work being saved;
+- zero-shot, the ~15M model with Qwen2.5's 151,936-row vocabulary: only the system turn and
+  "Composition: " are shared (43 of ~76 tokens: this BPE never saw the system text, so it
+  spells it in many tokens).
+Generation on the few-shot case is timed with and without reuse too (greedy, batch 8), its
+records compared for equality.
 
 lm-eval scores the SAME token sequences as ftlab: each prompt is rendered with the tokenizer's chat
 template into the data file, the task uses `doc_to_text: "{{prompt}}"`, `target_delimiter: ""`
@@ -48,10 +63,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import machine_line  # noqa: E402
 
 from ftlab.data.encode import prompt_ids  # noqa: E402
-from ftlab.data.generate import generators  # noqa: E402
+from ftlab.data.example import Example  # noqa: E402
+from ftlab.data.generate import VEC, generators, mean_vec  # noqa: E402
 from ftlab.evaluate import generation  # noqa: E402
 from ftlab.evaluate.logits import classify  # noqa: E402
 from ftlab.evaluate.parsers import get_parser  # noqa: E402
+from ftlab.evaluate.prefix import SharedPrefix  # noqa: E402
+from ftlab.evaluate.prepare import with_shots  # noqa: E402
 from ftlab.models.tiny import TinyConfig, build_tiny  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,19 +98,53 @@ def quickstart_checkpoint() -> Path | None:
     return Path(path) if path and Path(path, "model.safetensors").exists() else None
 
 
-def models(work: Path, quick: bool) -> list[tuple[str, Path, bool]]:
-    """(name, folder, trained) for each model to benchmark."""
-    texts = [e.prompt[1]["content"] for e in generators.get("hem")(n=2000, split="train", seed=0)]
+FEWSHOT_NAME = "larger, random init, few-shot (5 shots)"
+VOCAB_NAME = "larger + Qwen2.5-size vocabulary (151,936), random init"
+
+
+def described(example: Example, worked: bool) -> Example:
+    """A hem example with one line per element and, for a shot, a worked answer ending in the label:
+    the few-shot case's text (seed 001's shots carry their reasoning as these do)."""
+    elements = example.meta["composition"].split()
+    lines = [f"{x}: {VEC[x]} valence electrons" for x in elements]
+    question = example.prompt[1]["content"].split("\n", 1)[1]
+    content = f"Composition: {example.meta['composition']} (equimolar, {len(elements)} elements)\n" + "\n".join(lines) + "\n" + question
+    completion = example.completion
+    if worked:
+        vec = mean_vec(tuple(elements))
+        side = "at or above" if vec >= 7 else "below"
+        completion = (f"Mean VEC = ({' + '.join(str(VEC[x]) for x in elements)}) / {len(elements)} = {float(vec):.2f}, "
+                      f"{side} 7.0, so the answer is {example.label}.\n{example.label}")
+    return Example([example.prompt[0], {"role": "user", "content": content}], completion, example.label, example.meta)
+
+
+def fewshot_examples(n: int) -> list[Example]:
+    """n test questions, each after the same 5 train shots (drawn from train: no test answer is shown)."""
+    shots = [described(e, True) for e in generators.get("hem")(n=6, split="train", seed=5)[:5]]
+    return [with_shots(described(e, False), shots) for e in generators.get("hem")(n=n, split="test", seed=0)]
+
+
+def models(work: Path, args) -> list[tuple[str, Path, bool, list[Example]]]:
+    """(name, folder, trained, examples) for each case to benchmark."""
+    pool = generators.get("hem")(n=2000, split="train", seed=0)
+    texts = [e.prompt[1]["content"] for e in pool]
+    zero_shot = generators.get("hem")(n=args.n, split="test", seed=0)
     out = []
-    trained = quickstart_checkpoint()
-    if trained is not None:
-        out.append((f"quickstart trained ({trained.parent.parent.parent.name}/{trained.name})", trained, True))
-    else:
-        out.append(("quickstart shape, random init", build_tiny(work / "small", QUICKSTART_SHAPE, texts), False))
-    if not quick:
+    if not args.prefix:
+        trained = quickstart_checkpoint()
+        if trained is not None:
+            out.append((f"quickstart trained ({trained.parent.parent.parent.name}/{trained.name})", trained, True, zero_shot))
+        else:
+            out.append(("quickstart shape, random init", build_tiny(work / "small", QUICKSTART_SHAPE, texts), False, zero_shot))
+    if not args.quick:
+        # The few-shot model's BPE also learns the described texts, as a real tokenizer covers its prompts' words.
+        fewshot_texts = texts + [described(e, False).prompt[1]["content"] for e in pool[:1000]] + [described(e, True).completion for e in pool[:1000]]
+        out.append((FEWSHOT_NAME, build_tiny(work / "fewshot", LARGER_SHAPE, fewshot_texts), False, fewshot_examples(args.n_fewshot)))
         larger = build_tiny(work / "larger", LARGER_SHAPE, texts)
-        out.append(("larger, random init", larger, False))
-        out.append(("larger + Qwen2.5-size vocabulary (151,936), random init", with_vocab(larger, work / "larger_vocab", 151_936), False))
+        if not args.prefix:
+            out.append(("larger, random init", larger, False, zero_shot))
+        vocab_examples = zero_shot[: args.n_vocab] if args.n_vocab else zero_shot
+        out.append((VOCAB_NAME, with_vocab(larger, work / "larger_vocab", 151_936), False, vocab_examples))
     return out
 
 
@@ -152,14 +204,14 @@ class TimedLoglikelihood:
             self.seconds += time.perf_counter() - start
 
 
-def run_lm_eval(lm, timer: TimedLoglikelihood, task_manager, task: str, batch_size: int) -> dict:
+def run_lm_eval(lm, timer: TimedLoglikelihood, task_manager, task: str, batch_size: int, limit: int | None = None) -> dict:
     import lm_eval
 
     timer.seconds = 0.0
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
         model=lm, tasks=[task], task_manager=task_manager, batch_size=batch_size, device="cpu",
-        log_samples=True, bootstrap_iters=0, verbosity="ERROR",
+        log_samples=True, bootstrap_iters=0, verbosity="ERROR", limit=limit,
     )
     total = time.perf_counter() - start
     lls = {}
@@ -168,9 +220,9 @@ def run_lm_eval(lm, timer: TimedLoglikelihood, task_manager, task: str, batch_si
     return {"total_s": total, "scoring_s": timer.seconds, "lls": lls}
 
 
-def run_ftlab(model, tokenizer, examples, batch_size: int) -> dict:
+def run_ftlab(model, tokenizer, examples, batch_size: int, reuse: bool = True) -> dict:
     start = time.perf_counter()
-    records = classify(model, tokenizer, examples, LABELS, batch_size)
+    records = classify(model, tokenizer, examples, LABELS, batch_size, reuse_prefix=reuse)
     return {"total_s": time.perf_counter() - start, "records": records}
 
 
@@ -191,20 +243,20 @@ def forced_length():
         generation._generation_config = original
 
 
-def run_generation(model, tokenizer, examples, max_new_tokens: int, forced: bool) -> dict:
+def run_generation(model, tokenizer, examples, max_new_tokens: int, forced: bool, reuse: bool = True) -> dict:
     parse = get_parser("first_token")
     with forced_length() if forced else contextlib.nullcontext():
         start = time.perf_counter()
-        out = generation.generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=max_new_tokens, batch_size=8)
+        out = generation.generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=max_new_tokens, batch_size=8, reuse_prefix=reuse)
         parsed = [parse(r["text"]) for r in out]
         seconds = time.perf_counter() - start
     return {
         "max_new_tokens": max_new_tokens, "forced": forced, "n": len(examples), "s_per_example": seconds / len(examples),
-        "mean_tokens": statistics.mean(r["n_tokens"] for r in out), "parsed": parsed,
+        "mean_tokens": statistics.mean(r["n_tokens"] for r in out), "parsed": parsed, "records": out, "reuse": reuse,
     }
 
 
-def bench_model(name: str, folder: Path, trained: bool, examples, args, work: Path) -> dict:
+def bench_model(name: str, folder: Path, trained: bool, examples: list[Example], args, work: Path) -> dict:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -217,14 +269,20 @@ def bench_model(name: str, folder: Path, trained: bool, examples, args, work: Pa
     timer = TimedLoglikelihood(lm)
     task_manager = TaskManager(include_path=str(task_dir))
 
-    # Warm-up: the first forward pass in a process is 2-3x slower; one full pass per side, excluded.
-    run_ftlab(model, tokenizer, examples, args.batch_size)
-    run_lm_eval(lm, timer, task_manager, task, args.batch_size)
-    ft_runs, lm_runs = [], []
-    for _ in range(args.repeats):  # alternate, so shared-CPU load drifts hit both sides alike
+    # Warm-up: the first forward passes in a process are 2-3x slower (allocation); one batch per
+    # side, excluded (a full pass of the few-shot case would cost minutes per side on 2 cores).
+    warm = examples[: args.batch_size]
+    run_ftlab(model, tokenizer, warm, args.batch_size)
+    run_ftlab(model, tokenizer, warm, args.batch_size, reuse=False)
+    run_lm_eval(lm, timer, task_manager, task, args.batch_size, limit=len(warm))
+    ft_runs, plain_runs, lm_runs = [], [], []
+    for _ in range(args.repeats):  # alternate, so shared-CPU load drifts hit every side alike
         ft_runs.append(run_ftlab(model, tokenizer, examples, args.batch_size))
+        plain_runs.append(run_ftlab(model, tokenizer, examples, args.batch_size, reuse=False))
         lm_runs.append(run_lm_eval(lm, timer, task_manager, task, args.batch_size))
     records, lls = ft_runs[-1]["records"], lm_runs[-1]["lls"]
+    plain = plain_runs[-1]["records"]
+    shared = SharedPrefix.build(model, [prompt_ids(tokenizer, e.prompt) for e in examples])
     agree, margins, margin_diff = 0, [], 0.0
     for i, r in enumerate(records):
         ll = lls[i]
@@ -237,6 +295,10 @@ def bench_model(name: str, folder: Path, trained: bool, examples, args, work: Pa
     result = {
         "model": name, "trained": trained, "n_params": model.num_parameters(), "n": n, "token_mismatches": mismatches,
         "ftlab_s": statistics.median(r["total_s"] for r in ft_runs),
+        "plain_s": statistics.median(r["total_s"] for r in plain_runs),
+        "shared_tokens": shared.length if shared is not None else 0,
+        "reuse_equal": sum(a["pred"] == b["pred"] for a, b in zip(records, plain)) / n,
+        "reuse_diff": max(abs(a["logits"][k] - b["logits"][k]) for a, b in zip(records, plain) for k in LABELS),
         "lm_scoring_s": statistics.median(r["scoring_s"] for r in lm_runs),
         "lm_total_s": statistics.median(r["total_s"] for r in lm_runs),
         "agreement": agree / n, "min_margin": min(margins), "max_margin_diff": margin_diff,
@@ -244,47 +306,89 @@ def bench_model(name: str, folder: Path, trained: bool, examples, args, work: Pa
         "prompt_tokens": statistics.mean(len(prompt_ids(tokenizer, e.prompt)) for e in examples),
     }
     print(
-        f"{name}: ftlab {n / result['ftlab_s']:.0f} ex/s, lm-eval scoring {n / result['lm_scoring_s']:.0f} ex/s, "
-        f"end-to-end {n / result['lm_total_s']:.0f} ex/s; agreement {result['agreement']:.1%}", flush=True,
+        f"{name}: ftlab {n / result['ftlab_s']:.1f} ex/s (no reuse {n / result['plain_s']:.1f}), lm-eval scoring "
+        f"{n / result['lm_scoring_s']:.1f} ex/s, end-to-end {n / result['lm_total_s']:.1f} ex/s; agreement {result['agreement']:.1%}, "
+        f"reuse = plain {result['reuse_equal']:.1%} (max diff {result['reuse_diff']:.1e})", flush=True,
     )
 
     # Generation: warm-up on 8 short rows, then each budget on its own small sample of the same examples.
     run_generation(model, tokenizer, examples[:8], 4, forced=False)
     run_generation(model, tokenizer, examples[:8], 4, forced=True)
+    result["generation_reuse"] = compare_generation(model, tokenizer, examples, args) if name == FEWSHOT_NAME else None
     gens = []
-    for max_new, count, forced in args.gen_plan:
+    for max_new, count, forced in ([] if args.prefix else args.gen_plan):
         g = run_generation(model, tokenizer, examples[:count], max_new, forced)
         if not forced:
             g["agreement"] = sum(p == r["pred"] for p, r in zip(g["parsed"], records)) / count
-        del g["parsed"]
+        del g["parsed"], g["records"]
         print(f"  generate {max_new} {'forced' if forced else 'natural'}: {g['s_per_example']:.3f} s/example, {g['mean_tokens']:.0f} tokens", flush=True)
         gens.append(g)
     result["generation"] = gens
     return result
 
 
+def compare_generation(model, tokenizer, examples, args) -> dict:
+    """Generation with and without prefix reuse, alternating; records must be equal."""
+    max_new, count = args.gen_compare
+    run_generation(model, tokenizer, examples[:8], 4, forced=False, reuse=False)
+    reuse, plain = [], []
+    for _ in range(args.repeats):
+        reuse.append(run_generation(model, tokenizer, examples[:count], max_new, forced=False))
+        plain.append(run_generation(model, tokenizer, examples[:count], max_new, forced=False, reuse=False))
+    out = {
+        "max_new_tokens": max_new, "n": count, "mean_tokens": reuse[-1]["mean_tokens"],
+        "reuse_s": statistics.median(g["s_per_example"] for g in reuse), "plain_s": statistics.median(g["s_per_example"] for g in plain),
+        "equal": sum(a == b for a, b in zip(reuse[-1]["records"], plain[-1]["records"])) / count,
+    }
+    print(f"  generate {max_new} with reuse {out['reuse_s']:.3f} s/example, without {out['plain_s']:.3f}; records equal {out['equal']:.0%}", flush=True)
+    return out
+
+
 def render(results: list[dict], args) -> str:
+    flag = " --quick" if args.quick else " --prefix" if args.prefix else ""
     lines = [
-        "", f"## Evaluation throughput: ftlab logits vs lm-eval multiple choice vs generation (bench/eval_throughput{' --quick' if args.quick else ''})", "",
+        "", f"## Evaluation throughput: ftlab logits (shared-prefix reuse) vs lm-eval multiple choice vs generation (bench/eval_throughput{flag})", "",
         machine_line().rstrip(".") + f"; lm_eval {_version('lm_eval')}; {torch.get_num_threads()} torch threads.", "",
-        f"Task: hem test split, {results[0]['n']} examples (P/N), batch {args.batch_size} on both sides, fp32 CPU. "
-        f"Median of {args.repeats} alternating repeats, first pass of each side excluded (warm-up). The CPU was shared "
-        "with other work during the run: absolute rates are indicative only; ratios were measured side by side. "
-        "Command: `.venv/bin/python bench/eval_throughput/run.py" + (" --quick" if args.quick else "") + "`.", "",
+        f"Task: hem test split (P/N), batch {args.batch_size} on every side, fp32 CPU. Median of {args.repeats} alternating "
+        "repeats (ftlab with reuse, ftlab without, lm-eval), a warm-up batch of each side excluded. The CPU was shared "
+        f"with other work during the run (load average {args.load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+        f"on {os.cpu_count()} cores): absolute rates are indicative only; ratios were measured side by side. "
+        f"Command: `.venv/bin/python bench/eval_throughput/run.py{flag}`.", "",
         "lm-eval 'scoring' = time inside HFLM.loglikelihood; 'end-to-end' = the whole simple_evaluate call with the "
         "model already loaded (task + dataset build, scoring, metrics; bootstrap off; it also runs `pip list` "
         "for its environment record, about 1 s per call here). Agreement: share of examples "
-        "where lm-eval's argmax log-likelihood choice equals ftlab's prediction.", "",
-        "| model | params | prompt tokens | accuracy | ftlab ex/s | lm-eval scoring ex/s | lm-eval end-to-end ex/s | speed-up (scoring) | speed-up (end-to-end) | agreement | min |margin| | max margin diff | token mismatches |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "where lm-eval's argmax log-likelihood choice equals ftlab's prediction (with reuse). 'reuse = plain': share of "
+        "examples where ftlab's decision with prefix reuse equals its decision without; 'max score diff': the largest "
+        "|label score with reuse - without| over all examples and labels.", "",
+        "| model | params | examples | prompt tokens | shared prefix tokens | accuracy | ftlab ex/s | ftlab, no reuse ex/s | lm-eval scoring ex/s | lm-eval end-to-end ex/s | speed-up (scoring) | no reuse vs lm-eval scoring | reuse vs no reuse | speed-up (end-to-end) | agreement | reuse = plain | max score diff | min |margin| | max margin diff vs lm-eval | token mismatches |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         n = r["n"]
         lines.append(
-            f"| {r['model']} | {r['n_params'] / 1e6:.1f}M | {r['prompt_tokens']:.0f} | {r['accuracy']:.3f} | {n / r['ftlab_s']:.0f} | "
-            f"{n / r['lm_scoring_s']:.0f} | {n / r['lm_total_s']:.0f} | {r['lm_scoring_s'] / r['ftlab_s']:.2f}x | "
-            f"{r['lm_total_s'] / r['ftlab_s']:.2f}x | {r['agreement']:.1%} | {r['min_margin']:.3g} | {r['max_margin_diff']:.2g} | {r['token_mismatches']} |"
+            f"| {r['model']} | {r['n_params'] / 1e6:.1f}M | {n} | {r['prompt_tokens']:.0f} | {r['shared_tokens']} | {r['accuracy']:.3f} | "
+            f"{n / r['ftlab_s']:.1f} | {n / r['plain_s']:.1f} | {n / r['lm_scoring_s']:.1f} | {n / r['lm_total_s']:.1f} | "
+            f"**{r['lm_scoring_s'] / r['ftlab_s']:.2f}x** | {r['lm_scoring_s'] / r['plain_s']:.2f}x | {r['plain_s'] / r['ftlab_s']:.2f}x | "
+            f"{r['lm_total_s'] / r['ftlab_s']:.2f}x | {r['agreement']:.1%} | {r['reuse_equal']:.1%} | {r['reuse_diff']:.1e} | "
+            f"{r['min_margin']:.3g} | {r['max_margin_diff']:.2g} | {r['token_mismatches']} |"
         )
+    compared = [r for r in results if r.get("generation_reuse")]
+    if compared:
+        lines += [
+            "", "Generation with and without prefix reuse (ftlab generate, greedy, batch 8, the model stops at end of turn "
+            "or max_new_tokens; median of alternating repeats). 'records equal': text, finish reason and token counts "
+            "identical with and without reuse.", "",
+            "| model | examples | max_new_tokens | mean tokens | s/example with reuse | s/example without | speed-up | records equal |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in compared:
+            g = r["generation_reuse"]
+            lines.append(
+                f"| {r['model']} | {g['n']} | {g['max_new_tokens']} | {g['mean_tokens']:.0f} | {g['reuse_s']:.3f} | {g['plain_s']:.3f} | "
+                f"{g['plain_s'] / g['reuse_s']:.2f}x | {g['equal']:.0%} |"
+            )
+    if not any(r["generation"] for r in results):
+        return "\n".join(lines) + "\n"
     lines += [
         "", "Generate-then-parse (ftlab generate, greedy, batch 8, first_token parser). 'natural' = the model may stop at "
         "end of turn; 'forced' = exactly max_new_tokens per example (the cost at that budget). Per-example seconds; "
@@ -319,8 +423,17 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=400, help="classification examples (hem test holds ~490 balanced)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prefix", action="store_true", help="shared-prefix reuse cases only: few-shot and zero-shot 152k vocabulary (~5 min)")
+    parser.add_argument("--n-fewshot", type=int, default=64, help="few-shot examples (~790 tokens each: ~1 s per example for lm-eval on 2 cores)")
+    parser.add_argument("--n-vocab", type=int, default=None, help="examples for the 152k-vocabulary case (default: --n)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = parser.parse_args()
+    args.load_start = os.getloadavg()[0]
+    args.gen_compare = (32, 16)  # (max_new_tokens, examples): generation with vs without reuse, few-shot case
+    if args.prefix:
+        args.repeats = min(args.repeats, 2)
+        args.n_vocab = args.n_vocab or 96  # lm-eval: ~8 ex/s at 152k vocabulary on an idle machine, ~1 at load 8
+        args.gen_plan = []
     if args.quick:
         args.n, args.repeats = 64, 1
         # (max_new_tokens, examples, forced)
@@ -328,9 +441,8 @@ def main() -> int:
     else:
         # Seed 002 boxes a short answer in 32 tokens; seed 001's GSM8K budgets are 256 and 512.
         args.gen_plan = [(32, 32, False), (32, 32, True), (256, 16, True), (512, 8, True)]
-    examples = generators.get("hem")(n=args.n, split="test", seed=0)
     work = Path(tempfile.mkdtemp(prefix="ftlab-evalbench-"))
-    results = [bench_model(name, folder, trained, examples, args, work) for name, folder, trained in models(work, args.quick)]
+    results = [bench_model(name, folder, trained, examples, args, work) for name, folder, trained, examples in models(work, args)]
     text = render(results, args)
     print(text)
     if not args.no_append:

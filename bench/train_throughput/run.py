@@ -213,7 +213,7 @@ def run_config(job: dict) -> dict:
     if config.startswith("ftlab"):
         if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
             ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
-        hp = dict(HP, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config, compile="compile" in config)
+        hp = Train.model_validate(dict(HP, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config, compile="compile" in config))
         trainer = ftlab_trainer.build_trainer(model, tok, job["rows"], hp, ftlab_trainer.TrainerSetup(out, seed=seed))
         trainer.args.save_strategy = "no"
     else:

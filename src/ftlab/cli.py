@@ -183,7 +183,9 @@ def cmd_plan(args) -> int:
     graph, profile = build_graph(plan), profile_for(plan, args.cluster)
     cost = estimate(graph, profile) if args.cost else None
     if args.json:
-        print(json.dumps({"runs": rows, "cost": cost.as_dict()} if cost else rows, indent=2))
+        from ftlab.jsonout import dumps_rows
+
+        print(json.dumps({"runs": rows, "cost": cost.as_dict()}, indent=2) if cost else dumps_rows(rows))
         return 0
     from ftlab.report.summary import table
 
@@ -199,7 +201,8 @@ def cmd_plan(args) -> int:
 
 def cmd_run(args) -> int:
     from ftlab.pipeline import build_graph
-    from ftlab.runners.local import is_done, run_graph, select_tasks
+    from ftlab.runners.local import LocalRunner
+    from ftlab.stages import is_done, select_tasks
 
     graph = build_graph(_plan(args.spec))
     if args.dry_run:
@@ -214,7 +217,7 @@ def cmd_run(args) -> int:
         from ftlab.evaluate.stage import forget_results
 
         forget_results(graph, args.rerun_evaluators)  # and un-marks the eval tasks: they run, keeping the rest
-    outcome = run_graph(graph, registry, rerun=rerun, only=only, skip=args.skip)
+    outcome = LocalRunner(registry).submit(graph, rerun=rerun, only=only, skip=args.skip)
     summary = graph.plan.output_dir / "report" / "summary.txt"
     if summary.is_file():
         print("\n" + summary.read_text().rstrip())
@@ -251,13 +254,14 @@ def cmd_status(args) -> int:
 
 def cmd_submit(args) -> int:
     from ftlab.runners.slurm.profile import profile_for
-    from ftlab.runners.slurm.submit import describe, submit
+    from ftlab.runners.slurm.runner import SlurmRunner
+    from ftlab.runners.slurm.submit import describe
 
     graph, registry = _graph(args.spec)
     profile = profile_for(graph.plan, args.cluster)
     if not args.dry_run:
         _record_runs(graph, registry)
-    result = submit(graph, registry, profile, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed)
+    result = SlurmRunner(registry, profile).submit(graph, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed)
     print("\n".join(describe(result, dry_run=args.dry_run)))
     if result.jobs:
         print(f"scripts in {graph.plan.output_dir / 'slurm' / 'scripts'}; logs in {graph.plan.output_dir / 'slurm' / 'logs'}")
@@ -268,17 +272,17 @@ def cmd_cancel(args) -> int:
     from ftlab.runners.slurm.submit import cancel
 
     graph, registry = _graph(args.spec)
-    cancelled = cancel(graph, registry)
+    cancelled = cancel(graph, registry)  # SlurmRunner.cancel without loading a cluster profile
     print(f"cancelled {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}: {' '.join(cancelled)}" if cancelled else "no queued or running jobs")
     return 0
 
 
 def cmd_report(args) -> int:
-    from ftlab.pipeline import StageContext
-    from ftlab.runners.local import execute
+    from ftlab.stages import REPORT_KEY, context, execute
 
     graph, registry = _graph(args.spec)
-    execute(graph.task("report"), StageContext(graph.plan.output_dir, registry, graph.plan.spec_path), rerun=True)
+    task = graph.task(REPORT_KEY)
+    execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path), rerun=True)
     report = graph.plan.output_dir / "report"
     print((report / "summary.txt").read_text().rstrip())
     print(f"\nreport: {report / 'index.html'}")
@@ -303,33 +307,32 @@ def cmd_export_mlflow(args) -> int:
 
 def cmd_stage_run(args) -> int:
     from ftlab.errors import StageError
-    from ftlab.pipeline import StageContext
-    from ftlab.runners.local import execute, is_done
+    from ftlab.stages import context, execute, is_done, missing_deps
 
     graph, registry = _graph(args.spec)
     task = graph.task(args.task)
-    missing = [d for d in task.deps if not is_done(graph.task(d))]
+    missing = missing_deps(task, graph)
     if missing:
         raise StageError(f"{task.key} needs {', '.join(missing)} to be done first")
     if is_done(task) and not args.rerun:
         print(f"{task.key}: done already")
         return 0
     _record_runs(graph, registry)
-    seconds = execute(task, StageContext(graph.plan.output_dir, registry, graph.plan.spec_path), rerun=args.rerun)
+    seconds = execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path), rerun=args.rerun)
     print(f"{task.key}: done in {seconds:.1f}s")
     return 0
 
 
 def cmd_stage_exec(args) -> int:
     from ftlab import atomic
-    from ftlab.pipeline import StageContext, stage_function
+    from ftlab.stages import context, stage_function
     from ftlab.train.launch import is_main_rank
 
     graph, registry = _graph(args.spec)
     task = graph.task(args.task)
-    outputs = stage_function(task.stage)(task, StageContext(graph.plan.output_dir, registry, graph.plan.spec_path))
+    result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path))
     if is_main_rank():
-        atomic.write_json(task.out_dir / "_outputs.json", outputs)
+        atomic.write_json(task.out_dir / "_outputs.json", result.outputs)
     return 0
 
 

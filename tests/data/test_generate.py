@@ -293,7 +293,7 @@ def train_tiny(tmp_path, name: str, *, n: int, epochs: float, lr: float, max_len
     for e in train:
         ids, mask = example_ids(tokenizer, e, max_length)
         rows.append({"input_ids": ids, "completion_mask": mask})
-    hp = Train(epochs=epochs, learning_rate=lr, batch_size=16, max_length=max_length, warmup_ratio=0.05, logging_steps=1000).model_dump()
+    hp = Train(epochs=epochs, learning_rate=lr, batch_size=16, max_length=max_length, warmup_ratio=0.05, logging_steps=1000)
     build_trainer(model, tokenizer, rows, hp, TrainerSetup(tmp_path / "checkpoints", seed=0)).train()
     return load_model(base, dtype=torch.float32), model, tokenizer
 

@@ -13,6 +13,9 @@ import pytest
 from ftlab.data.example import Example
 from ftlab.data.formats import load_examples, read_examples, write_examples
 from ftlab.data.stage import fewshot_text, run_data
+from ftlab.spec.schema import Dataset
+from ftlab.stages import StageContext
+from ftlab.stages.inputs import DataInputs
 from ftlab.errors import DataError
 
 
@@ -92,23 +95,18 @@ def test_none_completion_round_trips_and_has_a_fewshot_text(tmp_path: Path):
         Example.from_json({"prompt": [], "completion": 3})
 
 
-class FakeTask:
-    def __init__(self, out_dir: Path, **inputs):
-        self.out_dir, self.inputs = out_dir, inputs
-
-
-def data_task(tmp_path: Path, path: Path, role: str, labels, **extra) -> FakeTask:
-    dataset = {"name": role, "role": role, "path": path.name, "format": "auto", "generate": None,
-               "limit": None, "resample": None}
+def run_data_stage(tmp_path: Path, path: Path, role: str, labels, dataset: dict | None = None, **extra) -> dict:
+    """The data stage on one file, as the pipeline calls it: typed inputs and a context."""
+    spec = Dataset(name=role, role=role, path=path.name, **(dataset or {}))
     out = tmp_path / f"out_{role}"
     out.mkdir()
-    return FakeTask(out, dataset=dataset, file=str(path), labels=labels, label_field=None, positive=None,
-                    fewshot=None, **extra)
+    inputs = DataInputs(dataset=spec, file=str(path), labels=labels, label_field=None, positive=None, **extra)
+    return run_data(inputs, StageContext(out, tmp_path)).outputs
 
 
 def test_data_stage_takes_prompt_only_test_rows_and_no_label_set(tmp_path: Path):
     path = write_rows(tmp_path / "safety.jsonl", PROMPT_ONLY[:2])
-    result = run_data(data_task(tmp_path, path, "test", labels=None), ctx=None)
+    result = run_data_stage(tmp_path, path, "test", labels=None)
     assert result["n"] == 2 and result["unanswered"] == 2 and result["labels"] == {"null": 2}
     examples = read_examples(tmp_path / "out_test" / "examples.jsonl")
     assert [e.completion for e in examples] == [None, None]
@@ -117,10 +115,10 @@ def test_data_stage_takes_prompt_only_test_rows_and_no_label_set(tmp_path: Path)
 def test_data_stage_train_split_still_requires_answers(tmp_path: Path):
     path = write_rows(tmp_path / "safety.jsonl", PROMPT_ONLY[:1])
     with pytest.raises(DataError, match="line 1: has 'prompt' but no 'completion'"):
-        run_data(data_task(tmp_path, path, "train", labels=None), ctx=None)
+        run_data_stage(tmp_path, path, "train", labels=None)
     # The pipeline may say so explicitly for an eval split too.
     with pytest.raises(DataError, match="line 1: has 'prompt' but no 'completion'"):
-        run_data(data_task(tmp_path, path, "valid", labels=None, require_answer=True), ctx=None)
+        run_data_stage(tmp_path, path, "valid", labels=None, require_answer=True)
 
 
 def test_encoding_a_prompt_only_example_for_training_is_a_clear_error():
@@ -133,12 +131,10 @@ def test_encoding_a_prompt_only_example_for_training_is_a_clear_error():
 
 def test_data_stage_reads_columns_and_registrations_from_the_dataset_spec(tmp_path: Path):
     path = write_rows(tmp_path / "qa.jsonl", [{"question": "Is 7 prime?", "verdict": "P"}, {"question": "8?", "verdict": "N"}])
-    task = data_task(tmp_path, path, "train", labels=["P", "N"])
-    task.inputs["dataset"]["columns"] = {"prompt": "question", "label": "verdict"}
-    assert run_data(task, ctx=None)["labels"] == {"N": 1, "P": 1}
+    columns = {"columns": {"prompt": "question", "label": "verdict"}}
+    assert run_data_stage(tmp_path, path, "train", labels=["P", "N"], dataset=columns)["labels"] == {"N": 1, "P": 1}
     registry = tmp_path / "dataset_info.json"
     registry.write_text(json.dumps({"qa": {"file_name": "qa.jsonl", "columns": {"prompt": "question", "response": "verdict"}}}))
-    task = data_task(tmp_path, registry, "valid", labels=["P", "N"])
-    task.inputs["dataset"]["name_in_registry"] = "qa"
-    assert run_data(task, ctx=None)["labels"] == {"N": 1, "P": 1}
+    entry = {"name_in_registry": "qa"}
+    assert run_data_stage(tmp_path, registry, "valid", labels=["P", "N"], dataset=entry)["labels"] == {"N": 1, "P": 1}
     assert read_examples(tmp_path / "out_valid" / "examples.jsonl")[0].completion == "P"

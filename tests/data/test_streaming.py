@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import tracemalloc
 from pathlib import Path
-from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +16,9 @@ import pytest
 
 from ftlab.data.formats import load_examples, read_examples
 from ftlab.data.stage import run_data
+from ftlab.spec.schema import Dataset
+from ftlab.stages import StageContext
+from ftlab.stages.inputs import DataInputs
 
 ROWS = 12_000  # x ~1 kB = ~12 MB of JSONL: big enough that holding it would show, ~2 s to stream
 
@@ -46,10 +48,9 @@ def peak_mb(fn) -> float:
 
 def stage(path: Path, out: Path):
     out.mkdir()
-    dataset = {"name": "train", "role": "train", "path": path.name, "format": "auto", "generate": None,
-               "limit": None, "resample": None}
-    task = SimpleNamespace(out_dir=str(out), inputs={"dataset": dataset, "file": str(path), "labels": None})
-    return lambda: run_data(task, ctx=None)
+    inputs = DataInputs(dataset=Dataset(name="train", role="train", path=path.name), file=str(path), labels=None,
+                        label_field=None, positive=None)
+    return lambda: run_data(inputs, StageContext(out, out.parent))
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])

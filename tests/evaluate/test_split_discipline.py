@@ -46,7 +46,7 @@ def test_fewshot_pool_leaves_training_and_prefixes_eval_prompts(tmp_path: Path):
     from ftlab.spec.plan import load_plan
 
     task = build_graph(load_plan(spec)).task("eval/run")
-    data = eval_splits(task.inputs, {n: load_split(p) for n, p in task.inputs["splits"].items()})
+    data = eval_splits(task.inputs, {n: load_split(p) for n, p in task.inputs.split_dirs.items()})
     prompt = data["valid"][0].prompt
     assert [m["role"] for m in prompt] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert [prompt[1]["content"], prompt[2]["content"], prompt[3]["content"]] == [pool[0].prompt[-1]["content"], pool[0].completion, pool[1].prompt[-1]["content"]]

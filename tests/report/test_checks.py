@@ -125,6 +125,8 @@ def test_nothing_evaluated_yet_gives_empty_tables_and_inconclusive_checks(tmp_pa
     from ftlab.report.html import write_html
     from ftlab.report.plots import draw_plots
     from ftlab.report.results import results_frame
+    from ftlab.spec.schema import Report
+    from ftlab.stages.inputs import ReportInputs, Selection
 
     reg = Registry(tmp_path / "registry.sqlite")
     reg.upsert_run("r1-a", index=0, name="lr0.1", kind="sweep", seed=0, sweep={"lr": 0.1}, config={"method": {"name": "full"}})
@@ -137,6 +139,8 @@ def test_nothing_evaluated_yet_gives_empty_tables_and_inconclusive_checks(tmp_pa
     results = run_checks(agg, checks, default_split="test", default_evaluator="logits")
     assert [r["status"] for r in results] == ["inconclusive"] * 4 and results[0]["details"] == ["no results match"]
     assert draw_plots(df, agg, tmp_path / "plots", names=[], splits=["valid", "test"], select={}, experiment_dir=tmp_path) == []
-    write_html(tmp_path / "index.html", df=df, agg=agg, checks=results, plots=[], rows=[], inputs={"splits": ["valid", "test"]},
+    write_html(tmp_path / "index.html", df=df, agg=agg, checks=results, plots=[], rows=[], inputs=ReportInputs(
+        evals={}, splits=["valid", "test"], report=Report(), spec="", name="", run_ids=[], variables=[],
+        select=Selection(split="valid", metric="accuracy", evaluator="logits", higher_is_better=True)),
                registry=reg, experiment_dir=tmp_path)
     assert "no results match" in (tmp_path / "index.html").read_text()

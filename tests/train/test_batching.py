@@ -57,12 +57,12 @@ def test_compiled_blocks_train_like_eager_and_save_the_same_weights(tmp_path: Pa
     rows = [{"input_ids": [rng.randrange(3, 200) for _ in range(rng.randrange(5, 40))] + [7, 2], "completion_mask": None} for _ in range(24)]
     for r in rows:
         r["completion_mask"] = [0] * (len(r["input_ids"]) - 2) + [1, 1]
-    hp = Train().model_dump() | {"batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "max_length": 64}
+    hp = Train(batch_size=4, learning_rate=1e-3, logging_steps=1, max_length=64)
     results = {}
     for compile_ in (False, True):
         set_seed(0)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        trainer = build_trainer(model, AutoTokenizer.from_pretrained(model_dir), rows, dict(hp, compile=compile_),
+        trainer = build_trainer(model, AutoTokenizer.from_pretrained(model_dir), rows, hp.model_copy(update={"compile": compile_}),
                                 TrainerSetup(tmp_path / f"out{compile_}", seed=0))
         compiled = [m for m in trainer.model.modules() if getattr(m, "_compiled_call_impl", None)]
         assert len(compiled) == (2 if compile_ else 0)

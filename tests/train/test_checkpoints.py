@@ -48,9 +48,9 @@ def _train(model_dir: Path, out: Path, callbacks: list, *, epochs: float = 2, sa
     for e in generators.get("hem")(n=40, split="train", seed=0):
         ids, mask = example_ids(tok, e, 128)
         rows.append({"input_ids": ids, "completion_mask": mask})
-    hp = Train(epochs=epochs, batch_size=8, save_steps=save_steps, logging_steps=logging_steps, keep_last=keep_last).model_dump(mode="json")
-    namer = CheckpointNamer(out, keep_last=hp["keep_last"])
-    trainer = build_trainer(model, tok, rows, {**hp, "keep_last": None}, TrainerSetup(out / "checkpoints", 0, False, [*callbacks, namer]))
+    hp = Train(epochs=epochs, batch_size=8, save_steps=save_steps, logging_steps=logging_steps, keep_last=keep_last)
+    namer = CheckpointNamer(out, keep_last=hp.keep_last)
+    trainer = build_trainer(model, tok, rows, hp.model_copy(update={"keep_last": None}), TrainerSetup(out / "checkpoints", 0, False, [*callbacks, namer]))
     trainer.result = trainer.train(resume_from_checkpoint=resume)
     return trainer
 

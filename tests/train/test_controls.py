@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from ftlab.cli import main
 from ftlab.errors import ModelError
+from ftlab.spec.schema import Quantization
 from ftlab.registry import Registry
 from tests.conftest import write_spec
 
@@ -39,4 +40,4 @@ def test_missing_bitsandbytes_names_the_fix(monkeypatch, tiny_model_dir):
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # makes `import bitsandbytes` raise ImportError
     with pytest.raises(ModelError, match=r"pip install 'ftlab\[qlora\]'"):
-        load_model(str(tiny_model_dir), quantization={"bits": 4, "quant_type": "nf4", "double_quant": True})
+        load_model(str(tiny_model_dir), quantization=Quantization())

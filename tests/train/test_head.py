@@ -12,7 +12,7 @@ from trl import SFTConfig, SFTTrainer
 
 from ftlab.data.encode import example_ids
 from ftlab.data.generate import generators
-from ftlab.spec.schema import Train
+from ftlab.spec.schema import Method, Train
 from ftlab.train.head import add_completion_head, head_owner
 from ftlab.train.loss import WEIGHT, WeightedSFTTrainer, sample_weight
 from ftlab.train.trainer import TrainerSetup, build_trainer
@@ -49,11 +49,11 @@ def _model(model_dir, method):
 
     torch.manual_seed(0)  # LoRA's A matrices
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return apply_method(model, method or {"name": "full"})
+    return apply_method(model, Method.model_validate(method or {"name": "full"}))
 
 
 def _ftlab(model_dir, tmp_path, rows, method=None, weighted=True):
-    hp = Train().model_dump() | {"batch_size": 8, "max_length": 128}
+    hp = Train(batch_size=8, max_length=128)
     trainer = build_trainer(_model(model_dir, method), AutoTokenizer.from_pretrained(model_dir), rows, hp, TrainerSetup(tmp_path / "f", 0, weighted))
     assert trainer.completion_head_blocker is None
     return trainer

@@ -46,8 +46,8 @@ def test_multi_gpu_run_goes_through_accelerate(tmp_path: Path, monkeypatch):
     """The local runner hands a gpus>1 train task to `accelerate launch` with the rendered config."""
     import subprocess
 
-    from ftlab.pipeline import StageContext, build_graph
-    from ftlab.runners.local import run_stage
+    from ftlab.pipeline import build_graph
+    from ftlab.stages import context, run_stage
     from ftlab.spec.plan import load_plan
     from tests.conftest import write_spec
 
@@ -64,8 +64,8 @@ def test_multi_gpu_run_goes_through_accelerate(tmp_path: Path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     task.out_dir.mkdir(parents=True)
-    outputs = run_stage(task, StageContext(plan.output_dir, None, plan.spec_path))
-    assert outputs == {"global_step": 1}
+    result = run_stage(task, context(task, plan.output_dir, None, plan.spec_path))
+    assert result.outputs == {"global_step": 1}
     assert seen["argv"][1:4] == ["launch", "--config_file", str(task.out_dir / "accelerate.yaml")]
     assert seen["argv"][-4:] == ["stage", "exec", str(plan.spec_path), "train/run"]
     assert load_config_from_file(str(task.out_dir / "accelerate.yaml")).num_processes == 2

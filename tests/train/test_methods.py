@@ -10,6 +10,7 @@ import pytest
 from ftlab.cli import main
 from ftlab.registry import Registry
 from ftlab.spec.plan import load_plan
+from ftlab.spec.schema import Quantization
 from tests.conftest import write_spec
 
 
@@ -34,7 +35,7 @@ def test_qlora_loads_linear_layers_in_4bit(tiny_model_dir):
 
     from ftlab.models.load import load_model
 
-    model = load_model(str(tiny_model_dir), quantization={"bits": 4, "quant_type": "nf4", "double_quant": True})
+    model = load_model(str(tiny_model_dir), quantization=Quantization())
     kinds = {type(m).__name__ for m in model.modules()}
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()), kinds
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ftlab.pipeline import StageContext, build_graph
+from ftlab.pipeline import build_graph
 from ftlab.registry import Registry
-from ftlab.runners.local import execute
+from ftlab.stages import context, execute
 from ftlab.spec.plan import load_plan
 from tests.conftest import write_spec
 
@@ -18,10 +18,10 @@ from tests.conftest import write_spec
 def _run_stages(spec: Path, upto: str):
     plan = load_plan(spec)
     graph = build_graph(plan)
-    ctx = StageContext(plan.output_dir, Registry(plan.output_dir / "registry.sqlite"))
+    registry = Registry(plan.output_dir / "registry.sqlite")
     for task in graph.tasks:
         if task.stage in ("data", "model") or task.key == upto:
-            execute(task, ctx)
+            execute(task, context(task, plan.output_dir, registry))
     return graph
 
 
@@ -31,7 +31,7 @@ def _base_weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_lora_leaves_base_unchanged_and_changes_adapters(tmp_path: Path):
     graph = _run_stages(write_spec(tmp_path, method="lora"), "train/run")
-    base_dir = Path(graph.task("train/run").inputs["base"])
+    base_dir = Path(graph.task("train/run").inputs.base_dir)
     before = _base_weights(base_dir)
     ckpt = Path(graph.task("train/run").out_dir) / "checkpoints"
     final = sorted(ckpt.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
@@ -52,7 +52,7 @@ def test_lora_leaves_base_unchanged_and_changes_adapters(tmp_path: Path):
 def test_full_training_changes_weights_and_names_epoch_checkpoints(tmp_path: Path):
     graph = _run_stages(write_spec(tmp_path, method="full", epochs=2, save_steps=10), "train/run")
     train_dir = Path(graph.task("train/run").out_dir)
-    before = _base_weights(Path(graph.task("train/run").inputs["base"]))
+    before = _base_weights(Path(graph.task("train/run").inputs.base_dir))
     names = [c["name"] for c in json.loads((train_dir / "checkpoints.json").read_text())]
     # 240 examples / batch 16 = 15 steps per epoch: step 10, epoch_0 (15), step 20, epoch_1 (30)
     assert names == ["step_0", "step_10", "epoch_0", "step_20", "epoch_1"]

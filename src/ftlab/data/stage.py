@@ -1,13 +1,8 @@
 """Data stage: load or generate one dataset, check labels, write ftlab's normalised JSONL.
 
-Outputs (in the task's out_dir): examples.jsonl (one Example per line) and stats.json.
-
-task.inputs read here: "dataset" (the Dataset spec as JSON, including its "columns" and
-"name_in_registry"), "file" (a file, an HF dataset directory or a dataset_info.json; hash it with
-ftlab.data.sources.data_digest, which follows directories and registrations), "labels" (None for a
-generation task: no label check), "label_field", "positive", "fewshot", and "require_answer"
-(optional; default: True for role train, False otherwise, so valid/test splits may hold
-prompt-only rows whose completion is None).
+Outputs (in ctx.out_dir): examples.jsonl (one Example per line) and stats.json.
+Inputs: ftlab.stages.inputs.DataInputs (`file` is a file, an HF dataset directory or a
+dataset_info.json; ftlab.data.sources.data_digest hashes it, following directories and registrations).
 """
 
 from __future__ import annotations
@@ -15,47 +10,46 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
-
 from ftlab import atomic
 from ftlab.data.formats import iter_examples, read_examples, write_examples
 from ftlab.data.generate import generators
 from ftlab.data.resample import resample
 from ftlab.errors import DataError
+from ftlab.stages.contract import StageContext, StageResult
+from ftlab.stages.inputs import DataInputs
 
 
-def run_data(task, ctx) -> dict[str, Any]:
-    ds = task.inputs["dataset"]
-    labels = task.inputs.get("labels")
-    require_answer = task.inputs.get("require_answer", ds["role"] == "train")
-    if ds.get("generate"):
-        gen = ds["generate"]
-        examples = generators.get(gen["name"])(n=gen["n"], split=gen.get("split") or ds["role"], seed=gen["seed"])
+def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
+    ds = inputs.dataset
+    labels = inputs.labels
+    require_answer = inputs.require_answer if inputs.require_answer is not None else ds.role == "train"
+    if ds.generate:
+        gen = ds.generate
+        examples = generators.get(gen.name)(n=gen.n, split=gen.split or ds.role, seed=gen.seed)
         bad = [e for e in examples if e.label not in labels] if labels is not None else []
         if bad:
-            raise DataError(f"generator '{gen['name']}' produced label '{bad[0].label}', not in task.labels {labels}")
+            raise DataError(f"generator '{gen.name}' produced label '{bad[0].label}', not in task.labels {labels}")
     else:
         examples = iter_examples(
-            Path(task.inputs["file"]), format=ds["format"], labels=labels,
-            label_field=task.inputs.get("label_field"), require_answer=require_answer,
-            columns=ds.get("columns"), name_in_registry=ds.get("name_in_registry"),
+            Path(inputs.file), format=ds.format, labels=labels, label_field=inputs.label_field,
+            require_answer=require_answer, columns=ds.columns, name_in_registry=ds.name_in_registry,
         )
-    if ds.get("only_labels"):  # a split defined by its labels (seed 000's positives-only valid_hem_only)
-        keep = set(ds["only_labels"])
+    if ds.only_labels:  # a split defined by its labels (seed 000's positives-only valid_hem_only)
+        keep = set(ds.only_labels)
         examples = (e for e in examples if e.label in keep)
     # Every row is read even past `limit`: a bad row anywhere in the file is still reported.
-    examples = _limited(examples, ds.get("limit"))
-    out = Path(task.out_dir)
-    if ds.get("resample") or task.inputs.get("fewshot"):
+    examples = _limited(examples, ds.limit)
+    out = Path(ctx.out_dir)
+    if ds.resample or inputs.fewshot:
         examples = list(examples)  # both draw from the whole split, so it is held in memory
-        if ds.get("resample"):
-            r = ds["resample"]
+        if ds.resample:
+            r = ds.resample
             examples = resample(
-                examples, positive=task.inputs["positive"], fraction=r["positive_fraction"],
-                positives=r["positives"], total=r["total"], replace=r["replace"], seed=r["seed"],
+                examples, positive=inputs.positive, fraction=r.positive_fraction,
+                positives=r.positives, total=r.total, replace=r.replace, seed=r.seed,
             )
-        if task.inputs.get("fewshot"):
-            pool, examples = draw_fewshot(examples, **task.inputs["fewshot"])
+        if inputs.fewshot:
+            pool, examples = draw_fewshot(examples, pool=inputs.fewshot.pool, seed=inputs.fewshot.seed)
             write_examples(out / "fewshot.jsonl", pool)
     # Otherwise rows stream from the source to examples.jsonl: a 10^6-row file never sits in
     # memory (bench/data/run.py).
@@ -72,7 +66,7 @@ def run_data(task, ctx) -> dict[str, Any]:
     n = write_examples(out / "examples.jsonl", counted(examples))
     stats = {"n": n, "labels": dict(sorted(counts.items())), "unanswered": unanswered}
     atomic.write_json(out / "stats.json", stats)
-    return {"examples": "examples.jsonl", **stats}
+    return StageResult({"examples": "examples.jsonl", **stats})
 
 
 def _limited(examples: Iterable, limit: int | None) -> Iterator:

@@ -18,6 +18,12 @@ With temperature > 0 the CPU/GPU RNG is seeded with `seed` inside torch.random.f
 caller's RNG state is untouched and two identical calls give identical text. Sampled text also
 depends on batch_size and on the other prompts (they share the RNG stream); greedy text does not.
 
+The tokens every prompt starts with (shots, system turn, instruction) are prefilled once and each
+batch starts from a copy of their KV cache (ftlab.evaluate.prefix): the batch is laid out as
+[prefix][left padding][rest of prompt] with the mask over all of it, so generate's positions
+(the mask's cumsum) and attention equal the plain [padding][prompt] layout; `reuse_prefix=False`
+or a model whose cache cannot be passed back in takes the plain path.
+
 Run the tests: `.venv/bin/pytest tests/evaluate/test_generation.py -q`
 """
 
@@ -27,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ftlab.data.encode import prompt_ids
+from ftlab.evaluate.prefix import SharedPrefix
 
 
 class _StopStrings:
@@ -125,13 +132,15 @@ def generate(
     top_p: float = 1.0,
     seed: int = 0,
     batch_size: int = 8,
+    reuse_prefix: bool = True,
 ) -> list[dict[str, Any]]:
     """Generate one completion per chat prompt; one record per prompt, in input order.
 
     Record: "index"; "text" (the completion only, cut before the first stop string, end-of-turn
     token excluded); "finish": "stop" (a stop string appeared), "eos" (the model ended its turn)
     or "length" (max_new_tokens reached); "n_tokens" (generated tokens up to and including the
-    one that finished it); "prompt_tokens".
+    one that finished it); "prompt_tokens". reuse_prefix: prefill the prompts' common prefix once
+    (module docstring); False prefills every prompt in full.
     """
     import torch
     from transformers import StoppingCriteriaList
@@ -156,21 +165,29 @@ def generate(
     # fork_rng restores the caller's RNG afterwards; CUDA state is forked only when the model is there.
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda), torch.no_grad():
+        # keep=1: generate needs one uncached prompt token per row to produce the first logits.
+        shared = SharedPrefix.build(model, encoded, keep=1) if reuse_prefix else None
+        n_shared = shared.length if shared is not None else 0
         torch.manual_seed(seed)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            width = max(len(encoded[i]) for i in batch)
+            width = n_shared + max(len(encoded[i]) - n_shared for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
-                ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-                mask[row, width - len(encoded[i]) :] = 1
+                rest = encoded[i][n_shared:]
+                ids[row, :n_shared] = torch.tensor(encoded[i][:n_shared], dtype=torch.long)
+                mask[row, :n_shared] = 1
+                ids[row, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+                mask[row, width - len(rest) :] = 1
             criteria = StoppingCriteriaList([_StopStrings(tokenizer, stops, width)] if stops else [])
+            cache = {"past_key_values": shared.cache(len(batch))} if shared is not None else {}
             out = model.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 generation_config=config,
                 stopping_criteria=criteria,
+                **cache,
             )
             for row, i in enumerate(batch):
                 text, finish, n_tokens = _finish(tokenizer, out[row, width:].tolist(), set(eos), stops)

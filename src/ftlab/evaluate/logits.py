@@ -10,6 +10,11 @@ scored once and shared. When the answers differ in one token after that shared p
 otherwise one teacher-forced pass per label. Batches are length-sorted and left-padded with
 explicit position_ids.
 
+The tokens every prompt of the split starts with (few-shot shots, a system turn, an instruction)
+run once, and each batch (each label pass too) attends to their cached keys and values instead of
+recomputing them (ftlab.evaluate.prefix; `reuse_prefix=False` or a model whose cache cannot be
+passed back in takes the plain path). Scores equal the plain path's to float rounding.
+
 Probabilities are the softmax over the label scores. `label_mass` is the probability the whole
 label set holds at the answer (the sum of exp(score)): near 1 for a model that answers in the
 trained shape; near 0 means the scores compare answers the model would not write (round 1 scored
@@ -24,6 +29,7 @@ from typing import Any
 from ftlab.data.encode import answer_ids, prompt_ids
 from ftlab.data.example import Example
 from ftlab.errors import DataError
+from ftlab.evaluate.prefix import SharedPrefix
 
 
 def render_answer(template: str, label: str) -> str:
@@ -50,9 +56,19 @@ def shared_prefix(seqs: list[list[int]]) -> int:
 
 
 def classify(
-    model, tokenizer, examples: list[Example], labels: list[str], batch_size: int, template: str = "{label}"
+    model,
+    tokenizer,
+    examples: list[Example],
+    labels: list[str],
+    batch_size: int,
+    template: str = "{label}",
+    *,
+    reuse_prefix: bool = True,
 ) -> list[dict[str, Any]]:
-    """One evidence record per example, in input order: label scores, probabilities, prediction, label_mass."""
+    """One evidence record per example, in input order: label scores, probabilities, prediction, label_mass.
+
+    reuse_prefix: score the prompts' common token prefix once (see module docstring); False runs
+    every prompt in full (the reference the tests compare against)."""
     import torch
 
     if not examples:
@@ -67,13 +83,15 @@ def classify(
     records: list[dict[str, Any] | None] = [None] * len(examples)
     model.eval()
     with torch.no_grad():
+        # keep=1: the last prompt token stays in each suffix, its logits score the first answer token.
+        shared = SharedPrefix.build(model, encoded, keep=1) if reuse_prefix else None
         for first in range(0, len(order), batch_size):
             batch = order[first : first + batch_size]
             rows = [encoded[i] + prefix for i in batch]
             if all(len(s) == 1 for s in suffixes):
-                scores = _next_token_scores(model, tokenizer, rows, len(prefix), [s[0] for s in suffixes])
+                scores = _next_token_scores(model, tokenizer, rows, len(prefix), [s[0] for s in suffixes], shared)
             else:
-                per_label = [_sequence_scores(model, tokenizer, [r + s for r in rows], len(prefix) + len(s)) for s in suffixes]
+                per_label = [_sequence_scores(model, tokenizer, [r + s for r in rows], len(prefix) + len(s), shared) for s in suffixes]
                 scores = [list(row) for row in zip(*per_label)]
             for row, i in enumerate(batch):
                 records[i] = _record(i, examples[i], labels, scores[row])
@@ -93,15 +111,27 @@ def _padded(tokenizer, rows: list[list[int]], device):
     return ids.to(device), mask.to(device), positions.to(device)
 
 
-def _next_token_scores(model, tokenizer, rows: list[list[int]], n_prefix: int, label_ids: list[int]) -> list[list[float]]:
+def _forward(model, tokenizer, rows: list[list[int]], keep: int, shared: SharedPrefix | None):
+    """(input ids of the computed columns, logits of their last `keep` positions) for left-padded rows."""
+    if shared is None:
+        ids, mask, positions = _padded(tokenizer, rows, next(model.parameters()).device)
+        cache = None
+    else:
+        ids, mask, positions, cache = shared.batch([r[shared.length :] for r in rows], tokenizer.pad_token_id)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=False, logits_to_keep=keep)
+    return ids, out.logits
+
+
+def _next_token_scores(
+    model, tokenizer, rows: list[list[int]], n_prefix: int, label_ids: list[int], shared: SharedPrefix | None = None
+) -> list[list[float]]:
     """log P(prefix) + log P(label token | prefix) for each label, from one forward pass.
 
     Only the last n_prefix + 1 positions go through the output layer (a 152k vocabulary makes the
     full logits the biggest tensor of the pass)."""
     import torch
 
-    ids, mask, positions = _padded(tokenizer, rows, next(model.parameters()).device)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=n_prefix + 1).logits
+    ids, logits = _forward(model, tokenizer, rows, n_prefix + 1, shared)
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     shared = torch.zeros(len(rows), device=logprobs.device)
     if n_prefix:
@@ -111,12 +141,11 @@ def _next_token_scores(model, tokenizer, rows: list[list[int]], n_prefix: int, l
     return (last + shared.unsqueeze(-1)).cpu().tolist()
 
 
-def _sequence_scores(model, tokenizer, rows: list[list[int]], n_answer: int) -> list[float]:
+def _sequence_scores(model, tokenizer, rows: list[list[int]], n_answer: int, shared: SharedPrefix | None = None) -> list[float]:
     """Summed log-probability of the last `n_answer` tokens of each row, teacher-forced."""
     import torch
 
-    ids, mask, positions = _padded(tokenizer, rows, next(model.parameters()).device)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=n_answer + 1).logits
+    ids, logits = _forward(model, tokenizer, rows, n_answer + 1, shared)
     logprobs = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
     targets = ids[:, -n_answer:]
     return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(dim=1).cpu().tolist()

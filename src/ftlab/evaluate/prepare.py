@@ -15,26 +15,27 @@ from ftlab.data.formats import read_examples
 from ftlab.data.stage import fewshot_text
 from ftlab.errors import StageError
 from ftlab.evaluate.groups import check_denominators
+from ftlab.stages.inputs import EvalInputs
 
 
-def eval_splits(inputs: dict[str, Any], data: dict[str, list[Example]]) -> dict[str, list[Example]]:
-    settings = inputs["eval"]
+def eval_splits(inputs: EvalInputs, data: dict[str, list[Example]]) -> dict[str, list[Example]]:
+    settings = inputs.eval
     out = {}
     for name, examples in data.items():
-        fraction = test_fraction(settings["test_fraction"], name)
-        if inputs["roles"][name] == "test" and fraction is not None:
-            examples = downsample(examples, fraction, settings["test_seed"])
+        fraction = test_fraction(settings.test_fraction, name)
+        if inputs.roles[name] == "test" and fraction is not None:
+            examples = downsample(examples, fraction, settings.test_seed)
         out[name] = examples
-    problems = check_denominators({k: len(v) for k, v in out.items()}, settings["expected"])
+    problems = check_denominators({k: len(v) for k, v in out.items()}, settings.expected)
     if problems:
         raise StageError("eval splits differ from the declared denominators (eval.expected): " + "; ".join(problems))
-    if inputs.get("fewshot"):
+    if inputs.fewshot_k is not None:
         from pathlib import Path
 
-        pool = read_examples(Path(inputs["fewshot"]["pool"]) / "fewshot.jsonl")
+        pool = read_examples(Path(inputs.fewshot_pool_dir) / "fewshot.jsonl")
         check_overlap(pool, out)
-        shots = pool[: inputs["fewshot"]["k"]]
-        shown = inputs["fewshot"].get("splits") or list(out)
+        shots = pool[: inputs.fewshot_k]
+        shown = inputs.fewshot_splits or list(out)
         out = {name: [with_shots(e, shots) for e in examples] if name in shown else examples for name, examples in out.items()}
     return out
 

@@ -22,20 +22,23 @@ from ftlab.evaluate.evaluators import EvalInput, evaluators
 from ftlab.evaluate.groups import by_group
 from ftlab.evaluate.prepare import checkpoints_to_score, eval_splits
 from ftlab.evaluate.metrics import metric_values, select_best
-from ftlab.spec.identity import stable_hash
+from ftlab.spec.schema import Quantization
+from ftlab.stages.contract import StageContext, StageResult
+from ftlab.stages.hashing import result_key
+from ftlab.stages.inputs import EvalInputs, EvaluatorRun
 
 
-def checkpoints_of(inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    if inputs["train"] is None:  # untuned control: the base model as it is
-        return [{"name": "step_0", "step": 0, "epoch": 0.0, "path": inputs["base"]}]
-    return atomic.read_json(Path(inputs["train"]) / "checkpoints.json")
+def checkpoints_of(inputs: EvalInputs) -> list[dict[str, Any]]:
+    if inputs.train_dir is None:  # untuned control: the base model as it is
+        return [{"name": "step_0", "step": 0, "epoch": 0.0, "path": inputs.base_dir}]
+    return atomic.read_json(Path(inputs.train_dir) / "checkpoints.json")
 
 
 class LoadedCheckpoint:
     """A checkpoint's model and tokenizer, loaded on first use: a cached result, or an evaluator that
     loads the checkpoint itself (vLLM), never pays for the HF model."""
 
-    def __init__(self, path: str, quantization: dict[str, Any] | None):
+    def __init__(self, path: str, quantization: Quantization | None):
         self.path, self.quantization = path, quantization
         self._model = self._tokenizer = None
 
@@ -57,44 +60,42 @@ class LoadedCheckpoint:
         return self._tokenizer
 
 
-def task_answer_template(inp: dict[str, Any]) -> str:
+def task_answer_template(inp: EvalInputs) -> str:
     """The trained answer shape of a classification task (data/answers.py); "{label}" for generation."""
-    task = inp["task"]
-    if task["type"] != "classification":
+    if inp.task.type != "classification":
         return "{label}"
     from ftlab.data.answers import answer_template
 
-    return answer_template(load_split(inp["train_data"]), given=task["answer_template"])
+    return answer_template(load_split(inp.train_data), given=inp.task.answer_template)
 
 
-def run_eval(task, ctx) -> dict[str, Any]:
-    inp = task.inputs
-    out = Path(task.out_dir)
-    data = eval_splits(inp, {name: load_split(path) for name, path in inp["splits"].items()})
+def run_eval(inp: EvalInputs, ctx: StageContext) -> StageResult:
+    out = Path(ctx.out_dir)
+    data = eval_splits(inp, {name: load_split(path) for name, path in inp.split_dirs.items()})
     template = task_answer_template(inp)
-    rows: dict[str, dict[str, list[dict[str, Any]]]] = {e["name"]: {s: [] for s in e["splits"]} for e in inp["evaluators"]}
-    for ckpt in checkpoints_to_score(checkpoints_of(inp), inp["eval"]["exclude_final"]):
-        loaded = LoadedCheckpoint(ckpt["path"], inp["quantization"])
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {e.name: {s: [] for s in e.splits} for e in inp.evaluators}
+    for ckpt in checkpoints_to_score(checkpoints_of(inp), inp.eval.exclude_final):
+        loaded = LoadedCheckpoint(ckpt["path"], inp.quantization)
         previous: dict[str, dict[str, list[dict[str, Any]]]] = {split: {} for split in data}
-        for spec in inp["evaluators"]:
-            evaluator = evaluators.get(spec["name"])()
-            for split in spec["splits"]:
-                records, saved = _evaluate(task, ctx, ckpt, evaluator, spec, template, split, data[split], previous[split], loaded)
-                previous[split][spec["name"]] = records
+        for spec in inp.evaluators:
+            evaluator = evaluators.get(spec.name)()
+            for split in spec.splits:
+                records, saved = _evaluate(inp, ctx, ckpt, evaluator, spec, template, split, data[split], previous[split], loaded)
+                previous[split][spec.name] = records
                 for name, result in [(split, saved)] + [(f"{split}[{g}]", r) for g, r in saved.get("groups", {}).items()]:
                     ctx.registry.record_metrics(
-                        inp["run_id"], checkpoint=ckpt["name"], step=ckpt["step"], split=name, evaluator=spec["name"],
+                        inp.run_id, checkpoint=ckpt["name"], step=ckpt["step"], split=name, evaluator=spec.name,
                         values=result["values"], undefined=result["undefined"], evidence=saved["evidence"],
                     )
-                rows[spec["name"]][split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
-    select = inp["select"]
-    chosen = rows[select["evaluator"]]
+                rows[spec.name][split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
+    select = inp.select
+    chosen = rows[select.evaluator]
     best = select_best(
-        chosen[select["split"]], metric=select["metric"], higher_is_better=select.get("higher_is_better"),
-        include_step_0=select.get("include_step_0", False),
+        chosen[select.split], metric=select.metric, higher_is_better=select.higher_is_better,
+        include_step_0=select.include_step_0,
     )
     summary = {
-        "selected_on": select,
+        "selected_on": select.model_dump(mode="json"),
         "best_checkpoint": best["checkpoint"] if best else None,
         "best_step": best["step"] if best else None,
         "at_best": _rows_at(chosen, best["checkpoint"]) if best else {},
@@ -103,37 +104,34 @@ def run_eval(task, ctx) -> dict[str, Any]:
         "per_checkpoint_by_evaluator": rows,
     }
     atomic.write_json(out / "summary.json", summary)
-    return {"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(chosen[select["split"]])}
+    return StageResult({"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(chosen[select.split])})
 
 
-def _evaluate(task, ctx, ckpt, evaluator, spec, template, split, examples, previous, loaded):
+def _evaluate(inp: EvalInputs, ctx: StageContext, ckpt, evaluator, spec: EvaluatorRun, template, split, examples, previous, loaded):
     """(records, saved metrics) for one checkpoint, evaluator and split: cached or computed now."""
-    inp = task.inputs
-    labels = inp["task"]["labels"]
-    options = spec["options"]
-    base = Path(task.out_dir) / ckpt["name"] / evaluator.name
-    key = stable_hash({
-        "evaluator": evaluator.name, "version": evaluator.version, "options": options, "source": inp["source"],
-        "checkpoint": ckpt["name"], "split": inp["split_ids"][split], "task": inp["task"], "quantization": inp["quantization"],
-        "eval": inp["eval"], "fewshot": inp["fewshot"] and [inp["fewshot"]["k"], inp["fewshot"]["pool_id"], split in (inp["fewshot"].get("splits") or [split])],
-        "answer_template": template,
-    })
+    labels = inp.task.labels
+    options = spec.options
+    base = Path(ctx.out_dir) / ckpt["name"] / evaluator.name
+    # The eval inputs' identity fields, plus what is specific to this result: one function
+    # (ftlab.stages.hashing) so the key cannot miss an input the stage reads.
+    key = result_key(inp, evaluator=evaluator.name, version=evaluator.version, options=options,
+                     checkpoint=ckpt["name"], split=inp.split_ids[split], answer_template=template)
     metrics_path, evidence = base / f"{split}.metrics.json", base / f"{split}.jsonl"
     if metrics_path.is_file() and atomic.read_json(metrics_path).get("key") == key:
         records = [json.loads(line) for line in evidence.read_text().splitlines()]
         return records, atomic.read_json(metrics_path)
-    positive = (inp["task"]["positive"] or labels[0]) if labels else None
+    positive = inp.task.positive_label if labels else None
     eval_input = EvalInput(
-        checkpoint_model=loaded, examples=examples, options=options, batch_size=inp["batch_size"], labels=labels,
+        checkpoint_model=loaded, examples=examples, options=options, batch_size=inp.batch_size, labels=labels,
         positive=positive, answer_template=template, previous=previous, checkpoint=ckpt["path"], out_dir=base,
-        uses_model=spec.get("needs_model", True),
+        uses_model=spec.needs_model,
     )
     records = evaluator.run(eval_input)
     values, undefined = metric_values(evaluator.metrics(records, eval_input))
-    groups = _groups(records, examples, inp["eval"]["group_by"], positive) if labels else {}
+    groups = _groups(records, examples, inp.eval.group_by, positive) if labels else {}
     details = evaluator.details(records, eval_input) if hasattr(evaluator, "details") else {}
     if details.get("warning") and ckpt["step"]:
-        print(f"warning: {task.key} {ckpt['name']} {split} ({evaluator.name}): {details['warning']}", file=sys.stderr)
+        print(f"warning: {ctx.key} {ckpt['name']} {split} ({evaluator.name}): {details['warning']}", file=sys.stderr)
     atomic.write_jsonl(evidence, records)
     saved = {
         "key": key,
@@ -178,7 +176,7 @@ def forget_results(graph, names: list[str]) -> int:
     for name in names:
         if name not in listed:
             raise SpecError([f"--rerun-evaluators: '{name}' is not among eval.evaluators.{did_you_mean(name, listed)} Listed: {', '.join(sorted(listed))}"])
-    from ftlab.runners.local import DONE
+    from ftlab.stages.contract import DONE
 
     dropped = 0
     for task in graph.tasks:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ftlab.errors import ModelError
+from ftlab.spec.schema import Quantization
 
 
 def device_and_dtype():
@@ -36,7 +37,7 @@ def load_tokenizer(path: str):
     return tok
 
 
-def quantization_config(quantization: dict | None, compute_dtype):
+def quantization_config(quantization: Quantization | None, compute_dtype):
     """bitsandbytes settings for a QLoRA base, or None; a clear error names the fix when it is missing."""
     if quantization is None:
         return None
@@ -45,17 +46,17 @@ def quantization_config(quantization: dict | None, compute_dtype):
         from transformers import BitsAndBytesConfig
     except ImportError:
         raise ModelError("QLoRA needs bitsandbytes: pip install 'ftlab[qlora]' (or pip install bitsandbytes)") from None
-    if quantization["bits"] == 8:
+    if quantization.bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type=quantization["quant_type"],
-        bnb_4bit_use_double_quant=quantization["double_quant"],
+        bnb_4bit_quant_type=quantization.quant_type,
+        bnb_4bit_use_double_quant=quantization.double_quant,
         bnb_4bit_compute_dtype=compute_dtype,
     )
 
 
-def load_model(path: str, dtype=None, quantization: dict | None = None):
+def load_model(path: str, dtype=None, quantization: Quantization | None = None):
     """A causal LM from a full-model dir, an adapter dir, or an HF id; `quantization` loads the base
     in 4 or 8 bits (QLoRA), on the CPU too (bitsandbytes >= 0.45 has CPU kernels)."""
     from transformers import AutoModelForCausalLM

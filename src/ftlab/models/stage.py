@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ftlab.data.stage import load_split
 from ftlab.models.tiny import TinyConfig, build_tiny
+from ftlab.stages.contract import StageContext, StageResult
+from ftlab.stages.inputs import ModelInputs
 
 
-def run_model(task, ctx) -> dict[str, Any]:
-    spec = dict(task.inputs["tiny"])
-    spec.pop("tokenizer_corpus")
+def run_model(inputs: ModelInputs, ctx: StageContext) -> StageResult:
     texts: list[str] = []
-    for data_dir in task.inputs["corpus"]:
+    for data_dir in inputs.corpus:
         for ex in load_split(data_dir):
             texts += [m["content"] for m in ex.prompt] + ([ex.completion] if ex.completion is not None else [])
-    out = build_tiny(Path(task.out_dir), TinyConfig(**spec), texts)
-    return {"model_dir": str(out)}
+    out = build_tiny(Path(ctx.out_dir), TinyConfig(**inputs.tiny.model_dump(exclude={"tokenizer_corpus"})), texts)
+    return StageResult({"model_dir": str(out)})

@@ -66,20 +66,12 @@ _SCHEMA = (
         undefined_reason TEXT, evidence TEXT, recorded_at TEXT NOT NULL,
         PRIMARY KEY (run_id, checkpoint, split, evaluator, metric),
         CHECK ((value IS NULL) = (undefined_reason IS NOT NULL)))""",
-    # One row per SLURM job (array task) that was submitted for a stage task. Added after schema 1
-    # shipped; purely additive (an older ftlab ignores it), so the schema version stays 1.
-    """CREATE TABLE IF NOT EXISTS jobs (
-        job_id TEXT NOT NULL, array_index INTEGER NOT NULL, task_key TEXT NOT NULL,
-        grp TEXT NOT NULL, log TEXT, submitted_at TEXT NOT NULL, state TEXT NOT NULL,
-        reason TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (job_id, array_index, task_key))""",
-    "CREATE INDEX IF NOT EXISTS jobs_by_task ON jobs (task_key)",
 )
 
 _STAGE_COLUMNS = (
     "key", "stage", "run_id", "identity", "status", "attempt", "started_at", "finished_at",
     "seconds", "host", "pid", "config", "outputs", "error",
 )
-_JOB_COLUMNS = ("job_id", "array_index", "task_key", "grp", "log", "submitted_at", "state", "reason", "updated_at")
 _METRIC_COLUMNS = (
     "run_id", "checkpoint", "step", "split", "evaluator", "metric", "value",
     "undefined_reason", "evidence", "recorded_at",
@@ -209,45 +201,15 @@ class Registry:
             " ORDER BY run_id, step, checkpoint, split, evaluator, metric", args).fetchall())
         return [dict(r) for r in rows]
 
-    # ---- SLURM jobs
+    # ---- tables owned by others (a runner's own state: ftlab.runners.slurm.jobs)
 
-    def record_jobs(self, jobs: list[dict]) -> None:
-        """Record submitted jobs: dicts with job_id, array_index (-1 for a plain job), task_key, grp, log.
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one write transaction on this file (retried while busy)."""
+        return self._write(work)
 
-        A plain job that runs several tasks (the prepare job) has one row per task.
-        """
-        stamp = _now()
-        rows = [(str(j["job_id"]), int(j["array_index"]), j["task_key"], j["grp"], j.get("log"), stamp,
-                 j.get("state", "SUBMITTED"), j.get("reason"), stamp) for j in jobs]
-        self._write(lambda conn: conn.executemany(
-            f"INSERT OR REPLACE INTO jobs ({', '.join(_JOB_COLUMNS)})"
-            f" VALUES ({', '.join('?' * len(_JOB_COLUMNS))})", rows))
-
-    def update_job_states(self, states: dict[tuple[str, int], tuple[str, str | None]]) -> None:
-        """Store the last state SLURM reported: {(job_id, array_index): (state, reason)}."""
-        stamp = _now()
-        rows = [(state, reason, stamp, job_id, index) for (job_id, index), (state, reason) in states.items()]
-        self._write(lambda conn: conn.executemany(
-            "UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE job_id = ? AND array_index = ?", rows))
-
-    def forget_jobs(self, job_ids: list[str]) -> None:
-        """Drop the rows of jobs that were cancelled before anything ran (a rolled-back submission)."""
-        self._write(lambda conn: conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(str(j),) for j in job_ids]))
-
-    def jobs(self, task_key: str | None = None) -> list[dict]:
-        """Job rows, oldest submission first; `task_key` filters when given."""
-        where, args = _filters(task_key=task_key)
-        rows = self._read(lambda conn: conn.execute(
-            f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs{where} ORDER BY submitted_at, CAST(job_id AS INTEGER), array_index",
-            args).fetchall())
-        return [dict(r) for r in rows]
-
-    def latest_jobs(self) -> dict[str, dict]:
-        """The most recent job of each task key."""
-        latest: dict[str, dict] = {}
-        for job in self.jobs():
-            latest[job["task_key"]] = job  # rows come oldest first, so the last one wins
-        return latest
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one read transaction on this file."""
+        return self._read(work)
 
     # ---- plumbing
 

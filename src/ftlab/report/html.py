@@ -16,6 +16,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.report.summary import aggregated_table
+from ftlab.stages.inputs import ReportInputs
 
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "pandas", "numpy", "scipy", "matplotlib")
 STATUS_COLOURS = {"holds": "#1a7f37", "fails": "#cf222e", "inconclusive": "#9a6700"}
@@ -31,15 +32,15 @@ figcaption{font-size:.8em;color:#59636e;max-width:640px} pre{background:#f6f8fa;
 """
 
 
-def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], rows: list[dict], inputs: dict,
+def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], rows: list[dict], inputs: ReportInputs,
                registry, experiment_dir: Path) -> None:
     e = html.escape
-    spec_path = Path(inputs.get("spec") or "")
+    spec_path = Path(inputs.spec)
     spec_text = spec_path.read_text(encoding="utf-8") if spec_path.is_file() else "(spec file not found)"
-    wanted = set(inputs.get("run_ids") or [])
+    wanted = set(inputs.run_ids)
     runs = [r for r in registry.runs() if not wanted or r["run_id"] in wanted]
-    name = inputs.get("name") or experiment_dir.name
-    splits = inputs["splits"]
+    name = inputs.name or experiment_dir.name
+    splits = inputs.splits
     body = [f"<h1>{e(name)}</h1>",
             f"<p class='muted'>Report built {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
             f"{e(str(experiment_dir))}: {len(runs)} runs, {sum(r.get('status') == 'done' for r in rows)} evaluated.</p>"]
@@ -61,18 +62,18 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
     atomic.write_text(path, page)
 
 
-def _summary(agg, checks: list[dict], inputs: dict, e) -> list[str]:
-    select = inputs.get("select") or {}
-    metric, split = select.get("metric", "accuracy"), select.get("split", "valid")
+def _summary(agg, checks: list[dict], inputs: ReportInputs, e) -> list[str]:
+    select = inputs.select
+    metric, split = select.metric, select.split
     counts = {s: sum(c["status"] == s for c in checks) for s in STATUS_COLOURS}
     lines = ["<h2 id='summary'>Summary</h2><ul>",
-             f"<li>Checkpoints selected by {e(select.get('evaluator', 'logits'))} {e(metric)} on {e(split)}"
-             f" ({'higher' if select.get('higher_is_better', True) else 'lower'} is better).</li>"]
+             f"<li>Checkpoints selected by {e(select.evaluator)} {e(metric)} on {e(split)}"
+             f" ({'higher' if select.higher_is_better else 'lower'} is better).</li>"]
     if checks:
         lines.append("<li>Checks: " + ", ".join(f"{_badge(s)} {n}" for s, n in counts.items() if n) + "</li>")
-    test = next((s for s in inputs["splits"] if s != split), None)
+    test = next((s for s in inputs.splits if s != split), None)
     rows = agg[(agg["metric"] == metric) & (agg["split"] == split) & (agg["kind"] == "trained")].sort_values(
-        "mean", ascending=not select.get("higher_is_better", True))
+        "mean", ascending=not select.higher_is_better)
     if len(rows):
         from ftlab.report.summary import mean_sd, point_label
 

@@ -13,30 +13,27 @@ and <output_dir>/results.json (the registry, per run with stages and metrics).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from ftlab import atomic
 from ftlab.registry import export_results
 from ftlab.report.summary import render_aggregated, render_table, summary_rows
+from ftlab.stages.contract import StageContext, StageResult
+from ftlab.stages.inputs import ReportInputs
 
 
-def run_report(task, ctx) -> dict[str, Any]:
+def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
     from ftlab.report.aggregate import aggregate
     from ftlab.report.checks import run_checks
     from ftlab.report.results import results_frame
-    from ftlab.spec.schema import Report
 
-    out = Path(task.out_dir)
-    inputs = task.inputs
-    splits = inputs["splits"]
-    rows = summary_rows(inputs["evals"])
-    df = results_frame(ctx.registry.runs(), ctx.registry.metrics(), Path(ctx.experiment_dir), only=set(inputs.get("run_ids") or []) or None, variables=inputs.get("variables"))
+    out = Path(ctx.out_dir)
+    splits = inputs.splits
+    rows = summary_rows(inputs.evals)
+    df = results_frame(ctx.registry.runs(), ctx.registry.metrics(), Path(ctx.experiment_dir), only=set(inputs.run_ids) or None, variables=inputs.variables)
     agg = aggregate(df)
-    spec = Report.model_validate(inputs.get("report") or {})
-    select = inputs.get("select") or {}
-    default_split = next((s for s in splits if s != select.get("split")), splits[0] if splits else "test")
-    checks = run_checks(agg, list(spec.checks), default_split=default_split,
-                        default_evaluator=select.get("evaluator", "logits"))
+    spec = inputs.report
+    select = inputs.select
+    default_split = next((s for s in splits if s != select.split), splits[0] if splits else "test")
+    checks = run_checks(agg, list(spec.checks), default_split=default_split, default_evaluator=select.evaluator)
     text = render_aggregated(agg, splits) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
     if checks:
         text += "\n\nchecks:\n" + "\n".join(f"  [{c['status']}] {c['name']}" for c in checks)
@@ -46,7 +43,7 @@ def run_report(task, ctx) -> dict[str, Any]:
     _write_csv(agg, out / "aggregated.csv")
     atomic.write_json(out / "checks.json", checks)
     export_results(ctx.registry, Path(ctx.experiment_dir) / "results.json")
-    plots = _plots(df, agg, out, spec, inputs)
+    plots = _plots(df, agg, out, inputs)
     from ftlab.report.html import write_html
 
     write_html(out / "index.html", df=df, agg=agg, checks=checks, plots=plots, rows=rows, inputs=inputs,
@@ -55,15 +52,15 @@ def run_report(task, ctx) -> dict[str, Any]:
         if "error" in p:
             atomic.write_text(out / "summary.txt", (out / "summary.txt").read_text() + f"plot {p['name']} not drawn: {p['error']}\n")
     failed = sum(c["status"] == "fails" for c in checks)
-    return {"summary": "summary.txt", "html": "index.html", "results": "../results.json", "runs": len(rows),
-            "checks": len(checks), "checks_failed": failed, "plots": [p["file"] for p in plots if "file" in p]}
+    return StageResult({"summary": "summary.txt", "html": "index.html", "results": "../results.json", "runs": len(rows),
+                        "checks": len(checks), "checks_failed": failed, "plots": [p["file"] for p in plots if "file" in p]})
 
 
-def _plots(df, agg, out: Path, spec, inputs) -> list[dict]:
+def _plots(df, agg, out: Path, inputs: ReportInputs) -> list[dict]:
     from ftlab.report.plots import draw_plots
 
-    return draw_plots(df, agg, out / "plots", names=list(spec.plots), splits=inputs["splits"],
-                      select=inputs.get("select") or {}, experiment_dir=Path(df.attrs["experiment_dir"]))
+    return draw_plots(df, agg, out / "plots", names=list(inputs.report.plots), splits=inputs.splits,
+                      select=inputs.select.model_dump(), experiment_dir=Path(df.attrs["experiment_dir"]))
 
 
 def _write_csv(frame, path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.pipeline import Graph
-from ftlab.runners.local import is_done
+from ftlab.stages import eval_key, is_done, run_key
 
 
 def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
@@ -19,9 +19,10 @@ def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
             "index": run.index, "name": run.name, "kind": run.kind, "seed": run.seed, "run_id": run.run_id,
             "values": run.values, "stages": {},
         }
-        for task in (t for t in graph.tasks if t.run is run):
-            row["stages"][task.stage] = _state(task, stages.get(task.key))
-        summary = graph.task(f"eval/{run.name}").out_dir / "summary.json"
+        for stage in ("train", "eval") if run.trains else ("eval",):  # by key: a scan per run is quadratic
+            task = graph.task(run_key(stage, run.name))
+            row["stages"][stage] = task_state(task, stages.get(task.key))
+        summary = graph.task(eval_key(run.name)).out_dir / "summary.json"
         best = atomic.read_json(summary) if summary.is_file() and row["stages"]["eval"] == "done" else None
         row["best_checkpoint"] = best["best_checkpoint"] if best else None
         row[f"{select.split}_{select.metric}"] = best["at_best"].get(select.split, {}).get(select.metric) if best else None
@@ -29,7 +30,8 @@ def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
     return rows
 
 
-def _state(task, record: dict | None) -> str:
+def task_state(task, record: dict | None) -> str:
+    """done | pending | running | interrupted | failed, from the done marker and the registry row."""
     if is_done(task):
         return "done"
     if record is None:

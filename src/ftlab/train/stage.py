@@ -1,6 +1,6 @@
 """Train stage: TRL SFTTrainer, full or LoRA, completion-only loss, seeded, resumable.
 
-Inputs come from the pipeline's train task: base model dir, normalised train data, method and
+Inputs (ftlab.stages.inputs.TrainInputs): base model dir, normalised train data, method and
 training settings, seed, and the run kind (`random_init` trains a fresh copy of the base's
 architecture). Outputs: checkpoints/ (see checkpoints.py), checkpoints.json, log_history.json.
 """
@@ -17,47 +17,50 @@ from ftlab.data.encode import encode_for_training
 from ftlab.data.stage import load_split
 from ftlab.models.load import device_and_dtype, load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
+from ftlab.spec.schema import Method, Quantization
+from ftlab.stages.contract import StageContext, StageResult
+from ftlab.stages.inputs import TrainInputs
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
 from ftlab.train.loss import WEIGHT, sample_weight
 from ftlab.train.trainer import TrainerSetup, build_trainer
 
 
-def run_train(task, ctx) -> dict[str, Any]:
+def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     from transformers import set_seed
 
-    inp = task.inputs
-    out = Path(task.out_dir)
-    seed = inp["seed"]
+    out = Path(ctx.out_dir)
+    seed = inputs.seed
     device, dtype = device_and_dtype()
-    base = inp["base"]
-    if inp["kind"] == "random_init":
+    base = inputs.base_dir
+    if inputs.kind == "random_init":
         base = str(fresh_copy(base, out / "init", seed, dtype))
     tokenizer = load_tokenizer(base)
 
     set_seed(seed)  # before LoRA init: the adapter's A matrices are drawn from torch's RNG
-    model = load_model(base, dtype=dtype, quantization=quantization_of(inp["method"]))
-    model = apply_method(model, inp["method"])
+    model = load_model(base, dtype=dtype, quantization=quantization_of(inputs.method))
+    model = apply_method(model, inputs.method)
 
-    hp = inp["train"]
-    loss = hp["loss"]
-    weighted = loss["variant"] in ("accept", "reject")
+    hp = inputs.train
+    loss = hp.loss
+    weighted = loss.variant in ("accept", "reject")
     rows = []
     truncated = 0
-    for e in load_split(inp["data"]):
-        ids, mask, cut = encode_for_training(tokenizer, e, hp["max_length"])
+    for e in load_split(inputs.data_dir):
+        ids, mask, cut = encode_for_training(tokenizer, e, hp.max_length)
         truncated += cut > 0
         row = {"input_ids": ids, "completion_mask": mask}
         if weighted:
-            row[WEIGHT] = sample_weight(e.label, positive=inp["positive"], variant=loss["variant"], gamma=loss["gamma"])
+            row[WEIGHT] = sample_weight(e.label, positive=inputs.positive, variant=loss.variant, gamma=loss.gamma)
         rows.append(row)
-    warnings = truncation_warning(truncated, len(rows), hp["max_length"])
+    warnings = truncation_warning(truncated, len(rows), hp.max_length)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
     ckpt_dir = out / "checkpoints"
     # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
     # save_total_limit would delete old checkpoints before the new one is marked).
-    namer = CheckpointNamer(out, keep_last=hp["keep_last"])
-    trainer = build_trainer(model, tokenizer, rows, {**hp, "keep_last": None}, TrainerSetup(ckpt_dir, seed, weighted, [namer]))
+    namer = CheckpointNamer(out, keep_last=hp.keep_last)
+    trainer = build_trainer(model, tokenizer, rows, hp.model_copy(update={"keep_last": None}),
+                            TrainerSetup(ckpt_dir, seed, weighted, [namer]))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
@@ -66,7 +69,7 @@ def run_train(task, ctx) -> dict[str, Any]:
         drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint
         atomic.write_json(out / "checkpoints.json", manifest)
         atomic.write_json(out / "log_history.json", trainer.state.log_history)
-    return {
+    return StageResult({
         "checkpoints": [c["name"] for c in manifest],
         "global_step": trainer.state.global_step,
         "train_loss": whole_run_loss(trainer.state.log_history),
@@ -75,7 +78,7 @@ def run_train(task, ctx) -> dict[str, Any]:
         "n_examples": len(rows),
         "n_truncated": truncated,
         "warnings": warnings,
-    }
+    })
 
 
 def truncation_warning(truncated: int, n: int, max_length: int) -> list[str]:
@@ -107,26 +110,26 @@ def whole_run_loss(log_history: list[dict[str, Any]]) -> float | None:
     return total / steps if steps else None
 
 
-def quantization_of(method: dict[str, Any]) -> dict[str, Any] | None:
-    return method["quantization"] if method["name"] == "qlora" else None
+def quantization_of(method: Method) -> Quantization | None:
+    return method.quantization if method.name == "qlora" else None
 
 
-def apply_method(model, method: dict[str, Any]):
+def apply_method(model, method: Method):
     """Full fine-tuning trains every weight; LoRA and QLoRA freeze the base and train adapters only."""
-    if method["name"] == "full":
+    if method.name == "full":
         return model
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if method["name"] == "qlora":
+    if method.name == "qlora":
         # Casts norms to fp32 and enables input grads, as QLoRA needs; no activation checkpointing here.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
-    lora = method["lora"]
+    lora = method.lora
     config = LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora["dropout"],
-        target_modules=lora["target_modules"],
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

@@ -1,6 +1,6 @@
 """ftlab's SFTTrainer setup: the training settings chosen by measurement (bench/train_throughput).
 
-    trainer = build_trainer(model, tokenizer, rows, hp, TrainerSetup(out_dir, seed, weighted=False))
+    trainer = build_trainer(model, tokenizer, rows, hp, TrainerSetup(out_dir, seed, weighted=False))  # hp: spec.schema.Train
 
 Versus TRL's SFTConfig defaults: no activation checkpointing (TRL turns it on; it recomputes the
 forward pass, ~8N instead of 6N FLOPs per token, and buys nothing for models that fit), batches
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab.models.load import device_and_dtype
+from ftlab.spec.schema import Train
 from ftlab.train.head import add_completion_head
 from ftlab.train.loss import WeightedSFTTrainer
 from ftlab.train.sampler import LengthGroupingMixin
@@ -34,40 +35,40 @@ class TrainerSetup:
     callbacks: list = field(default_factory=list)
 
 
-def sft_config(hp: dict[str, Any], setup: TrainerSetup):
+def sft_config(hp: Train, setup: TrainerSetup):
     import torch
     from trl import SFTConfig
 
     device, dtype = device_and_dtype()
-    if "wandb" in hp.get("report_to", ()):
+    if "wandb" in hp.report_to:
         os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user chose a mode
     return SFTConfig(
         output_dir=str(setup.out_dir),
-        per_device_train_batch_size=hp["batch_size"],
-        gradient_accumulation_steps=hp["grad_accum"],
-        learning_rate=hp["learning_rate"],
-        num_train_epochs=hp["epochs"],
-        max_steps=hp["max_steps"] or -1,
-        lr_scheduler_type=hp["scheduler"],
-        warmup_steps=hp["warmup_ratio"],  # transformers 5: a float < 1 is a ratio of total steps
-        weight_decay=hp["weight_decay"],
-        optim=hp["optimizer"],
-        save_strategy="steps" if hp["save_steps"] else "epoch",
-        save_steps=hp["save_steps"] or 500,
-        logging_steps=hp["logging_steps"],
+        per_device_train_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.grad_accum,
+        learning_rate=hp.learning_rate,
+        num_train_epochs=hp.epochs,
+        max_steps=hp.max_steps or -1,
+        lr_scheduler_type=hp.scheduler,
+        warmup_steps=hp.warmup_ratio,  # transformers 5: a float < 1 is a ratio of total steps
+        weight_decay=hp.weight_decay,
+        optim=hp.optimizer,
+        save_strategy="steps" if hp.save_steps else "epoch",
+        save_steps=hp.save_steps or 500,
+        logging_steps=hp.logging_steps,
         seed=setup.seed,
         data_seed=setup.seed,
-        max_length=hp["max_length"],
+        max_length=hp.max_length,
         completion_only_loss=True,
         activation_checkpointing=False,
         use_cpu=device.type == "cpu",
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         # train.report_to (RUNTIME): trackers log beside the checkpoints (tensorboard: checkpoints/runs/).
-        report_to=[r for r in hp.get("report_to", ["none"]) if r != "none"] or "none",
+        report_to=[r for r in hp.report_to if r != "none"] or "none",
         dataloader_num_workers=0,
         save_only_model=False,  # optimizer + RNG state are what make resume exact
-        save_total_limit=hp["keep_last"],
+        save_total_limit=hp.keep_last,
     )
 
 
@@ -78,7 +79,7 @@ def trainer_class(weighted: bool):
     return type(f"Ftlab{base.__name__}", (LengthGroupingMixin, base), {})
 
 
-def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: dict[str, Any], setup: TrainerSetup):
+def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: Train, setup: TrainerSetup):
     """An SFTTrainer over pre-tokenized rows (input_ids, completion_mask[, sample_weight])."""
     from datasets import Dataset
 
@@ -89,10 +90,10 @@ def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: dict[str, An
         processing_class=tokenizer,
         callbacks=setup.callbacks,
     )
-    trainer.group_by_length = hp["group_by_length"]
+    trainer.group_by_length = hp.group_by_length
     # lm_head over completion positions only (head.py); on a config it cannot serve, TRL's stays.
     trainer.completion_head_blocker = add_completion_head(trainer.model)
-    if hp["compile"]:
+    if hp.compile:
         compile_blocks(trainer.model)
     return trainer
 

@@ -18,6 +18,7 @@ from ftlab.errors import SlurmError
 from ftlab.pipeline import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.follow import job_states
+from ftlab.runners.slurm.jobs import JobTable
 from ftlab.runners.slurm.profile import load_profile
 from ftlab.runners.slurm.submit import submit
 from ftlab.spec.plan import load_plan
@@ -42,7 +43,7 @@ def _spec(directory: Path, profile: str = "local.yaml") -> Path:
 def _wait(registry: Registry, timeout: float = 400) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if not any(s.active for s in job_states(registry.jobs()).values()):
+        if not any(s.active for s in job_states(JobTable(registry).all()).values()):
             return
         time.sleep(1)
     raise AssertionError("SLURM jobs still queued or running after the timeout")
@@ -60,7 +61,7 @@ def test_sweep_matches_local_failed_train_cancels_its_eval_and_resubmit_fixes_it
     spec = _spec(tmp_path / "on slurm 'q' $(x)")  # the experiment dir's quote, $() and space reach jobs intact
     assert main(["run", str(spec), "--only", "data", "model"]) == 0
     graph = build_graph(load_plan(spec))
-    broken = Path(graph.task("train/ds1").inputs["data"]) / "examples.jsonl"
+    broken = Path(graph.task("train/ds1").inputs.data_dir) / "examples.jsonl"
     saved = broken.read_bytes()
     broken.unlink()  # a real failure: train/ds1 cannot read its data
     capsys.readouterr()
@@ -102,7 +103,7 @@ def test_cancel_stops_every_job_and_status_says_so(slurm, tmp_path: Path, capsys
     assert "cancelled 5 jobs" in capsys.readouterr().out
     registry = Registry(spec.parent / "out" / "registry.sqlite")
     time.sleep(1)
-    assert not any(s.active for s in job_states(registry.jobs()).values())
+    assert not any(s.active for s in job_states(JobTable(registry).all()).values())
     assert main(["status", str(spec)]) == 0
     assert "cancelled by `ftlab cancel`" in capsys.readouterr().out
     assert main(["submit", str(spec)]) == 0
@@ -123,7 +124,7 @@ def test_sbatch_errors_are_one_clear_message_and_leave_nothing_queued(slurm, tmp
         submit(graph, registry, load_profile(spec.parent / "cluster.yaml"))
     text = str(info.value)
     assert message in text and "request:" in text and request_part in text and "script:" in text
-    assert not any(s.active for s in job_states(registry.jobs()).values())
+    assert not any(s.active for s in job_states(JobTable(registry).all()).values())
     assert main(["submit", str(spec)]) == 2  # the CLI: one message, no traceback
     err = capsys.readouterr().err
     assert err.startswith("error: sbatch refused") and "Traceback" not in err

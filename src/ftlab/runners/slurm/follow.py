@@ -1,6 +1,6 @@
 """Ask SLURM where submitted jobs stand, and explain each task's state for `ftlab status`.
 
-    states = job_states(registry.jobs())   # {(job_id, array_index): JobState}
+    states = job_states(JobTable(registry).all())   # {(job_id, array_index): JobState}
     view = slurm_view(graph, registry)     # {task_key: TaskView(state, job, log, why)}
 
 Live and recently finished jobs come from `squeue -t all` (the controller keeps finished jobs for
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftlab.errors import SlurmError
-from ftlab.runners.local import is_done
+from ftlab.runners.slurm.jobs import JobTable
+from ftlab.stages import REPORT_KEY, is_done, run_key
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SUBMITTED"}
 
@@ -137,12 +138,13 @@ class TaskView:
 
 def slurm_view(graph, registry) -> dict[str, TaskView]:
     """Each submitted task's state from SLURM, with why a task that will not run did not run."""
-    latest = registry.latest_jobs()
+    table = JobTable(registry)
+    latest = table.latest()
     if not latest:
         return {}
     states = job_states(list(latest.values()))
     cancelled_by_us = {(j["job_id"], j["array_index"]) for j in latest.values() if j["reason"] == "ftlab cancel"}
-    registry.update_job_states({k: (s.state, s.reason) for k, s in states.items() if s.state != "UNKNOWN" and k not in cancelled_by_us})
+    table.update_states({k: (s.state, s.reason) for k, s in states.items() if s.state != "UNKNOWN" and k not in cancelled_by_us})
     logs_dir = graph.plan.output_dir / "slurm"
     views: dict[str, TaskView] = {}
     by_key = {t.key: t for t in graph.tasks}
@@ -195,7 +197,7 @@ def _why(task, view: TaskView, views: dict[str, TaskView], registry, job: dict |
 
 def merge_status(graph, registry, rows: list[dict]) -> list[str]:
     """Put SLURM's state of submitted tasks into `ftlab status` rows; return explanation lines."""
-    if not registry.latest_jobs():
+    if not JobTable(registry).latest():
         return []
     try:
         views = slurm_view(graph, registry)
@@ -204,14 +206,14 @@ def merge_status(graph, registry, rows: list[dict]) -> list[str]:
     for row in rows:
         row["slurm"] = {}
         for stage in ("train", "eval"):
-            view = views.get(f"{stage}/{row['name']}")
+            view = views.get(run_key(stage, row["name"]))
             if view is None:
                 continue
             row["slurm"][stage] = {"state": view.state, "job": view.job, "log": str(view.log) if view.log else None, "why": view.why}
             if row["stages"].get(stage) != "done":
                 row["stages"][stage] = view.state
     notes = [f"{key}: {view.state}: {view.why}" for key, view in views.items() if view.why]
-    report = views.get("report")
+    report = views.get(REPORT_KEY)
     if report and not report.why:
         notes.append(f"report: {report.state} (job {report.job})")
     return notes

@@ -29,6 +29,7 @@ from ftlab.errors import SlurmError
 from ftlab.pipeline import Graph
 from ftlab.runners.slurm.profile import ClusterProfile
 from ftlab.runners.slurm.resources import Resources, choose, choose_for_run, model_size, policy_table
+from ftlab.stages import REPORT_KEY, eval_key
 
 
 @dataclass
@@ -104,7 +105,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
     trains = [t for t in chosen if t.stage == "train"]
     paired: dict[str, list] = {}
     for t in trains:
-        evaluation = by_key[f"eval/{t.run.name}"]
+        evaluation = by_key[eval_key(t.run.name)]
         signature = (tuple(res(t, "train").sbatch_options()), tuple(res(evaluation, "eval").sbatch_options()) if evaluation.key in submit else ())
         paired.setdefault(repr(signature), []).append(t)
     for n, group in enumerate(paired.values()):
@@ -112,7 +113,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         job = Job(f"train{suffix}", [t.key for t in group], True, res(group[0], "train"), list(prepare_dep))
         job.depends += [d for d in (upstream(t) for t in group) if d]
         jobs.append(job)
-        evals = [by_key[f"eval/{t.run.name}"] for t in group]
+        evals = [by_key[eval_key(t.run.name)] for t in group]
         evals = [e for e in evals if e.key in submit]
         if len(evals) == len(group):  # aftercorr pairs index i with index i: memberships must match
             jobs.append(Job(f"eval{suffix}", [e.key for e in evals], True, res(evals[0], "eval"), [Dependency("aftercorr", group=job.group)]))
@@ -132,7 +133,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
             deps.append(Dependency("afterok", job_refs=refs))
         jobs.append(Job("eval-ready" if n == 0 else f"eval-ready-{n + 1}", [t.key for t in group], True, res(group[0], "eval"), deps))
 
-    if "report" in submit:
+    if REPORT_KEY in submit:
         eval_groups = [j.group for j in jobs if j.group.startswith("eval")]
         refs = tuple(sorted({in_flight[k] for k in in_flight if k.startswith("eval/")}))
         deps = [Dependency("afterany", group=g) for g in eval_groups]
@@ -140,7 +141,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
             deps.append(Dependency("afterany", job_refs=refs))
         if not eval_groups and not refs:
             deps += prepare_dep
-        jobs.append(Job("report", ["report"], False, choose(table, None, stage="cpu", method="", limits=profile.limits), deps))
+        jobs.append(Job("report", [REPORT_KEY], False, choose(table, None, stage="cpu", method="", limits=profile.limits), deps))
     return jobs
 
 

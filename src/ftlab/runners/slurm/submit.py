@@ -7,7 +7,7 @@
 
 A task is submitted when it is not done, not already queued or running in SLURM, and never
 submitted before (or its last job failed and resubmit_failed is set), and every task it depends
-on is done, queued, or submitted now. Job ids go into the registry's jobs table. If sbatch refuses
+on is done, queued, or submitted now. Job ids go into the runner's own table (jobs.py). If sbatch refuses
 a job, the jobs this call already submitted are cancelled, and the error names the request.
 """
 
@@ -20,10 +20,11 @@ from pathlib import Path
 from ftlab import atomic
 from ftlab.errors import SlurmError
 from ftlab.pipeline import Graph
-from ftlab.runners.local import is_done
+from ftlab.runners.slurm.jobs import JobTable
 from ftlab.runners.slurm.follow import clean_message, job_states, slurm_command
 from ftlab.runners.slurm.profile import ClusterProfile
 from ftlab.runners.slurm.render import Context, Job, build_jobs, default_ftlab, dependency_option, render_script
+from ftlab.stages import REPORT_KEY, is_done, missing_deps
 
 
 @dataclass
@@ -50,11 +51,11 @@ def slurm_dir(graph: Graph) -> Path:
 def select(graph: Graph, registry, *, resubmit_failed: bool) -> tuple[set[str], SubmitResult]:
     """Which task keys to submit now; the result says why the others are not."""
     result = SubmitResult()
-    latest = registry.latest_jobs()
+    latest = JobTable(registry).latest()
     states = job_states(list(latest.values())) if latest else {}
     submit: set[str] = set()
     for task in graph.tasks:
-        if task.key == "report":
+        if task.key == REPORT_KEY:
             continue
         job = latest.get(task.key)
         state = states.get((job["job_id"], job["array_index"])) if job else None
@@ -65,22 +66,22 @@ def select(graph: Graph, registry, *, resubmit_failed: bool) -> tuple[set[str], 
         elif job is not None and not resubmit_failed:
             result.failed_not_resubmitted.append(task.key)
         else:
-            missing = [d for d in task.deps if d not in submit and d not in result.in_flight and d not in result.done]
+            missing = missing_deps(task, graph, ready=submit | set(result.in_flight))
             if missing:
                 result.blocked[task.key] = f"needs {', '.join(missing)}"
             else:
                 submit.add(task.key)
-    report = graph.task("report")
-    report_job = latest.get("report")
+    report = graph.task(REPORT_KEY)
+    report_job = latest.get(REPORT_KEY)
     report_active = report_job is not None and states[(report_job["job_id"], report_job["array_index"])].active
     if report_active:
-        result.in_flight["report"] = report_job["job_id"]
-    elif any(k.startswith("eval/") for k in submit):
-        submit.add("report")  # new evals: the table is rebuilt after them
+        result.in_flight[REPORT_KEY] = report_job["job_id"]
+    elif any(graph.task(k).stage == "eval" for k in submit):
+        submit.add(REPORT_KEY)  # new evals: the table is rebuilt after them
     elif is_done(report):
-        result.done.append("report")
-    elif all(d in result.done for d in report.deps) and (report_job is None or resubmit_failed):
-        submit.add("report")
+        result.done.append(REPORT_KEY)
+    elif not missing_deps(report, graph) and (report_job is None or resubmit_failed):
+        submit.add(REPORT_KEY)
     return submit, result
 
 
@@ -101,14 +102,14 @@ def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = F
             job_id = None if dry_run else _sbatch(command, root, job)
             if job_id:
                 ids[job.group] = job_id
-                registry.record_jobs([
+                JobTable(registry).record([
                     {"job_id": job_id, "array_index": i if job.array else -1, "task_key": key, "grp": job.group, "log": job.log_for(job_id, i)}
                     for i, key in enumerate(job.keys)])
             result.jobs.append(Submitted(job, script, job_id, command))
     except SlurmError:
         if ids:  # all or nothing: a half-submitted experiment would wait on jobs that never come
             slurm_command(["scancel", *ids.values()], check=False)
-            registry.forget_jobs(list(ids.values()))
+            JobTable(registry).forget(list(ids.values()))
         raise
     return result
 
@@ -126,12 +127,13 @@ def _sbatch(command: list[str], cwd: Path, job: Job) -> str:
 
 def cancel(graph: Graph, registry) -> list[str]:
     """scancel every queued or running job of this experiment; returns the job ids cancelled."""
-    latest = registry.jobs()
+    table = JobTable(registry)
+    latest = table.all()
     states = job_states(latest)
     active = sorted({j["job_id"] for j in latest if states[(j["job_id"], j["array_index"])].active}, key=int)
     if active:
         slurm_command(["scancel", *active])
-        registry.update_job_states({(j["job_id"], j["array_index"]): ("CANCELLED", "ftlab cancel")
+        table.update_states({(j["job_id"], j["array_index"]): ("CANCELLED", "ftlab cancel")
                                     for j in latest if j["job_id"] in active and states[(j["job_id"], j["array_index"])].active})
     return active
 
