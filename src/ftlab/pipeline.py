@@ -19,9 +19,9 @@ from ftlab.spec.identity import IDENTITY_VERSION, effective_config, stable_hash
 from ftlab.spec.plan import Plan, Run
 from ftlab.spec.schema import RUNTIME_FIELDS, Dataset, Experiment
 
-STAGE_ORDER = ("data", "model", "train", "eval", "report")
+STAGE_ORDER = ("data", "model", "baseline", "train", "eval", "report")
 # Bump a stage's version when its code changes what it produces: old outputs then re-run.
-STAGE_VERSIONS = {"data": 1, "model": 1, "train": 3, "eval": 2, "report": 1}
+STAGE_VERSIONS = {"data": 1, "model": 1, "baseline": 1, "train": 3, "eval": 2, "report": 1}
 # Stages that keep their outputs when their identity changes: they validate each cached piece
 # themselves (eval: per checkpoint, evaluator and split), so adding an evaluator runs only it.
 KEEPS_OUTPUTS = {"eval"}
@@ -152,20 +152,27 @@ def build_graph(plan: Plan) -> Graph:
         graph.tasks.append(eval_task)
         evals.append(eval_task)
 
+    from ftlab.baselines.graph import baseline_tasks  # classical baselines (seed 000): runs of their own
+
+    baselines = baseline_tasks(plan, data_task, _identity, selection(plan.experiment), Task)
+    graph.tasks += baselines
     roles = {d.name: d.role for d in plan.experiment.datasets}
     splits = sorted(plan.experiment.eval_splits(), key=lambda s: roles[s] != "valid")  # valid chose; test reports
     report_inputs = {
-        "evals": {t.run.name: str(t.out_dir) for t in evals}, "splits": splits,
+        "evals": {t.run.name: str(t.out_dir) for t in evals} | {t.inputs["name"]: str(t.out_dir) for t in baselines},
+        "splits": splits,
         # What the report judges and draws, how checkpoints were chosen, and the spec it prints.
         "report": plan.experiment.report.model_dump(mode="json"),
         "select": selection(plan.experiment),
         "spec": str(plan.spec_path),
         "name": plan.experiment.name,
-        "run_ids": [t.run.run_id for t in evals],  # the plan's runs, not every run the registry remembers
+        # the plan's runs, not every run the registry remembers
+        "run_ids": [t.run.run_id for t in evals] + [t.inputs["run_id"] for t in baselines],
         "variables": list(dict.fromkeys(k for r in plan.runs for k in r.values)),  # sweep order, for tables
     }
     graph.tasks.append(
-        Task("report", "report", _identity("report", report_inputs, evals), out / "report", tuple(t.key for t in evals), report_inputs)
+        Task("report", "report", _identity("report", report_inputs, evals + baselines), out / "report",
+             tuple(t.key for t in evals + baselines), report_inputs)
     )
     graph.tasks.sort(key=lambda t: STAGE_ORDER.index(t.stage))  # stable: keeps plan order within a stage
     return graph
@@ -244,6 +251,8 @@ def stage_function(stage: str) -> StageFn:
         from ftlab.train.stage import run_train as fn
     elif stage == "eval":
         from ftlab.evaluate.stage import run_eval as fn
+    elif stage == "baseline":
+        from ftlab.baselines.stage import run_baseline as fn
     elif stage == "report":
         from ftlab.report.stage import run_report as fn
     else:

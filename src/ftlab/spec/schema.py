@@ -27,6 +27,8 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("eval", "batch_size"),
     ("train", "report_to"),
     ("report",),
+    # Baselines are runs of their own (ftlab.baselines): they change no LLM run's results.
+    ("baselines",),
 )
 
 
@@ -280,6 +282,26 @@ class Report(Strict):
     )
 
 
+class FeaturizerSpec(BaseModel):
+    """The featuriser of the classical baselines; its other keys are its options (ftlab.baselines.features)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(description="registered featuriser, e.g. composition")
+
+
+class Baselines(Strict):
+    """Classical scikit-learn baselines (seed 000), recorded as runs of kind `baseline`: fitted on
+    train, each model's grid point chosen on eval.select's split and metric, scored on every eval split."""
+
+    featurizer: FeaturizerSpec
+    models: list[str] = Field(
+        default_factory=lambda: ["logistic_regression", "random_forest", "gradient_boosting"], min_length=1,
+        description="registered baseline models (ftlab.baselines.models)",
+    )
+    seed: int = Field(0, **SEED)
+    splits: list[str] | None = Field(None, description="splits to score (default: the eval splits)")
+
+
 class Experiment(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -294,6 +316,7 @@ class Experiment(Strict):
     fewshot: FewShot | None = None
     eval: Eval = Eval()
     report: Report = Report()
+    baselines: Baselines | None = None
     # Parsed by ftlab.spec.sweep; typed loosely here so their errors come from there, with paths.
     sweep: list[Any] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])

@@ -130,7 +130,10 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(("fewshot", "splits", j), f"no dataset named {clip(name)}{_hint(name, names)}")
     _check_test_fraction(exp, names, problems)
     _check_select(exp, names, base_dir, problems)
+    from ftlab.baselines.check import baseline_problems
     from ftlab.report.checks import report_problems  # report.checks: kinds, options, split names
+
+    baseline_problems(exp, names, problems)
 
     report_problems(exp, problems)
 

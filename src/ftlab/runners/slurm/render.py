@@ -91,7 +91,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         refs = tuple(sorted({in_flight[d] for d in task.deps if d in in_flight}))
         return Dependency("afterok", job_refs=refs) if refs else None
 
-    prepare = [t for t in chosen if t.stage in ("data", "model")]
+    prepare = [t for t in chosen if t.stage in ("data", "model", "baseline")]  # baselines: CPU, minutes
     if prepare:
         job = Job("prepare", [t.key for t in prepare], False, choose(table, None, stage="cpu", method="", limits=profile.limits))
         refs = tuple(sorted({in_flight[d] for t in prepare for d in t.deps if d in in_flight}))
