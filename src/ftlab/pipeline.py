@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftlab.data.curate.graph import curate_task
 from ftlab.spec.identity import IDENTITY_VERSION, effective_config, stable_hash
 from ftlab.spec.plan import Plan, Run
 from ftlab.spec.schema import RUNTIME_FIELDS, Dataset, Experiment
 
-STAGE_ORDER = ("data", "model", "baseline", "train", "eval", "report")
+STAGE_ORDER = ("data", "model", "curate", "baseline", "train", "eval", "report")
 # Bump a stage's version when its code changes what it produces: old outputs then re-run.
-STAGE_VERSIONS = {"data": 1, "model": 1, "baseline": 1, "train": 3, "eval": 2, "report": 1}
+STAGE_VERSIONS = {"data": 1, "model": 1, "curate": 1, "baseline": 1, "train": 3, "eval": 2, "report": 1}
 # Stages that keep their outputs when their identity changes: they validate each cached piece
 # themselves (eval: per checkpoint, evaluator and split), so adding an evaluator runs only it.
 KEEPS_OUTPUTS = {"eval"}
@@ -59,6 +60,11 @@ def build_graph(plan: Plan) -> Graph:
     data_tasks: dict[str, Task] = {}
 
     def data_task(exp: Experiment, ds: Dataset) -> Task:
+        """The task whose out_dir holds this dataset's examples: its curate task when it has `curate:`."""
+        raw = raw_data_task(exp, ds)
+        return raw if not ds.curate else curate_task(plan, exp, ds, raw, base_model, graph, _identity)
+
+    def raw_data_task(exp: Experiment, ds: Dataset) -> Task:
         inputs = _data_inputs(plan, exp, ds)
         identity = _identity("data", inputs, ())
         if identity not in data_tasks:
@@ -75,7 +81,7 @@ def build_graph(plan: Plan) -> Graph:
             local = plan.base_dir / exp.model.path
             path = str(local.resolve()) if local.exists() else exp.model.path
             return path, stable_hash({"model": exp.model.path}), None
-        corpus = [data_task(exp, exp.dataset(name)) for name in exp.model.tiny.tokenizer_corpus]
+        corpus = [raw_data_task(exp, exp.dataset(name)) for name in exp.model.tiny.tokenizer_corpus]
         inputs = {"tiny": exp.model.tiny.model_dump(mode="json"), "corpus": [str(t.out_dir) for t in corpus]}
         identity = _identity("model", {"tiny": inputs["tiny"]}, corpus)
         if identity not in model_tasks:
@@ -201,7 +207,7 @@ def _evaluators(plan: Plan, exp: Experiment) -> list[dict[str, Any]]:
 
 def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> dict[str, Any]:
     inputs: dict[str, Any] = {
-        "dataset": ds.model_dump(mode="json"),
+        "dataset": ds.model_dump(mode="json", exclude={"curate"}),  # curation: its own task (data/curate)
         "labels": exp.task.labels,
         "positive": exp.task.positive_label,
         "label_field": exp.task.label_field,
@@ -251,6 +257,8 @@ def stage_function(stage: str) -> StageFn:
         from ftlab.train.stage import run_train as fn
     elif stage == "eval":
         from ftlab.evaluate.stage import run_eval as fn
+    elif stage == "curate":
+        from ftlab.data.curate.stage import run_curate as fn
     elif stage == "baseline":
         from ftlab.baselines.stage import run_baseline as fn
     elif stage == "report":

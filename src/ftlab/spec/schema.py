@@ -116,6 +116,17 @@ DataColumn = Literal[
 ]
 
 
+class FilterSpec(BaseModel):
+    """One curation filter; its other keys are the filter's options (ftlab.data.curate.filters)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(description="quality, difficulty, diversity or random")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class Dataset(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="split name used in metrics")
     role: Literal["train", "valid", "test"]
@@ -136,13 +147,16 @@ class Dataset(Strict):
     name_in_registry: str | None = Field(
         None, description="entry to read when path is a LLaMA-Factory dataset_info.json"
     )
+    curate: list[FilterSpec] | None = Field(
+        None, min_length=1, description="curation filters applied in order (seed 003: quality, difficulty, diversity)"
+    )
 
     @model_serializer(mode="wrap")
     def _drop_unset_reading_options(self, handler):
         # columns/name_in_registry arrived after run and stage ids were first hashed from this
         # dump: left out when unset, a spec that does not use them keeps its ids and finished runs.
         out = handler(self)
-        for key in ("columns", "name_in_registry"):
+        for key in ("columns", "name_in_registry", "curate"):
             if out.get(key) is None:
                 out.pop(key, None)
         return out
