@@ -176,6 +176,9 @@ def build_graph(plan: Plan) -> Graph:
         "run_ids": [t.run.run_id for t in evals] + [t.inputs["run_id"] for t in baselines],
         "variables": list(dict.fromkeys(k for r in plan.runs for k in r.values)),  # sweep order, for tables
     }
+    curations = {t.key: str(t.out_dir) for t in graph.tasks if t.stage == "curate"}
+    if curations:  # only then: an experiment without curation keeps its report identity
+        report_inputs["curations"] = curations
     graph.tasks.append(
         Task("report", "report", _identity("report", report_inputs, evals + baselines), out / "report",
              tuple(t.key for t in evals + baselines), report_inputs)

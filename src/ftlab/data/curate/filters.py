@@ -168,7 +168,7 @@ class Diversity:
         seed: int = Field(0, ge=0, lt=2**32)
 
     def apply(self, examples, o, ctx) -> dict[int, str]:
-        dropped = {i: f"reasoning ({o.field}) under {o.min_tokens} tokens" for i, e in examples if n_tokens(text_of(e, o.field)) < o.min_tokens}
+        dropped = {i: f"reasoning under {o.min_tokens} tokens ({o.field})" for i, e in examples if n_tokens(text_of(e, o.field)) < o.min_tokens}
         rest = [(i, e) for i, e in examples if i not in dropped]
         if o.total is None or o.total >= len(rest):
             return dropped

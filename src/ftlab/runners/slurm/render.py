@@ -99,6 +99,13 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
             job.depends.append(Dependency("afterok", job_refs=refs))
         jobs.append(job)
     prepare_dep = [Dependency("afterok", group="prepare")] if prepare else []
+    # Curation that asks a model (difficulty) needs that model's GPU, like an eval: its own array, before train.
+    curates = [t for t in chosen if t.stage == "curate"]
+    if curates:
+        job = Job("curate", [t.key for t in curates], True, res(curates[0], "eval"), list(prepare_dep))
+        job.depends += [d for d in (upstream(t) for t in curates) if d]
+        jobs.append(job)
+        prepare_dep = prepare_dep + [Dependency("afterok", group="curate")]
 
     # Train arrays, split where resources differ (an array has one request); each gets a paired eval array.
     trains = [t for t in chosen if t.stage == "train"]
