@@ -85,3 +85,27 @@ def test_validate_names_a_misspelt_filter_and_bad_options(tmp_path, capsys):
     assert "datasets[0].curate[0].token_limt" in err and "Did you mean 'token_limit'" in err
     assert "datasets[1].curate" in err and "only the train dataset may be curated" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_difficulty_asks_the_model_through_an_ftlab_evaluator(tmp_path):
+    """A random-init tiny model scored by `logits` on P/N answers about half right: those are dropped,
+    and another model (weight seed) answers, and so drops, differently."""
+    from ftlab.models.tiny import TinyConfig, build_tiny
+
+    examples = generators.get("hem")(n=40, split="train", seed=0)
+    texts = [m["content"] for e in examples for m in e.prompt] + [e.completion for e in examples]
+    decisions = []
+    for seed in (0, 1):
+        model = build_tiny(tmp_path / f"m{seed}", TinyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                                                              intermediate_size=64, vocab_size=320, seed=seed), texts)
+        f = filters.get("difficulty")
+        ctx = FilterContext(out_dir=tmp_path / f"out{seed}", model_path=str(model), labels=["P", "N"])
+        (tmp_path / f"out{seed}").mkdir()
+        dropped = f().apply(list(enumerate(examples)), f.Options.model_validate({"evaluator": "logits"}), ctx)
+        answers = [json.loads(line) for line in (tmp_path / f"out{seed}" / "difficulty.jsonl").read_text().splitlines()]
+        assert len(answers) == 40 and all("probs" in a for a in answers)  # the model's label probabilities, per example
+        assert set(dropped) == {a["curate_index"] for a in answers if a["pred"] == a["label"]}
+        assert 0 < len(dropped) < 40
+        decisions.append(set(dropped))
+    assert decisions[0] != decisions[1]

@@ -22,8 +22,8 @@ def curation_rows(curations: dict[str, str]) -> list[dict]:
     return rows
 
 
-def render_curation(curations: dict[str, str]) -> str:
-    """Plain-text table: task, filter, in, dropped, kept, reasons (and, for a filter that consults a model, how many it asked)."""
+def curation_table(curations: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Header and body: task, filter, in, dropped, kept, reasons (and, for a filter that consults a model, how many it asked)."""
     rows = curation_rows(curations)
     header = ["curate task", "filter", "in", "dropped", "kept", "why (count)"]
     body = []
@@ -33,6 +33,12 @@ def render_curation(curations: dict[str, str]) -> str:
             why = "; ".join(x for x in (why, f"asked the model {r['consulted']} questions ({Path(str(r.get('model'))).name})") if x)
         why = why or "-"
         body.append([r["task"], r["filter"], *("" if r.get(c) is None else str(r[c]) for c in ("in", "dropped", "kept")), why])
+    return header, body
+
+
+def render_curation(curations: dict[str, str]) -> str:
+    """curation_table as plain text."""
+    header, body = curation_table(curations)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)] if body else [len(h) for h in header]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, ["-" * w for w in widths], *body]]
     return "\n".join(lines)

@@ -37,6 +37,7 @@ class FilterContext:
     out_dir: Path  # where a filter keeps its evidence (difficulty: the model's answers)
     model_path: str | None = None  # the model a difficulty filter consults
     batch_size: int = 16
+    labels: list[str] | None = None  # the task's label set (classification); None: a generation task
 
 
 def text_of(example, field: str) -> str | None:
@@ -136,7 +137,7 @@ class Difficulty:
         options = evaluator.Options.model_validate(
             {"parser": o.parser, "max_new_tokens": o.max_new_tokens} if o.evaluator == "generate" else {}).model_dump(mode="json")
         items = [e for _, e in examples]
-        labels = sorted({e.label for e in items if e.label is not None}) or None
+        labels = ctx.labels
         inp = EvalInput(checkpoint_model=LoadedCheckpoint(ctx.model_path, None), examples=items, options=options,
                         batch_size=ctx.batch_size, labels=labels, positive=labels[0] if labels else None,
                         checkpoint=ctx.model_path, out_dir=ctx.out_dir)

@@ -21,12 +21,12 @@ def curate_task(plan, exp, ds, raw, base_model, graph, identity):
             local = plan.base_dir / wanted[0]
             model_path = str(local.resolve()) if local.exists() else wanted[0]
             model_identity = stable_hash({"model": wanted[0]})
-    hashed = {"curate": specs, "model": model_identity, "data": raw.identity}
+    hashed = {"curate": specs, "model": model_identity, "data": raw.identity, "labels": exp.task.labels}
     ident = identity("curate", hashed, deps)
     for t in graph.tasks:
         if t.stage == "curate" and t.identity == ident:
             return t
-    inputs = {"curate": specs, "data": str(raw.out_dir), "model": model_path, "dataset": ds.name}
+    inputs = {"curate": specs, "data": str(raw.out_dir), "model": model_path, "dataset": ds.name, "labels": exp.task.labels}
     key = f"curate/{ds.name}-{ident[:8]}"
     task = Task("curate", key, ident, plan.output_dir / "data" / f"{ds.name}-curated-{ident[:8]}", tuple(t.key for t in deps), inputs)
     graph.tasks.append(task)
