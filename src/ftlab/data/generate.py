@@ -550,16 +550,17 @@ def generate_med_qa(*, n: int, split: str, seed: int) -> list[Example]:
 
 @generators.register("med_qa_short")
 def generate_med_qa_short(*, n: int, split: str, seed: int) -> list[Example]:
-    """med_qa's rows (same meta, same planted flaws) answered with the short reasoning: ~30 words
-    instead of ~180, so a tiny model trains and generates in seconds on 2 cores (a 400-token answer
-    budget made the tiny example's eval take 5 minutes). A row cut at the token limit keeps its cut
-    long answer and a row without short reasoning answers with the letter only, so the quality
-    filter still has them to find."""
+    """med_qa's rows (same meta, same planted flaws) answered "The answer is X. <short reasoning>":
+    the answer first, so an 8-token answer budget reads it and a tiny model trains and generates in
+    seconds on 2 cores (answers of ~180 words made the tiny example's eval take 5 minutes, and a
+    tiny model's free text rarely reached a final answer). A row cut at the token limit keeps its
+    cut long answer (no final answer) and a row without short reasoning answers with the letter
+    only, so the quality filter still has them to find; filters read meta["reasoning_long"]."""
     out = []
     for e in generate_med_qa(n=n, split=split, seed=seed):
         if not e.meta["at_limit"]:
             short = e.meta["reasoning_short"]
-            completion = (f"{short}\n" if short else "") + f"The answer is {e.meta['answer']}."
+            completion = f"The answer is {e.meta['answer']}." + (f" {short}" if short else "")
             e = Example(e.prompt, completion, None, {**e.meta, "n_words_response": len(completion.split())})
         out.append(e)
     return out

@@ -28,7 +28,7 @@ def run_curate(task, ctx) -> dict[str, Any]:
     examples = load_split(inp["data"])
     decisions: dict[int, tuple[str, str]] = {}  # index -> (filter, reason)
     counts = []
-    fctx = FilterContext(out_dir=out, model_path=inp.get("model"), batch_size=inp.get("batch_size", 16),
+    fctx = FilterContext(out_dir=out, model_path=inp.get("model"), batch_size=inp.get("batch_size", 32),
                          labels=inp.get("labels"))
     for step, spec in enumerate(inp["curate"]):
         name = spec["name"]
