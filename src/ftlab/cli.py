@@ -191,6 +191,10 @@ def cmd_plan(args) -> int:
 
     print(table(["index", "name", "kind", "seed", "values", "run id"], [[r["index"], r["name"], r["kind"], r["seed"], _values(r["values"]), r["run_id"]] for r in rows]))
     print(f"\n{len(rows)} runs -> {plan.output_dir}")
+    extra = [t for t in graph.tasks if t.stage in ("curate", "baseline")]  # seed 003 curation, seed 000 baselines
+    for t in extra:
+        print(f"  {t.key}: " + (", ".join(f.name for f in t.inputs.filters) if t.stage == "curate"
+                                 else f"{t.inputs.name} (scikit-learn, chosen on {t.inputs.select.split})"))
     print(f"\nSLURM resources (policy {profile.policy}, profile {profile.source or 'default'}):")
     print("\n".join("  " + line for line in resource_lines(graph, profile)))
     if cost:

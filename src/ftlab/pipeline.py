@@ -1,6 +1,8 @@
 """The stage graph of an experiment: which stage tasks exist, their typed inputs, identities, deps.
 
     data/<dataset>  ->  model/tiny  ->  train/<run>  ->  eval/<run>  ->  report
+    data/<dataset>  ->  curate/<dataset>  ->  train/<run>     (a dataset with `curate:`; difficulty also reads a model)
+    data/<dataset>  ->  baseline/<model>  ->  report           (`baselines:`, runs of kind baseline)
 
 Every task is a pure function of its inputs (a frozen model of ftlab.stages.inputs) and writes only
 into `Task.out_dir`. Its identity hashes those inputs plus its dependencies' identities
@@ -14,6 +16,7 @@ only what a run changes (its train settings, its id) is hashed per run (bench/pl
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +25,13 @@ from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import Plan
 from ftlab.spec.schema import Dataset, Experiment
 from ftlab.stages import (
-    REPORT_KEY, STAGE_ORDER, Memo, StageContext, Task, data_key, eval_key, identity, model_key, train_key,
+    REPORT_KEY, STAGE_ORDER, Memo, StageContext, Task, baseline_key, curate_key, data_key, eval_key, identity,
+    model_key, train_key,
 )
+from ftlab.stages.hashing import inputs_json
 from ftlab.stages.inputs import (
-    DataInputs, EvalInputs, EvalSettings, EvaluatorRun, FewshotDraw, ModelInputs, ReportInputs, Selection,
-    TrainInputs,
+    BaselineInputs, CurateInputs, DataInputs, EvalInputs, EvalSettings, EvaluatorRun, FewshotDraw, ModelInputs,
+    ReportInputs, Selection, TrainInputs,
 )
 
 __all__ = ["Graph", "StageContext", "Task", "build_graph", "selection", "STAGE_ORDER"]
@@ -85,6 +90,11 @@ def _build_graph(plan: Plan) -> Graph:
         return tasks_by_identity[task.identity]
 
     def data_task(exp: Experiment, ds: Dataset) -> Task:
+        """The task whose out_dir holds this dataset's examples: its curate task when it has `curate:`."""
+        raw = raw_data_task(exp, ds)
+        return curate_task(exp, ds, raw) if ds.curate else raw
+
+    def raw_data_task(exp: Experiment, ds: Dataset) -> Task:
         def make() -> Task:
             inputs = _data_inputs(plan, exp, ds)
             ident = identity("data", inputs, memo=memo)
@@ -100,7 +110,8 @@ def _build_graph(plan: Plan) -> Graph:
                 local = plan.base_dir / exp.model.path
                 path = str(local.resolve()) if local.exists() else exp.model.path
                 return path, stable_hash({"model": exp.model.path}), None
-            corpus = [data_task(exp, exp.dataset(name)) for name in exp.model.tiny.tokenizer_corpus]
+            # Raw data: a difficulty filter asks this model, so its tokenizer cannot read the curated set.
+            corpus = [raw_data_task(exp, exp.dataset(name)) for name in exp.model.tiny.tokenizer_corpus]
             inputs = ModelInputs(tiny=exp.model.tiny, corpus=[str(t.out_dir) for t in corpus])
             ident = identity("model", inputs, [t.identity for t in corpus], memo=memo)
             key = model_key(ident)
@@ -109,16 +120,40 @@ def _build_graph(plan: Plan) -> Graph:
 
         return shared.get(exp.model, exp.datasets, exp.task, exp.fewshot, make=make)
 
+    def curate_task(exp: Experiment, ds: Dataset, raw: Task) -> Task:
+        """A data task that may need a model: the difficulty filter asks the base or a named model."""
+        def make() -> Task:
+            model_dir = model_id = None
+            deps = [raw]
+            wanted = [f.options.get("model", "base") for f in ds.curate if f.name == "difficulty"]
+            if wanted and wanted[0] == "base":
+                model_dir, model_id, model_task = base_model(exp)
+                deps += [model_task] if model_task else []
+            elif wanted:
+                local = plan.base_dir / wanted[0]
+                model_dir = str(local.resolve()) if local.exists() else wanted[0]
+                model_id = stable_hash({"model": wanted[0]})
+            inputs = CurateInputs(filters=ds.curate, model_id=model_id, data_id=raw.identity, labels=exp.task.labels,
+                                  dataset=ds.name, data_dir=str(raw.out_dir), model_dir=model_dir)
+            ident = identity("curate", inputs, [t.identity for t in deps], memo=memo)
+            key = curate_key(ds.name, ident)
+            out_dir = out / "data" / f"{ds.name}-curated-{ident[:8]}"
+            return add(Task("curate", key, ident, out_dir, tuple(t.key for t in deps), inputs))
+
+        return shared.get(ds, exp.task, exp.fewshot, exp.model, exp.datasets, make=make)
+
     def group(exp: Experiment, trains: bool) -> _Group:
         """What runs sharing these spec objects share: base model, train data, input prototypes."""
         base_path, base_identity, base_task = base_model(exp)
-        train_pool = data_task(exp, exp.datasets_with_role("train")[0])  # trains; holds the few-shot pool
+        train_ds = exp.datasets_with_role("train")[0]
+        train_pool = data_task(exp, train_ds)  # trains (curated, when it has `curate:`)
+        fewshot_pool = raw_data_task(exp, train_ds)  # holds the few-shot pool (fewshot.jsonl; curation keeps none)
         base_deps = (base_task,) if base_task else ()
         train = TrainInputs(
             run_id="", kind="sweep", seed=0, positive=exp.task.positive_label, base_id=base_identity,
             base_dir=base_path, data_dir=str(train_pool.out_dir), method=exp.method, train=exp.train,
         ) if trains else None
-        evaluation, splits = _eval_prototype(plan, exp, trains, data_task, train_pool)
+        evaluation, splits = _eval_prototype(plan, exp, trains, data_task, train_pool, fewshot_pool)
         evaluation = evaluation.model_copy(update={"base_dir": base_path, "source": base_identity})
         return _Group(
             base_identity, train, (train_pool, *base_deps), tuple(t.key for t in (*base_deps, train_pool)),
@@ -150,16 +185,20 @@ def _build_graph(plan: Plan) -> Graph:
         graph.tasks.append(eval_task)
         evals.append(eval_task)
 
+    baselines = [add(t) for t in _baseline_tasks(plan, data_task, memo)]
     roles = {d.name: d.role for d in plan.experiment.datasets}
+    curations = {t.key: str(t.out_dir) for t in graph.tasks if t.stage == "curate"}
     report_inputs = ReportInputs(
-        evals={t.run.name: str(t.out_dir) for t in evals},
+        evals={t.run.name: str(t.out_dir) for t in evals} | {t.inputs.name: str(t.out_dir) for t in baselines},
         splits=sorted(plan.experiment.eval_splits(), key=lambda s: roles[s] != "valid"),  # valid chose; test reports
         report=plan.experiment.report, select=selection(plan.experiment), spec=str(plan.spec_path),
-        name=plan.experiment.name, run_ids=[t.run.run_id for t in evals],
+        name=plan.experiment.name, run_ids=[t.run.run_id for t in evals] + [t.inputs.run_id for t in baselines],
         variables=list(dict.fromkeys(k for r in plan.runs for k in r.values)),
+        curations=curations or None,  # None: not hashed, so an experiment without curation keeps its report identity
     )
-    graph.tasks.append(Task("report", REPORT_KEY, identity("report", report_inputs, [t.identity for t in evals], memo=memo),
-                            out / "report", tuple(t.key for t in evals), report_inputs))
+    upstream = evals + baselines
+    graph.tasks.append(Task("report", REPORT_KEY, identity("report", report_inputs, [t.identity for t in upstream], memo=memo),
+                            out / "report", tuple(t.key for t in upstream), report_inputs))
     graph.tasks.sort(key=lambda t: STAGE_ORDER.index(t.stage))  # stable: keeps plan order within a stage
     return graph
 
@@ -175,7 +214,8 @@ class _Group:
     untrained_upstream: list[Task]
 
 
-def _eval_prototype(plan: Plan, exp: Experiment, trains: bool, data_task, train_pool: Task) -> tuple[EvalInputs, list[Task]]:
+def _eval_prototype(plan: Plan, exp: Experiment, trains: bool, data_task, train_pool: Task,
+                    fewshot_pool: Task) -> tuple[EvalInputs, list[Task]]:
     """The eval inputs that runs sharing these spec objects share, and the split data tasks."""
     evaluators = _evaluators(plan, exp)
     split_names = list(dict.fromkeys(exp.eval_splits() + [s for e in evaluators for s in e.splits]))
@@ -191,8 +231,8 @@ def _eval_prototype(plan: Plan, exp: Experiment, trains: bool, data_task, train_
         evaluators=evaluators,
         eval=EvalSettings(**{k: getattr(exp.eval, k) for k in EvalSettings.model_fields}),
         fewshot_k=fewshot.k if fewshot else None, fewshot_splits=fewshot.splits if fewshot else None,
-        fewshot_pool_id=train_pool.identity if fewshot else None,
-        fewshot_pool_dir=str(train_pool.out_dir) if fewshot else None,
+        fewshot_pool_id=fewshot_pool.identity if fewshot else None,
+        fewshot_pool_dir=str(fewshot_pool.out_dir) if fewshot else None,
         train_data=str(train_pool.out_dir),
     )
     return prototype, list(splits.values())
@@ -220,8 +260,39 @@ def _evaluators(plan: Plan, exp: Experiment) -> list[EvaluatorRun]:
     return out
 
 
+def _baseline_tasks(plan: Plan, data_task, memo: Memo) -> list[Task]:
+    """One task per model of `baselines:` ([] without it), depending on the data tasks only; the
+    plan's experiment (not a sweep point's) chooses their data: a baseline does not vary with the sweep."""
+    exp = plan.experiment
+    spec = exp.baselines
+    if spec is None:
+        return []
+    train = data_task(exp, exp.datasets_with_role("train")[0])
+    splits = {name: data_task(exp, exp.dataset(name)) for name in (spec.splits or exp.eval_splits())}
+    upstream = list({t.key: t for t in [train, *splits.values()]}.values())
+    select = selection(exp)
+    tasks = []
+    for i, model in enumerate(spec.models):
+        inputs = BaselineInputs(
+            model=model, featurizer=spec.featurizer, seed=spec.seed, select=select, labels=exp.task.labels,
+            positive=exp.task.positive_label, splits=sorted(splits), run_id="", name=f"baseline_{model}",
+            index=len(plan.runs) + i, task=exp.task, train_dir=str(train.out_dir),
+            split_dirs={n: str(t.out_dir) for n, t in splits.items()},
+        )
+        ident = identity("baseline", inputs, [t.identity for t in upstream], memo=memo)
+        # The run id hashes the identity's inputs plus the identity, as before the typed contract:
+        # baseline runs recorded then keep their ids.
+        hashed = json.loads(inputs_json(inputs, memo=memo)) | {"data": ident}
+        inputs = inputs.model_copy(update={"run_id": f"b1-{stable_hash(hashed)[:12]}"})
+        tasks.append(Task("baseline", baseline_key(model), ident, plan.output_dir / "runs" / inputs.name / "eval",
+                          tuple(t.key for t in upstream), inputs))
+    return tasks
+
+
 def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> DataInputs:
     fewshot = FewshotDraw(pool=exp.fewshot.pool, seed=exp.fewshot.seed) if exp.fewshot and ds.role == "train" else None
+    if ds.curate:  # curation is its own task (curate/<dataset>): a new filter does not regenerate the data
+        ds = ds.model_copy(update={"curate": None})
     file = digest = None
     if ds.path is not None:
         from ftlab.data.sources import data_digest

@@ -18,7 +18,7 @@ from ftlab.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.stem for p in (REPO / "examples").glob("*.yaml"))
-SCALED = ["gsm8k_safety", "hem_pn", "inspect_epochs", "weighted_loss"]
+SCALED = ["gsm8k_safety", "hem_pn", "inspect_epochs", "med_curation", "weighted_loss"]
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def _summary(out: Path, run: str) -> dict:
 
 
 def test_the_examples_are_the_seed_workflows():
-    assert {"quickstart", "hem_pn", "gsm8k_safety", "safety_judge", "weighted_loss", "inspect_epochs"} <= set(EXAMPLES)
+    assert {"quickstart", "hem_pn", "gsm8k_safety", "safety_judge", "weighted_loss", "inspect_epochs", "med_curation"} <= set(EXAMPLES)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -150,3 +150,36 @@ def test_inspect_epochs_tiny_scores_every_epoch_and_the_base(examples):
     trained = _summary(out, "tiny")["at_best"]["valid"]["match_accuracy"]
     base = _summary(out, "untuned")["at_best"]["valid"]["match_accuracy"]
     assert trained >= 0.8 and trained > base
+
+
+@pytest.mark.slow
+def test_med_curation_tiny_counts_each_filter_consults_the_model_and_learns(examples):
+    import pandas as pd
+
+    assert main(["run", str(examples / "med_curation.yaml")]) == 0
+    out = examples.parent / "runs" / "med_curation"
+    curated = next(d for d in (out / "data").glob("train-curated-*") if json.loads((d / "stats.json").read_text())["filters"][0]["filter"] == "quality")
+    stats = json.loads((curated / "stats.json").read_text())
+    by_filter = {f["filter"]: f for f in stats["filters"]}
+    assert by_filter["quality"]["dropped"] > 0 and by_filter["diversity"]["dropped"] > 0 and stats["n"] == 160
+    # per-example decisions: every input row once, dropped rows say by which filter and why
+    table = pd.read_parquet(curated / "filtered.parquet")
+    assert len(table) == stats["n_in"] and table["kept"].sum() == 160
+    assert (table[~table["kept"]]["reason"].notna()).all()
+    assert len(pd.read_parquet(curated / "curated.parquet")) == 160
+    # the difficulty filter asked the base model every question that reached it and kept its answers
+    answers = [json.loads(line) for line in (curated / "difficulty.jsonl").read_text().splitlines()]
+    assert len(answers) == by_filter["difficulty"]["consulted"] == by_filter["quality"]["kept"]
+    assert all("text" in a and a["n_tokens"] > 0 for a in answers)
+    assert by_filter["difficulty"]["model"].endswith(next((out / "models").iterdir()).name)
+    # the report shows how many examples each filter dropped
+    summary = (out / "report" / "summary.txt").read_text()
+    assert "curation (examples each filter dropped)" in summary
+    for name in ("quality", "difficulty", "diversity", "random"):
+        assert name in summary
+    # learning: both trained arms beat the untuned base (which never writes "The answer is")
+    base = _summary(out, "untuned")["at_best"]["test"]["accuracy"]
+    for arm in ("curated", "random"):
+        s = _summary(out, arm)
+        assert s["selected_on"]["split"] == "valid"
+        assert s["at_best"]["test"]["accuracy"] > base, (arm, s["at_best"]["test"], base)

@@ -24,9 +24,12 @@ def _graph(tmp_path: Path, **spec):
 
 
 def _one_task_per_stage(tmp_path: Path):
-    """A task of each stage, from a spec with few-shot prompts (so no eval field is None)."""
+    """A task of each stage, from a spec with few-shot prompts (so no eval field is None), a
+    curated train set whose difficulty filter asks the base model, and classical baselines."""
     spec = write_spec(tmp_path)
-    spec.write_text(spec.read_text() + "fewshot: {pool: 4, k: 2}\n")
+    train = "generate: {name: hem, n: 240, seed: 0}"
+    text = spec.read_text().replace(train, train + ", curate: [{name: quality}, {name: difficulty, evaluator: logits}]", 1)
+    spec.write_text(text + "fewshot: {pool: 4, k: 2}\nbaselines: {featurizer: {name: composition}}\n")
     tasks = {}
     for task in build_graph(load_plan(spec)).tasks:
         tasks.setdefault(task.stage, task)

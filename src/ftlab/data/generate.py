@@ -11,6 +11,7 @@ Registered generators, each called gen(n=..., split="train"|"valid"|"test", seed
 - "iclr" (seed 002): paper title + abstract -> "\\boxed{Accept}" / "\\boxed{Reject}".
 - "iclr_short": iclr with ~50-word abstracts (the same rule at half the tokens, for 2-core runs).
 - "med_qa" (seed 003): multiple-choice clinical questions with long/short reasoning and planted duplicates.
+- "med_qa_short" (seed 003 at tiny scale): the same rows, trained on the short reasoning.
 Every generator is deterministic per (n, split, seed), and its splits are disjoint by construction.
 
 "hem" is a toy high-entropy-alloy synthesizability task. Each composition is an equimolar set of
@@ -561,3 +562,21 @@ def generate_med_qa(*, n: int, split: str, seed: int) -> list[Example]:
     out = [examples[k] for k in order]
     out = [Example(e.prompt, e.completion, None, {**e.meta, "dup_of": None if e.meta["dup_of"] is None else ids[e.meta["dup_of"]]}) for e in out]
     return _with_source("med_qa", split, out)
+
+
+@generators.register("med_qa_short")
+def generate_med_qa_short(*, n: int, split: str, seed: int) -> list[Example]:
+    """med_qa's rows (same meta, same planted flaws) answered "The answer is X. <short reasoning>":
+    the answer first, so an 8-token answer budget reads it and a tiny model trains and generates in
+    seconds on 2 cores (answers of ~180 words made the tiny example's eval take 5 minutes, and a
+    tiny model's free text rarely reached a final answer). A row cut at the token limit keeps its
+    cut long answer (no final answer) and a row without short reasoning answers with the letter
+    only, so the quality filter still has them to find; filters read meta["reasoning_long"]."""
+    out = []
+    for e in generate_med_qa(n=n, split=split, seed=seed):
+        if not e.meta["at_limit"]:
+            short = e.meta["reasoning_short"]
+            completion = f"The answer is {e.meta['answer']}." + (f" {short}" if short else "")
+            e = Example(e.prompt, completion, None, {**e.meta, "n_words_response": len(completion.split())})
+        out.append(e)
+    return out

@@ -53,6 +53,11 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
              "with n and 95% intervals: <a href='aggregated.csv'>aggregated.csv</a>; every row: "
              "<a href='results.csv'>results.csv</a>, <a href='../results.json'>results.json</a>.</p>",
              _table(header, table_rows, e)]
+    if inputs.curations:  # seed 003: each curation filter's drops, per curate task
+        from ftlab.report.curation import curation_table
+
+        body += ["<h2 id='curation'>Curation</h2>", "<p class='muted'>Per-example decisions: "
+                 "data/&lt;dataset&gt;-curated-&lt;id&gt;/filtered.parquet.</p>", _table(*curation_table(inputs.curations), e)]
     body += ["<h2 id='plots'>Plots</h2>"] + ([_figure(path.parent, p, e) for p in plots] or ["<p class='muted'>No plots.</p>"])
     body += ["<h2 id='runs'>Runs</h2>", _runs(df, runs, rows, experiment_dir, e)]
     body += ["<h2 id='provenance'>Provenance</h2>", _provenance(runs, registry, spec_path, spec_text, e, experiment_dir)]

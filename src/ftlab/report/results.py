@@ -5,7 +5,8 @@
     df[(df.selected) & (df.split == "test") & (df.metric == "accuracy")]
 
 One row per run x checkpoint x split x evaluator x metric (the shape of inspect-ai's log
-dataframes). Columns: run_id, run, index, kind (trained / random_init / untuned), method, seed,
+dataframes). Columns: run_id, run, index, kind (trained / random_init / untuned / baseline), method
+(a baseline's: its scikit-learn model), seed,
 one column per sweep variable, checkpoint, step, epoch, selected (the checkpoint the spec's
 eval.select picked on valid), split, evaluator, metric, value, undefined_reason, evidence.
 `df.attrs` carries "sweep_variables", "experiment_dir" and "positive" (the positive label).
@@ -61,6 +62,10 @@ def results(spec_or_dir: str | Path):
 
         plan = load_plan(path)
         out, only = plan.output_dir, {r.run_id for r in plan.runs}
+        if plan.experiment.baselines is not None:  # its classical baselines are runs of the experiment too
+            from ftlab.pipeline import build_graph
+
+            only |= {t.inputs.run_id for t in build_graph(plan).tasks if t.stage == "baseline"}
         order = list(dict.fromkeys(k for r in plan.runs for k in r.values))
     else:
         out, order = experiment_dir(path), None

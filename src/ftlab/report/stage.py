@@ -35,6 +35,10 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
     default_split = next((s for s in splits if s != select.split), splits[0] if splits else "test")
     checks = run_checks(agg, list(spec.checks), default_split=default_split, default_evaluator=select.evaluator)
     text = render_aggregated(agg, splits) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
+    if inputs.curations:  # seed 003: what each curation filter dropped, and why
+        from ftlab.report.curation import render_curation
+
+        text += "\n\ncuration (examples each filter dropped):\n" + render_curation(inputs.curations)
     if checks:
         text += "\n\nchecks:\n" + "\n".join(f"  [{c['status']}] {c['name']}" for c in checks)
     atomic.write_text(out / "summary.txt", text + "\n")

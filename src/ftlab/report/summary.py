@@ -93,6 +93,8 @@ def point_label(row: dict[str, Any], variables: list[str]) -> str:
     """'lr=0.003', 'random_init lr=0.003', 'untuned': how a sweep point is named in tables."""
     parts = [f"{v}={row[v]}" for v in variables if v in row and not _nan(row[v])]
     head = [] if row["kind"] == "trained" else [row["kind"]]
+    if row["kind"] == "baseline":  # which classical model (ftlab.baselines): kind alone names three rows alike
+        head.append(str(row.get("method")))
     return " ".join(head + (parts if row["kind"] != "untuned" else [])) or "all"
 
 

@@ -27,6 +27,8 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("eval", "batch_size"),
     ("train", "report_to"),
     ("report",),
+    # Baselines are runs of their own (ftlab.baselines): they change no LLM run's results.
+    ("baselines",),
 )
 
 
@@ -114,6 +116,17 @@ DataColumn = Literal[
 ]
 
 
+class FilterSpec(BaseModel):
+    """One curation filter; its other keys are the filter's options (ftlab.data.curate.filters)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(description="quality, difficulty, diversity or random")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class Dataset(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="split name used in metrics")
     role: Literal["train", "valid", "test"]
@@ -134,13 +147,16 @@ class Dataset(Strict):
     name_in_registry: str | None = Field(
         None, description="entry to read when path is a LLaMA-Factory dataset_info.json"
     )
+    curate: list[FilterSpec] | None = Field(
+        None, min_length=1, description="curation filters applied in order (seed 003: quality, difficulty, diversity)"
+    )
 
     @model_serializer(mode="wrap")
     def _drop_unset_reading_options(self, handler):
         # columns/name_in_registry arrived after run and stage ids were first hashed from this
         # dump: left out when unset, a spec that does not use them keeps its ids and finished runs.
         out = handler(self)
-        for key in ("columns", "name_in_registry"):
+        for key in ("columns", "name_in_registry", "curate"):
             if out.get(key) is None:
                 out.pop(key, None)
         return out
@@ -280,6 +296,26 @@ class Report(Strict):
     )
 
 
+class FeaturizerSpec(BaseModel):
+    """The featuriser of the classical baselines; its other keys are its options (ftlab.baselines.features)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(description="registered featuriser, e.g. composition")
+
+
+class Baselines(Strict):
+    """Classical scikit-learn baselines (seed 000), recorded as runs of kind `baseline`: fitted on
+    train, each model's grid point chosen on eval.select's split and metric, scored on every eval split."""
+
+    featurizer: FeaturizerSpec
+    models: list[str] = Field(
+        default_factory=lambda: ["logistic_regression", "random_forest", "gradient_boosting"], min_length=1,
+        description="registered baseline models (ftlab.baselines.models)",
+    )
+    seed: int = Field(0, **SEED)
+    splits: list[str] | None = Field(None, description="splits to score (default: the eval splits)")
+
+
 class Experiment(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -294,6 +330,7 @@ class Experiment(Strict):
     fewshot: FewShot | None = None
     eval: Eval = Eval()
     report: Report = Report()
+    baselines: Baselines | None = None
     # Parsed by ftlab.spec.sweep; typed loosely here so their errors come from there, with paths.
     sweep: list[Any] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])

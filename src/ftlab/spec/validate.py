@@ -93,6 +93,13 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
         if d.resample is not None and d.role != "train":  # seed 002: the test set is never modified
             problems.add(at + ("resample",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be "
                          "resampled (scores on a resampled valid/test set do not measure the real distribution)")
+        if d.curate and d.role != "train":  # a filter that consults a model would choose the test set by that model
+            problems.add(at + ("curate",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be curated")
+        for j, f in enumerate(d.curate or []):  # filter names and options, at their YAML path
+            from ftlab.data.curate.filters import filter_problems
+
+            for loc, message in filter_problems(f.name, f.options):
+                problems.add(at + ("curate", j) + loc, message)
         if (d.path is None) == (d.generate is None):
             problems.add(at, "give exactly one of 'path' (a JSONL/JSON file) or 'generate' (a built-in generator)")
         elif d.path is not None and not safe_exists(base_dir / d.path):  # a dir: HF save_to_disk
@@ -130,7 +137,10 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(("fewshot", "splits", j), f"no dataset named {clip(name)}{_hint(name, names)}")
     _check_test_fraction(exp, names, problems)
     _check_select(exp, names, base_dir, problems)
+    from ftlab.baselines.check import baseline_problems
     from ftlab.report.checks import report_problems  # report.checks: kinds, options, split names
+
+    baseline_problems(exp, names, problems)
 
     report_problems(exp, problems)
 

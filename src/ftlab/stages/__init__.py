@@ -1,6 +1,7 @@
 """The stage contract shared by every stage and runner (see contract.py, inputs.py, identity.py).
 
-    data/<dataset>  ->  model/tiny  ->  train/<run>  ->  eval/<run>  ->  report
+    data/<dataset>  ->  model/tiny  ->  [curate/<dataset>]  ->  train/<run>  ->  eval/<run>  ->  report
+    data/<dataset>  ->  [baseline/<model>]  ------------------------------------------->  report
 
 Each stage is `run(inputs, ctx) -> StageResult` over a frozen, typed input model; one function
 (`identity`) hashes every input model, so what a stage reads and what keys its cached result
@@ -8,7 +9,8 @@ cannot drift apart. ftlab.pipeline builds the graph of tasks; ftlab.runners deci
 """
 
 from ftlab.stages.contract import (
-    DONE, KEEPS_OUTPUTS, REPORT_KEY, STAGE_ORDER, STARTED, StageContext, StageResult, Task, context, data_key,
+    DONE, KEEPS_OUTPUTS, REPORT_KEY, STAGE_ORDER, STARTED, StageContext, StageResult, Task, baseline_key, context,
+    curate_key, data_key,
     done_outputs, eval_key, execute, is_done, missing_deps, model_key, prepare_dir, run_key, run_stage,
     select_tasks, stage_function, train_key,
 )
@@ -16,7 +18,7 @@ from ftlab.stages.hashing import STAGE_VERSIONS, Memo, identity, result_key
 
 __all__ = [
     "DONE", "KEEPS_OUTPUTS", "REPORT_KEY", "STAGE_ORDER", "STAGE_VERSIONS", "STARTED", "Memo", "StageContext",
-    "StageResult", "Task", "context", "data_key", "done_outputs", "eval_key", "execute", "identity", "is_done",
+    "StageResult", "Task", "baseline_key", "context", "curate_key", "data_key", "done_outputs", "eval_key", "execute", "identity", "is_done",
     "missing_deps", "model_key", "prepare_dir", "result_key", "run_key", "run_stage", "select_tasks",
     "stage_function", "train_key",
 ]

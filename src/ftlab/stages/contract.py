@@ -27,7 +27,8 @@ from ftlab import atomic
 from ftlab.errors import StageError
 from ftlab.stages.inputs import StageInputs
 
-STAGE_ORDER = ("data", "model", "train", "eval", "report")
+# curate reads data (and a model, for difficulty) and feeds train; baselines read data only.
+STAGE_ORDER = ("data", "model", "curate", "baseline", "train", "eval", "report")
 # Stages that keep their outputs when their identity changes: they validate each cached piece
 # themselves (eval: per checkpoint, evaluator and split), so adding an evaluator runs only it.
 KEEPS_OUTPUTS = {"eval"}
@@ -42,6 +43,14 @@ def data_key(dataset: str, identity: str) -> str:
 
 def model_key(identity: str) -> str:
     return f"model/tiny-{identity[:8]}"
+
+
+def curate_key(dataset: str, identity: str) -> str:
+    return f"curate/{dataset}-{identity[:8]}"
+
+
+def baseline_key(model: str) -> str:
+    return f"baseline/{model}"
 
 
 def train_key(run_name: str) -> str:
@@ -95,6 +104,10 @@ def stage_function(stage: str) -> StageFn:
         from ftlab.data.stage import run_data as fn
     elif stage == "model":
         from ftlab.models.stage import run_model as fn
+    elif stage == "curate":
+        from ftlab.data.curate.stage import run_curate as fn
+    elif stage == "baseline":
+        from ftlab.baselines.stage import run_baseline as fn
     elif stage == "train":
         from ftlab.train.stage import run_train as fn
     elif stage == "eval":

@@ -26,7 +26,7 @@ from ftlab.spec.identity import IDENTITY_VERSION, _dumps
 from ftlab.spec.schema import RUNTIME_FIELDS
 
 # Bump a stage's version when its code changes what it produces: old outputs then re-run.
-STAGE_VERSIONS = {"data": 1, "model": 1, "train": 3, "eval": 3, "report": 1}
+STAGE_VERSIONS = {"data": 1, "model": 1, "curate": 1, "baseline": 1, "train": 3, "eval": 3, "report": 1}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftlab.spec.schema import Dataset, Method, Quantization, Report, Task, TinyModel, Train
+from ftlab.spec.schema import (
+    Dataset, FeaturizerSpec, FilterSpec, Method, Quantization, Report, Task, TinyModel, Train,
+)
 from ftlab.stages.hashing import OmitNone, Runtime, SpecSection, TaskOnly
 
 PATH = Runtime("where it lives; the producing task's identity is hashed through deps")
@@ -115,8 +117,40 @@ class EvalInputs(StageInputs):
     train_data: Annotated[str, PATH]
 
 
+class CurateInputs(StageInputs):
+    """A dataset's `curate:` filters over the examples its data task wrote (ftlab.data.curate)."""
+
+    # As the spec gives them: a filter's defaults are its code's (a changed default bumps STAGE_VERSIONS["curate"]).
+    filters: list[FilterSpec] = Field(serialization_alias="curate", description="applied in order")
+    model_id: str | None = Field(serialization_alias="model", description="identity of the model a difficulty filter asks; None: no filter asks one")
+    data_id: str = Field(serialization_alias="data", description="identity of the data task curated")
+    labels: list[str] | None = Field(description="the task's label set (difficulty on a classification task); None: generation")
+    dataset: Annotated[str, Runtime("names the task and its directory; what is curated is `data`")]
+    data_dir: Annotated[str, PATH]
+    model_dir: Annotated[str | None, PATH] = Field(None, description="model dir or HF id")
+    batch_size: Annotated[int, Runtime("how many examples per forward pass of the difficulty filter")] = 32
+
+
+class BaselineInputs(StageInputs):
+    """One classical model fitted on train features, chosen on the selection split (ftlab.baselines)."""
+
+    model: str = Field(description="registered baseline model, e.g. random_forest")
+    featurizer: FeaturizerSpec
+    seed: int
+    select: Selection
+    labels: list[str] | None
+    positive: str | None
+    splits: list[str] = Field(description="the splits scored, sorted")
+    run_id: Annotated[str, Runtime("derived from this task's identity")]
+    name: Annotated[str, Runtime("the run's name in tables: baseline_<model>")]
+    index: Annotated[int, Runtime("the run's row in the registry, after the plan's runs")]
+    task: Annotated[Task, Runtime("recorded in the run's config; the fit reads only labels and positive, hashed above")]
+    train_dir: Annotated[str, PATH]
+    split_dirs: Annotated[dict[str, str], PATH]
+
+
 class ReportInputs(StageInputs):
-    evals: dict[str, str] = Field(description="run name -> eval dir")
+    evals: dict[str, str] = Field(description="run name -> eval dir (baselines: baseline_<model> -> its dir)")
     splits: list[str] = Field(description="valid chose, test reports: valid splits first")
     report: Report
     select: Selection
@@ -124,6 +158,9 @@ class ReportInputs(StageInputs):
     name: str
     run_ids: list[str] = Field(description="the plan's runs, not every run the registry remembers")
     variables: list[str] = Field(description="sweep variables in sweep order, for tables")
+    # Added with curation: an experiment without it keeps its report identity.
+    curations: Annotated[dict[str, str] | None, OmitNone()] = Field(None, description="curate task key -> its dir")
 
 
-INPUTS = {"data": DataInputs, "model": ModelInputs, "train": TrainInputs, "eval": EvalInputs, "report": ReportInputs}
+INPUTS = {"data": DataInputs, "model": ModelInputs, "curate": CurateInputs, "baseline": BaselineInputs,
+          "train": TrainInputs, "eval": EvalInputs, "report": ReportInputs}

@@ -92,7 +92,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         refs = tuple(sorted({in_flight[d] for d in task.deps if d in in_flight}))
         return Dependency("afterok", job_refs=refs) if refs else None
 
-    prepare = [t for t in chosen if t.stage in ("data", "model")]
+    prepare = [t for t in chosen if t.stage in ("data", "model", "baseline")]  # baselines: CPU, minutes
     if prepare:
         job = Job("prepare", [t.key for t in prepare], False, choose(table, None, stage="cpu", method="", limits=profile.limits))
         refs = tuple(sorted({in_flight[d] for t in prepare for d in t.deps if d in in_flight}))
@@ -100,6 +100,13 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
             job.depends.append(Dependency("afterok", job_refs=refs))
         jobs.append(job)
     prepare_dep = [Dependency("afterok", group="prepare")] if prepare else []
+    # Curation that asks a model (difficulty) needs that model's GPU, like an eval: its own array, before train.
+    curates = [t for t in chosen if t.stage == "curate"]
+    if curates:
+        job = Job("curate", [t.key for t in curates], True, res(curates[0], "eval"), list(prepare_dep))
+        job.depends += [d for d in (upstream(t) for t in curates) if d]
+        jobs.append(job)
+        prepare_dep = prepare_dep + [Dependency("afterok", group="curate")]
 
     # Train arrays, split where resources differ (an array has one request); each gets a paired eval array.
     trains = [t for t in chosen if t.stage == "train"]
