@@ -339,7 +339,7 @@ def test_a_tiny_model_learns_gsm8k_format_and_answers(tmp_path):
 @pytest.mark.slow
 def test_a_tiny_model_learns_iclr_decisions(tmp_path):
     # the weighted-loss example's tiny scale: ~150-token prompts, whole (max_length 192)
-    untuned, tuned, tokenizer = train_tiny(tmp_path, "iclr_short", n=1000, epochs=2, lr=0.004, max_length=192, vocab_size=2048)
+    untuned, tuned, tokenizer = train_tiny(tmp_path, "iclr_short", n=1000, epochs=3, lr=0.002, max_length=192, vocab_size=2048)
     test = generators.get("iclr_short")(n=200, split="test", seed=0)
     answers = ["\\boxed{Accept}", "\\boxed{Reject}"]
 
