@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# Weighted loss trend benchmark: trains 42 tiny runs (7 settings x 2 class balances x 3 seeds, ~10 min on 2 cores), appends to BENCHMARKS.md.
-#   bench/weighted_loss/run.sh
+# Weighted-loss trend: examples/weighted_loss.yaml's tiny scale x 3 seeds (21 runs), appends to BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-.venv/bin/ftlab run bench/weighted_loss/spec.yaml
-.venv/bin/python bench/weighted_loss/report.py runs/bench_weighted_loss
+exec .venv/bin/python bench/weighted_loss/run.py --append "$@"

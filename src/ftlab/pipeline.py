@@ -110,8 +110,9 @@ def _build_graph(plan: Plan) -> Graph:
                 local = plan.base_dir / exp.model.path
                 path = str(local.resolve()) if local.exists() else exp.model.path
                 return path, stable_hash({"model": exp.model.path}), None
-            # Raw data: a difficulty filter asks this model, so its tokenizer cannot read the curated set.
-            corpus = [raw_data_task(exp, exp.dataset(name)) for name in exp.model.tiny.tokenizer_corpus]
+            # Raw data: a difficulty filter asks this model, so its tokenizer cannot read the curated
+            # set; and not resampled: runs that differ only in class proportion share one base.
+            corpus = [raw_data_task(exp, _unresampled(exp.dataset(name))) for name in exp.model.tiny.tokenizer_corpus]
             inputs = ModelInputs(tiny=exp.model.tiny, corpus=[str(t.out_dir) for t in corpus])
             ident = identity("model", inputs, [t.identity for t in corpus], memo=memo)
             key = model_key(ident)
@@ -287,6 +288,10 @@ def _baseline_tasks(plan: Plan, data_task, memo: Memo) -> list[Task]:
         tasks.append(Task("baseline", baseline_key(model), ident, plan.output_dir / "runs" / inputs.name / "eval",
                           tuple(t.key for t in upstream), inputs))
     return tasks
+
+
+def _unresampled(ds: Dataset) -> Dataset:
+    return ds.model_copy(update={"resample": None}) if ds.resample is not None else ds
 
 
 def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> DataInputs:

@@ -82,7 +82,7 @@ def test_unknown_evaluator_and_misordered_judge_are_spec_errors(tmp_path: Path):
         load_plan(spec)
     text = str(info.value)
     assert "unknown evaluator 'logit'. Did you mean 'logits'?" in text
-    assert "judge scores the responses of 'generate': list that evaluator before it" in text
+    assert "judge reads the records of 'generate': list that evaluator before it" in text
     assert "unknown option 'max_tokens' for evaluator generate. Did you mean 'max_new_tokens'?" in text
     # select.evaluator defaults to the first listed evaluator; a named one that is not listed is an error
     spec = write_spec(tmp_path)

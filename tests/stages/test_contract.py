@@ -123,3 +123,18 @@ def test_data_model_and_train_identities_did_not_move_with_the_contract(tmp_path
 
 RECORDED = {"data/train": "50fae66b9cac", "data/valid": "5133c60d5fba", "data/test": "87e23b3324a8",
             "model/tiny": "8a51a1237b7a", "train/run": "5893804b7b19"}
+
+
+def test_a_class_proportion_sweep_shares_one_tiny_base(tmp_path: Path):
+    """The tokenizer corpus is the train set before resampling: runs that differ only in class
+    proportion train the same base (one per proportion would confound the comparison)."""
+    spec = write_spec(tmp_path, sweep="[{grid: {prop: [1/2, 1/4]}}]")
+    train = "generate: {name: hem, n: 240, seed: 0}"
+    spec.write_text(spec.read_text().replace(train, train + ", resample: {positive_fraction: '${prop}', total: 200, seed: 0}", 1))
+    tasks = build_graph(load_plan(spec)).tasks
+    models = [t for t in tasks if t.stage == "model"]
+    trains = [t for t in tasks if t.stage == "data" and t.key.startswith("data/train")]
+    assert len(models) == 1
+    assert len(trains) == 3  # two resampled train sets and the unresampled corpus
+    corpus = [t for t in trains if t.inputs.dataset.resample is None]
+    assert [t.key for t in corpus] == list(models[0].deps)

@@ -25,6 +25,9 @@ Optional members, each used when present:
         load the HF model for it, and reading `inp.model` is an error.
     details(records, inp) -> dict
         extra evidence kept in the metrics file (calibration bins, log paths).
+    reads(options: dict) -> list[str]
+        evaluators whose records it reads from `inp.previous` (a judge reads `generate`'s): the
+        spec must list them before it, checked at load.
 
 Adding an evaluator is one new module in ftlab/evaluate/evaluators/ (found by import, no list).
 """
@@ -119,6 +122,12 @@ def produced_metrics(name: str, options: dict[str, Any], task) -> set[str] | Non
     if not hasattr(cls, "produces"):
         return None
     return cls.produces(cls.Options.model_validate(options), task)
+
+
+def reads(name: str, options: dict[str, Any]) -> list[str]:
+    """The evaluators whose records `name` reads with these (resolved) options."""
+    cls = evaluators.get(name)
+    return list(cls.reads(options)) if hasattr(cls, "reads") else []
 
 
 def needs_model(name: str, options: dict[str, Any]) -> bool:

@@ -201,7 +201,7 @@ def _check_test_fraction(exp: Experiment, names: list[str], problems: Problems) 
 
 def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
     """Names, splits and each evaluator's own options (its resolve/check members: ftlab.evaluate.base)."""
-    from ftlab.evaluate.evaluators import evaluators, resolve_options
+    from ftlab.evaluate.evaluators import evaluators, reads, resolve_options
 
     seen: list[str] = []
     for i, ev in enumerate(exp.eval.evaluators):
@@ -218,8 +218,9 @@ def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problem
         options, found = resolve_options(ev.name, ev.options, base_dir, exp.task)
         for loc, message in found:
             problems.add(at + tuple(loc), message)
-        if ev.name == "judge" and options.get("of", "generate") not in seen[:-1]:
-            problems.add(at, f"judge scores the responses of '{options.get('of', 'generate')}': list that evaluator before it")
+        for earlier in reads(ev.name, options):
+            if earlier not in seen[:-1]:
+                problems.add(at, f"{ev.name} reads the records of {clip(earlier)}: list that evaluator before it")
 
 
 def _check_select(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:

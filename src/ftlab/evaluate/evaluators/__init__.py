@@ -18,9 +18,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ftlab.evaluate.base import EvalInput, Evaluator, Options, evaluators, needs_model, produced_metrics, resolve_options
+from ftlab.evaluate.base import EvalInput, Evaluator, Options, evaluators, needs_model, produced_metrics, reads, resolve_options
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["EvalInput", "Evaluator", "Options", "evaluators", "needs_model", "produced_metrics", "resolve_options"]
+__all__ = ["EvalInput", "Evaluator", "Options", "evaluators", "needs_model", "produced_metrics", "reads", "resolve_options"]

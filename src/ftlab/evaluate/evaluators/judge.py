@@ -72,6 +72,10 @@ class JudgeEvaluator:
         return problems
 
     @staticmethod
+    def reads(options: dict[str, Any]) -> list[str]:
+        return [options.get("of", "generate")]
+
+    @staticmethod
     def produces(options, task) -> set[str]:
         from ftlab.evaluate.judge import UNPARSED
 
