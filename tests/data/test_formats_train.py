@@ -62,3 +62,24 @@ def test_parquet_registration_and_csv_datasets_train_and_score(tmp_path: Path, c
     metrics = Registry(tmp_path / "out" / "registry.sqlite").metrics()
     n = {m["split"]: m["value"] for m in metrics if m["metric"] == "n" and m["checkpoint"] == "step_0"}
     assert n == {"valid": 40, "test": 40}
+
+
+def test_hf_dataset_directory_trains(tmp_path: Path, capsys):
+    """A DatasetDict saved with save_to_disk: the path names its `train` split directory."""
+    import datasets
+
+    hem = generators.get("hem")
+    rows = [{"prompt": e.prompt, "completion": e.completion} for e in hem(n=240, split="train", seed=0)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "hf"))
+    spec = write_spec(tmp_path)
+    text = spec.read_text()
+    old = "generate: {name: hem, n: 240, seed: 0}"
+    assert old in text
+    spec.write_text(text.replace(old, "path: hf/train", 1))
+    assert main(["validate", str(spec)]) == 0
+    assert "train (train): 240 rows; N 120, P 120" in capsys.readouterr().out
+    assert main(["run", str(spec)]) == 0
+    reg = Registry(tmp_path / "out" / "registry.sqlite")
+    assert reg.stage("train/run")["status"] == "done"
+    steps = {m["checkpoint"] for m in reg.metrics(split="valid") if m["metric"] == "accuracy"}
+    assert {"step_0", "epoch_0"} <= steps

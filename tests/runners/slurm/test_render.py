@@ -155,3 +155,23 @@ def test_cost_estimate_of_seed_002(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     cost = estimate(build_graph(plan), ClusterProfile())
     assert round(cost.final_weights_gb) == 289 and cost.gpu_hours["train"] == 3648.0  # 19 x 7.62e9 x 2 bytes
+
+
+def test_curation_gets_its_own_time_row_and_baselines_wait_for_the_curated_set(tmp_path: Path):
+    """A difficulty filter generates for every question (hours at 003's scale, not an eval's 30
+    min); a baseline that reads a curated train set runs after the curate array, and the report
+    after the baseline."""
+    from ftlab.runners.slurm.render import build_jobs
+
+    spec = _sweep_spec(tmp_path, "gpu_cluster.yaml")
+    train = "generate: {name: hem, n: 240, seed: 0}"
+    text = spec.read_text().replace(train, train + ", curate: [{name: quality}, {name: difficulty, evaluator: logits}]", 1)
+    spec.write_text(text + "baselines: {featurizer: {name: composition}}\n")
+    graph = build_graph(load_plan(spec))
+    profile = load_profile(tmp_path / "cluster.yaml")
+    jobs = {j.group: j for j in build_jobs(graph, {t.key for t in graph.tasks}, {}, profile)}
+    assert jobs["curate"].resources.time == "8:00:00" and jobs["eval"].resources.time == "0:30:00"
+    assert not any(k.startswith("baseline/") for k in jobs["prepare"].keys)
+    assert all(k.startswith("baseline/") for k in jobs["baselines"].keys) and jobs["baselines"].keys
+    assert {(d.kind, d.group) for d in jobs["baselines"].depends} >= {("afterok", "prepare"), ("afterok", "curate")}
+    assert ("afterany", "baselines") in {(d.kind, d.group) for d in jobs["report"].depends}

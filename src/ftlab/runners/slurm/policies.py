@@ -10,6 +10,9 @@ A cluster profile picks one by name (`policy: seed004`) and may override any row
 unchanged, plus what that table lacks and training needs:
 - `max_params`: the row covers models up to this many parameters (the seed matched names instead);
 - `time.train`: a time limit for training (48 h for 8B: seed 002's 7B runs asked for 48 h);
+- `time.curate`: a time limit for curation that asks a model (seed 003's difficulty filter
+  generates up to 1,024 tokens for each of 25,000 questions: at batch 16 and ~40 s a batch for an
+  8B model with HF generate, ~17 h, hence 24 h; an eval's 30 min would cut it off);
 - `bytes_per_param`: GPU memory training needs per parameter by method, used to add GPUs when one
   is not enough. Full fine-tuning with AdamW in mixed precision holds bf16 weights and gradients
   (2 + 2), fp32 master weights (4) and two fp32 moments (8): 16 bytes. LoRA keeps the frozen base
@@ -29,13 +32,13 @@ SEED004: dict[str, Any] = {
     "default_size": "1B",  # seed 004: "Default to 1B settings if model size cannot be determined"
     "sizes": {
         "1B": {"max_params": 2.0e9, "mem": "32G", "gpus": 1, "constraint": None, "cpus": 4,
-               "time": {"eval": "0:30:00", "train": "8:00:00"}},
+               "time": {"eval": "0:30:00", "train": "8:00:00", "curate": "8:00:00"}},
         "3B": {"max_params": 5.0e9, "mem": "64G", "gpus": 1, "constraint": "gpu80", "cpus": 4,
-               "time": {"eval": "0:30:00", "train": "24:00:00"}},
+               "time": {"eval": "0:30:00", "train": "24:00:00", "curate": "12:00:00"}},
         "8B": {"max_params": 20.0e9, "mem": "96G", "gpus": 1, "constraint": "gpu80", "cpus": 8,
-               "time": {"eval": "0:30:00", "train": "48:00:00"}},
+               "time": {"eval": "0:30:00", "train": "48:00:00", "curate": "24:00:00"}},
         "70B": {"max_params": None, "mem": "256G", "gpus": 4, "constraint": "gpu80", "cpus": 8,
-                "time": {"eval": "0:30:00", "train": "48:00:00"}},
+                "time": {"eval": "0:30:00", "train": "48:00:00", "curate": "48:00:00"}},
     },
     # Memory of one GPU by constraint: "" is whatever the partition gives when none is asked (A100 40G
     # is the common floor on the seeds' clusters).

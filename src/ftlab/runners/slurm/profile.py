@@ -160,7 +160,7 @@ def _message(e: dict) -> str:
 # Keys of a policy's size row and of its cpu_job row (ftlab.runners.slurm.policies).
 ROW_KEYS = ("max_params", "mem", "gpus", "constraint", "cpus", "time")
 CPU_JOB_KEYS = ("mem", "gpus", "constraint", "cpus", "time")
-STAGE_TIMES = ("train", "eval")
+STAGE_TIMES = ("train", "eval", "curate")
 
 
 def _resource_problems(profile: ClusterProfile) -> list[tuple[tuple, str]]:
@@ -203,7 +203,7 @@ def _resource_problems(profile: ClusterProfile) -> list[tuple[tuple, str]]:
             elif key == "time" and isinstance(value, dict) and size != "cpu_job":
                 for stage, limit in value.items():
                     if stage not in STAGE_TIMES:
-                        found.append((at + (stage,), f"unknown stage '{_clip(stage, 40)}'.{did_you_mean(_clip(stage, 40), STAGE_TIMES)} Allowed: train, eval."))
+                        found.append((at + (stage,), f"unknown stage '{_clip(stage, 40)}'.{did_you_mean(_clip(stage, 40), STAGE_TIMES)} Allowed: {', '.join(STAGE_TIMES)}."))
                     else:
                         check_value(at + (stage,), "time", limit)
             else:

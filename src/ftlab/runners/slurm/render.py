@@ -92,7 +92,10 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         refs = tuple(sorted({in_flight[d] for d in task.deps if d in in_flight}))
         return Dependency("afterok", job_refs=refs) if refs else None
 
-    prepare = [t for t in chosen if t.stage in ("data", "model", "baseline")]  # baselines: CPU, minutes
+    curated = {t.key for t in chosen if t.stage == "curate"}
+    # Baselines are CPU work of minutes: in prepare, unless they read a curated set curated now.
+    late_baselines = [t for t in chosen if t.stage == "baseline" and curated & set(t.deps)]
+    prepare = [t for t in chosen if t.stage in ("data", "model", "baseline") and t not in late_baselines]
     if prepare:
         job = Job("prepare", [t.key for t in prepare], False, choose(table, None, stage="cpu", method="", limits=profile.limits))
         refs = tuple(sorted({in_flight[d] for t in prepare for d in t.deps if d in in_flight}))
@@ -103,10 +106,15 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
     # Curation that asks a model (difficulty) needs that model's GPU, like an eval: its own array, before train.
     curates = [t for t in chosen if t.stage == "curate"]
     if curates:
-        job = Job("curate", [t.key for t in curates], True, res(curates[0], "eval"), list(prepare_dep))
+        job = Job("curate", [t.key for t in curates], True, res(curates[0], "curate"), list(prepare_dep))
         job.depends += [d for d in (upstream(t) for t in curates) if d]
         jobs.append(job)
         prepare_dep = prepare_dep + [Dependency("afterok", group="curate")]
+    if late_baselines:
+        job = Job("baselines", [t.key for t in late_baselines], False,
+                  choose(table, None, stage="cpu", method="", limits=profile.limits), list(prepare_dep))
+        job.depends += [d for d in (upstream(t) for t in late_baselines) if d]
+        jobs.append(job)
 
     # Train arrays, split where resources differ (an array has one request); each gets a paired eval array.
     trains = [t for t in chosen if t.stage == "train"]
@@ -143,7 +151,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
     if REPORT_KEY in submit:
         eval_groups = [j.group for j in jobs if j.group.startswith("eval")]
         refs = tuple(sorted({in_flight[k] for k in in_flight if k.startswith("eval/")}))
-        deps = [Dependency("afterany", group=g) for g in eval_groups]
+        deps = [Dependency("afterany", group=g) for g in eval_groups + (["baselines"] if late_baselines else [])]
         if refs:
             deps.append(Dependency("afterany", job_refs=refs))
         if not eval_groups and not refs:

@@ -65,7 +65,7 @@ def policy_table(profile) -> dict[str, Any]:
             if key == "time" and isinstance(value, dict):
                 row["time"].update(value)
             elif key == "time":
-                row["time"] = {"eval": value, "train": value}
+                row["time"] = {"eval": value, "train": value, "curate": value}
             else:
                 row[key] = value
     return base
@@ -149,7 +149,7 @@ def size_row(table: dict[str, Any], size: ModelSize) -> tuple[str, dict[str, Any
 
 
 def choose(table: dict[str, Any], size: ModelSize, *, stage: str, method: str, limits) -> Resources:
-    """Resources for one stage task. `stage` is train, eval, or cpu (data/model/report)."""
+    """Resources for one stage task. `stage` is train, eval, curate, or cpu (data/model/report)."""
     if stage == "cpu":
         job = table["cpu_job"]
         res = Resources(cpus=job["cpus"], mem=job["mem"], gpus=job["gpus"], time=job["time"], constraint=job["constraint"],
