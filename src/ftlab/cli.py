@@ -170,6 +170,9 @@ def cmd_validate(args) -> int:
     data = check_plan(plan)  # reads every dataset; DataError lists every bad row
     print(f"{args.spec}: OK, {len(plan.runs)} runs")
     print("\n".join(["data:"] + data))
+    for req in _required_plans(plan):
+        check_plan(req)
+        print(f"requires {_rel(req.spec_path)}: OK, {len(req.runs)} runs (ftlab run runs it first)")
     return 0
 
 
@@ -208,7 +211,20 @@ def cmd_run(args) -> int:
     from ftlab.runners.local import LocalRunner
     from ftlab.stages import is_done, select_tasks
 
-    graph = build_graph(_plan(args.spec))
+    plan = _plan(args.spec)
+    required = _required_plans(plan)
+    if args.dry_run:
+        for req in required:
+            todo = [t for t in build_graph(req).tasks if not is_done(t)]
+            print(f"requires {_rel(req.spec_path)}: " + (f"would run it first ({len(todo)} tasks)" if todo else "done"))
+    else:
+        for req in required:  # innermost first: a judge's spec before the spec whose eval reads it
+            if _run_required(req) != 0:
+                print(f"error: {_rel(req.spec_path)}, which this spec requires, did not finish; fix it and run again", file=sys.stderr)
+                return 1
+        if required:
+            plan = _plan(args.spec)  # again: paths the required experiments wrote now exist
+    graph = build_graph(plan)
     if args.dry_run:
         for task in select_tasks(graph, args.only, args.skip):
             state = "done, would skip" if is_done(task) and not args.rerun else "would run"
@@ -230,6 +246,41 @@ def cmd_run(args) -> int:
     print(f"\nran {len(outcome.ran)}, skipped {len(outcome.skipped)} (done), failed {len(outcome.failed)}, blocked {len(outcome.blocked)}; results in {graph.plan.output_dir}")
     for key, error in outcome.failed.items():
         print(f"failed: {key}: {error.splitlines()[0]}", file=sys.stderr)
+    return 1 if outcome.failed or outcome.blocked else 0
+
+
+def _required_plans(plan) -> list:
+    """Every spec that `requires:` reaches, each once, those it requires before it."""
+    out: list = []
+    for req in plan.requires:
+        for p in [*_required_plans(req), req]:
+            if all(p.spec_path != q.spec_path for q in out):
+                out.append(p)
+    return out
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _run_required(plan) -> int:
+    """Run a required experiment locally (its done tasks are skipped); 0 when nothing failed."""
+    from ftlab.pipeline import build_graph
+    from ftlab.runners.local import LocalRunner
+    from ftlab.stages import is_done
+
+    graph = build_graph(plan)
+    todo = [t for t in graph.tasks if not is_done(t)]
+    print(f"== requires {_rel(plan.spec_path)}: " + (f"running it first ({len(todo)} tasks)" if todo else "done already"))
+    if not todo:
+        return 0
+    registry = _registry(graph)
+    _record_runs(graph, registry)
+    outcome = LocalRunner(registry).submit(graph)
+    print(f"== {_rel(plan.spec_path)}: ran {len(outcome.ran)}, failed {len(outcome.failed)}, blocked {len(outcome.blocked)}")
     return 1 if outcome.failed or outcome.blocked else 0
 
 
@@ -263,6 +314,17 @@ def cmd_submit(args) -> int:
 
     graph, registry = _graph(args.spec)
     profile = profile_for(graph.plan, args.cluster)
+    from ftlab.pipeline import build_graph
+    from ftlab.stages import is_done
+
+    for req in _required_plans(graph.plan):  # not chained into this submission: a separate experiment
+        todo = [t for t in build_graph(req).tasks if not is_done(t)]
+        if todo and not args.dry_run:
+            print(f"error: this spec requires {_rel(req.spec_path)}, which has {len(todo)} tasks not done; "
+                  f"run or submit it first (ftlab run {_rel(req.spec_path)})", file=sys.stderr)
+            return 1
+        if todo:
+            print(f"note: requires {_rel(req.spec_path)} ({len(todo)} tasks not done): run or submit it before submitting this one")
     if not args.dry_run:
         _record_runs(graph, registry)
     result = SlurmRunner(registry, profile).submit(graph, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed)

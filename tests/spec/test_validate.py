@@ -11,6 +11,7 @@ import pytest
 
 from ftlab.errors import SpecError
 from ftlab.spec.plan import load_plan
+from tests.conftest import write_spec
 
 BROKEN = """\
 name: broken
@@ -92,3 +93,49 @@ def test_resample_on_a_valid_or_test_dataset_is_refused(tmp_path: Path, role: st
         load_plan(spec)
     assert f"datasets[{1 if role == 'valid' else 2}].resample: dataset '{role}' has role {role}; only the train dataset may be resampled" in str(info.value)
     assert len(info.value.problems) == 1
+
+
+def _requiring(tmp_path: Path, requires: str) -> Path:
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text() + f"requires: {requires}\n")
+    return spec
+
+
+def test_requires_loads_the_other_spec_and_its_outputs_need_not_exist_yet(tmp_path: Path):
+    (tmp_path / "judge").mkdir()
+    judge = write_spec(tmp_path / "judge")
+    spec = _requiring(tmp_path, "[judge/spec.yaml]")
+    text = spec.read_text().replace("eval: {batch_size: 32}", "eval: {batch_size: 32, evaluators: [{name: generate, max_new_tokens: 2}, "
+                                    "{name: judge, of: generate, model: ./judge/out/runs/run/train/epoch_0, template: '{prompt} {response}'}]}")
+    spec.write_text(text.replace("task: {labels: [P, N], positive: P}", "task: {type: generation}")
+                    .replace("eval: {batch_size: 32, evaluators", "eval: {batch_size: 32, select: {evaluator: generate}, evaluators"))
+    plan = load_plan(spec)
+    assert [p.spec_path for p in plan.requires] == [judge.resolve()]
+    assert plan.experiment.requires == ["judge/spec.yaml"]
+    # without requires:, the same missing judge directory is an error that says what to do
+    spec.write_text(spec.read_text().replace("requires: [judge/spec.yaml]\n", ""))
+    with pytest.raises(SpecError, match=r"judge model directory not found.*name that spec in `requires:`"):
+        load_plan(spec)
+
+
+def test_requires_errors_name_the_entry(tmp_path: Path):
+    with pytest.raises(SpecError, match=r"line \d+, requires\[0\]: no spec file"):
+        load_plan(_requiring(tmp_path, "[nowhere.yaml]"))
+    with pytest.raises(SpecError, match=r"requires\[0\]: 'spec.yaml' requires this spec back"):
+        load_plan(_requiring(tmp_path, "[spec.yaml]"))
+    (tmp_path / "bad").mkdir()
+    bad = write_spec(tmp_path / "bad")
+    bad.write_text(bad.read_text().replace("epochs: 1", "epochs: 0"))
+    with pytest.raises(SpecError, match=r"requires\[0\]: 'bad/spec.yaml' is not a valid spec: .*train.epochs"):
+        load_plan(_requiring(tmp_path, "[bad/spec.yaml]"))
+    with pytest.raises(SpecError, match=r"requires: must be a list of spec files"):
+        load_plan(_requiring(tmp_path, "judge.yaml"))
+
+
+def test_a_problem_in_a_scale_block_is_reported_at_the_scale_line(tmp_path: Path):
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text() + "scale: tiny\nscales:\n  tiny:\n    train: {epochs: 0}\n")
+    lines = spec.read_text().splitlines()
+    line = next(i for i, t in enumerate(lines, 1) if "epochs: 0" in t)
+    with pytest.raises(SpecError, match=rf"line {line}, scales.tiny.train.epochs"):
+        load_plan(spec)

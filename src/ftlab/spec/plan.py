@@ -22,7 +22,7 @@ from ftlab.spec.identity import config_json, run_id_from
 from ftlab.spec.points import PointValidator, references
 from ftlab.spec.scale import apply_scale
 from ftlab.spec.schema import Experiment
-from ftlab.spec.source import clip, clip_text, env_int, format_path, line_of, read_yaml
+from ftlab.spec.source import clip, clip_text, env_int, format_path, line_of, pending_outputs, read_yaml
 from ftlab.spec.validate import cross_checks, model_problems
 
 SHAPE_KEYS = ("sweep", "seeds", "controls")
@@ -50,6 +50,7 @@ class Plan:
     runs: list[Run]
     warnings: list[str] = field(default_factory=list)
     scale: str | None = None  # the spec's chosen scale (ftlab.spec.scale), if it has scales
+    requires: list["Plan"] = field(default_factory=list)  # `requires:` specs, loaded: they run first
 
     @property
     def base_dir(self) -> Path:
@@ -75,7 +76,7 @@ MAX_SLOW = 100  # points validated in full after a problem (~1 ms each); the res
 MAX_SHOWN = 50  # problems printed; the rest are counted (a bad value in a 10,000-point sweep is 10,000 problems)
 # Experiment-wide fields: one value for every run. With a sweep variable in them every run would
 # silently share (or fight over) one name, one output directory, one cluster profile.
-EXPERIMENT_WIDE = ("name", "output_dir", "cluster")
+EXPERIMENT_WIDE = ("name", "output_dir", "cluster", "requires")
 
 
 def load_plan(spec_path: Path, max_runs: int | None = None, scale: str | None = None) -> Plan:
@@ -96,7 +97,9 @@ def _load_plan(spec_path: Path, max_runs: int | None, scale: str | None) -> Plan
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise SpecError([f"line {lines.key_line(()) or 1}: top-level key {clip(bad_keys[0])} is not a name"], source=source)
+    original = data
     data, chosen = apply_scale(data, scale, problems)
+    required = _required(data.get("requires"), spec_path, problems)
     seeds = sw.parse_seeds(data.get("seeds"), problems)
     controls = sw.parse_controls(data.get("controls"), problems)
     count = sw.count_points(data.get("sweep")) * len(seeds)
@@ -117,15 +120,16 @@ def _load_plan(spec_path: Path, max_runs: int | None, scale: str | None) -> Plan
     used: set[str] = set()
     validator = PointValidator(body, spec_path.parent, problems, used,
                                slow=lambda point: _validate(body, point, spec_path.parent, problems, used))
-    configs: list[Experiment | None] = [_validate(body, points[0], spec_path.parent, problems, used)]
-    for point in points[1:]:
-        if len(problems.items) > MAX_SHOWN or validator.slow_points > MAX_SLOW:
-            break  # enough to fix first; validating 100,000 bad points more would only repeat them
-        configs.append(validator(point))
-    control_configs = [
-        validator(c.values) if c.values is not None else None
-        for c in controls
-    ] if len(problems.items) <= MAX_SHOWN else []
+    with pending_outputs([p.output_dir for p in required]):  # what they write need not exist yet
+        configs: list[Experiment | None] = [_validate(body, points[0], spec_path.parent, problems, used)]
+        for point in points[1:]:
+            if len(problems.items) > MAX_SHOWN or validator.slow_points > MAX_SLOW:
+                break  # enough to fix first; validating 100,000 bad points more would only repeat them
+            configs.append(validator(point))
+        control_configs = [
+            validator(c.values) if c.values is not None else None
+            for c in controls
+        ] if len(problems.items) <= MAX_SHOWN else []
     if configs[0] is not None and configs[0].cluster:
         # The profile is its own file, but a typo in it (`tme:`) should fail here, not at submit time.
         from ftlab.runners.slurm.profile import check_profile
@@ -141,14 +145,68 @@ def _load_plan(spec_path: Path, max_runs: int | None, scale: str | None) -> Plan
     if not problems.items:
         runs = _build_runs(points, configs, seeds, controls, control_configs, template, problems)
     if problems.items:
-        raise SpecError(_render(problems, lines), source=source)
+        raise SpecError(_render(_from_scale(problems, original, chosen), lines), source=source)
     variables = sorted({k for p in points for k in p})
     warnings = [
         f"sweep variable '{v}' is not referenced by ${{{v}}} anywhere in the spec; it only separates runs"
         for v in variables
         if v not in used
     ]
-    return Plan(spec_path=spec_path, experiment=configs[0], runs=runs, warnings=warnings, scale=chosen)
+    return Plan(spec_path=spec_path, experiment=configs[0], runs=runs, warnings=warnings, scale=chosen, requires=required)
+
+
+# Specs being loaded through `requires:` in this process, outermost first: a cycle is an error.
+_LOADING: list[Path] = []
+
+
+def _required(raw: Any, spec_path: Path, problems: sw.Problems) -> list[Plan]:
+    """Load the specs of `requires:` (each at its own default scale), reporting their problems here."""
+    if raw is None or raw == []:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(r, str) and r.strip() for r in raw):
+        problems.add(("requires",), "must be a list of spec files, e.g. requires: [safety_judge.yaml]")
+        return []
+    plans = []
+    for i, rel in enumerate(raw):
+        path = _absolute(spec_path.parent / rel)
+        if path == spec_path or path in _LOADING:
+            chain = " -> ".join(p.name for p in [*_LOADING, spec_path, path])
+            problems.add(("requires", i), f"{clip(rel)} requires this spec back ({clip_text(chain, 200)}): remove the cycle")
+            continue
+        if not path.is_file():
+            problems.add(("requires", i), f"no spec file {clip_text(str(path), 200)}")
+            continue
+        _LOADING.append(spec_path)
+        try:
+            plans.append(load_plan(path))
+        except SpecError as err:
+            first = str(err).splitlines()
+            problems.add(("requires", i), f"{clip(rel)} is not a valid spec: " + clip_text(" ".join(first[1:2] or first), 300)
+                         + f" (ftlab validate {clip_text(rel, 100)})")
+        finally:
+            _LOADING.pop()
+    return plans
+
+
+def _from_scale(problems: sw.Problems, original: Any, chosen: str | None) -> sw.Problems:
+    """Problems at the line where their value was written: inside the chosen `scales:` block when
+    the scale supplied it (a scale's dicts merge into the spec; its lists and values replace)."""
+    block = original.get("scales", {}).get(chosen) if isinstance(original, dict) and chosen and isinstance(original.get("scales"), dict) else None
+    if not isinstance(block, dict):
+        return problems
+    out = sw.Problems()
+    for where, message in problems.items:
+        node, supplied = block, True
+        for part in where:
+            if isinstance(node, dict):
+                if part not in node:
+                    supplied = False
+                    break
+                node = node[part]
+            else:  # a list or value the scale replaced wholesale: everything under it is the scale's
+                break
+        out.add(("scales", chosen) + tuple(where) if supplied and where else where, message)
+    return out
 
 
 def _absolute(path: Path) -> Path:

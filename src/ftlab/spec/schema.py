@@ -21,6 +21,7 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("seeds",),
     ("controls",),
     ("cluster",),
+    ("requires",),
     ("presets",),
     ("preset",),
     ("train", "logging_steps"),
@@ -322,6 +323,8 @@ class Experiment(Strict):
     output_dir: str | None = Field(None, description="default: runs/<name> beside the spec")
     run_name: str | None = Field(None, description="template over sweep variables, e.g. lr{lr}")
     cluster: str | None = Field(None, description="RUNTIME: SLURM cluster profile file (relative to the spec)")
+    requires: list[str] = Field(default_factory=list, description="RUNTIME: spec files (relative to this one) whose "
+                                "experiments run first, e.g. the one that trains a judge this spec's eval reads")
     model: Model
     task: Task
     datasets: list[Dataset] = Field(min_length=1)

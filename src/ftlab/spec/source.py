@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +282,29 @@ def safe_is_file(path: Path) -> bool:
         return path.is_file()
     except (OSError, ValueError):
         return False
+
+
+# Output directories of the experiments a spec `requires:` (ftlab.spec.plan), while it is validated:
+# a path inside one (a judge model another spec trains) is produced before this spec runs.
+_PENDING: ContextVar[tuple[Path, ...]] = ContextVar("ftlab_pending_outputs", default=())
+
+
+@contextmanager
+def pending_outputs(dirs: list[Path]):
+    token = _PENDING.set(_PENDING.get() + tuple(dirs))
+    try:
+        yield
+    finally:
+        _PENDING.reset(token)
+
+
+def produced_by_required(path: Path) -> Path | None:
+    """The required experiment's output directory that `path` lies in, if any."""
+    try:
+        path = path.resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return next((d for d in _PENDING.get() if path == d or d in path.parents), None)
 
 
 def safe_exists(path: Path) -> bool:

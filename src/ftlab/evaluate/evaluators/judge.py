@@ -15,6 +15,7 @@ from pydantic import Field
 
 from ftlab.evaluate.base import EvalInput, Options, evaluators
 from ftlab.evaluate.metrics import Metric
+from ftlab.spec.source import produced_by_required
 
 PLACEHOLDERS = {"prompt", "response"}
 
@@ -44,9 +45,11 @@ class JudgeEvaluator:
                 problems.append((("template_file",), f"cannot read {str(path)[:200]}: {getattr(err, 'strerror', None) or err}"))
                 options["template"] = "{prompt}{response}"
         model = options.get("model")
-        if isinstance(model, str) and model.startswith((".", "/", "~")) and not (base_dir / model).exists():
-            problems.append((("model",), f"judge model directory not found: {str(base_dir / model)[:200]} (a model another spec trains? run that spec first)"))
-        elif isinstance(model, str) and (base_dir / model).exists():
+        local = isinstance(model, str) and model.startswith((".", "/", "~"))
+        if local and not (base_dir / model).exists() and not produced_by_required(base_dir / model):
+            problems.append((("model",), f"judge model directory not found: {str(base_dir / model)[:200]} (a model another "
+                             "spec trains? name that spec in `requires:` so it runs first, or run it first)"))
+        elif isinstance(model, str) and ((base_dir / model).exists() or local):
             options["model"] = str((base_dir / model).resolve())
         return options
 
