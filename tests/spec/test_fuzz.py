@@ -1,5 +1,5 @@
 """1,100 mutated specs (tests/spec/fuzzing.py, seeded) must each end in a SpecError that names a line,
-or validate OK: never a traceback, never a hang (2 s each), never unbounded memory.
+or validate OK: never a traceback, never a hang (2 s of CPU each), never unbounded memory.
 
 Most run in this process (~12 s on 2 cores); 30 run through `python -m ftlab.cli validate` under a
 2 GB address-space limit, checking exit code 2 and no "Traceback". Reproduce one case by hand:
@@ -50,7 +50,9 @@ def _run(path: Path) -> tuple[str, str]:
 
     old = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, 10 * SECONDS)  # a hang ends as a failure, not a stuck suite
-    start = time.perf_counter()
+    # CPU time, not wall: on a shared 2-core machine a descheduled validation is not a slow one
+    # (the wall-clock alarm above still catches real hangs).
+    start = time.process_time()
     try:
         load_plan(path)
         outcome = ("ok", "")
@@ -69,9 +71,9 @@ def _run(path: Path) -> tuple[str, str]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     if outcome[0] in ("ok", "spec") and elapsed > SECONDS:
-        outcome = ("slow", f"{elapsed:.2f} s")
+        outcome = ("slow", f"{elapsed:.2f} s CPU")
     return outcome
 
 
