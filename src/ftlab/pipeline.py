@@ -246,7 +246,8 @@ def selection(exp: Experiment) -> Selection:
     select = exp.eval.select
     higher = select.higher_is_better if select.higher_is_better is not None else select.metric not in LOWER_IS_BETTER
     return Selection(split=select.split, metric=select.metric, evaluator=exp.eval.select_evaluator(),
-                     higher_is_better=higher, include_step_0=select.include_step_0)
+                     higher_is_better=higher, include_step_0=select.include_step_0,
+                     checkpoint=None if select.checkpoint == "best" else select.checkpoint)
 
 
 def _evaluators(plan: Plan, exp: Experiment) -> list[EvaluatorRun]:

@@ -205,3 +205,10 @@ def test_select_best_on_ece_is_lower_is_better_by_default() -> None:
     assert select_best(rows, metric="ece")["step"] == 20
     assert select_best(rows, metric="ece", higher_is_better=True)["step"] == 10  # an explicit spec value overrides
     assert select_best([{"step": 1, "f1": 0.2}, {"step": 2, "f1": 0.4}], metric="f1")["step"] == 2
+
+
+def test_select_final_takes_the_last_checkpoint_whatever_its_score() -> None:
+    rows = [{"step": 0, "accuracy": 0.9}, {"step": 20, "accuracy": 0.8}, {"step": 10, "accuracy": 0.95}]
+    assert select_best(rows, metric="accuracy", checkpoint="final")["step"] == 20
+    assert select_best([{"step": 0, "accuracy": None}], metric="accuracy", checkpoint="final")["step"] == 0  # untuned
+    assert select_best([], metric="accuracy", checkpoint="final") is None

@@ -145,6 +145,7 @@ def select_best(
     metric: str,
     higher_is_better: bool | None = None,
     include_step_0: bool = False,
+    checkpoint: str | None = None,
 ) -> dict[str, Any] | None:
     """The row (a dict with "step" and metric values) with the best defined value of `metric`.
 
@@ -158,7 +159,12 @@ def select_best(
     baseline, but not a trained run's result, so it is a candidate only with include_step_0 or
     when it is the only checkpoint (an untuned control). A trained run whose checkpoints all lack
     the metric gets None, never step 0.
+
+    checkpoint="final": the last row (the highest step) whatever its score: the spec chose the
+    final model (seed 002), and no split chooses.
     """
+    if checkpoint == "final":
+        return max(rows, key=lambda row: row["step"]) if rows else None
     if not include_step_0 and any(row["step"] != 0 for row in rows):
         rows = [row for row in rows if row["step"] != 0]
     candidates = [row for row in rows if _defined(row.get(metric))]

@@ -92,7 +92,7 @@ def run_eval(inp: EvalInputs, ctx: StageContext) -> StageResult:
     chosen = rows[select.evaluator]
     best = select_best(
         chosen[select.split], metric=select.metric, higher_is_better=select.higher_is_better,
-        include_step_0=select.include_step_0,
+        include_step_0=select.include_step_0, checkpoint=select.checkpoint,
     )
     summary = {
         "selected_on": select.model_dump(mode="json"),

@@ -231,6 +231,9 @@ class Select(Strict):
     evaluator: str | None = Field(None, description="whose metric picks the checkpoint (default: the first evaluator)")
     higher_is_better: bool | None = Field(None, description="default: lower for ece, higher for every other metric")
     include_step_0: bool = Field(False, description="may the untrained base (step 0) be a trained run's best checkpoint")
+    checkpoint: Literal["best", "final"] = Field(
+        "best", description="best: the checkpoint with the best metric on the valid split; final: each run's last "
+        "checkpoint, chosen by no split (seed 002 evaluates the final model of each run)")
 
 
 class EvaluatorSpec(BaseModel):

@@ -81,6 +81,8 @@ class Selection(StageInputs):
     evaluator: str
     higher_is_better: bool
     include_step_0: bool = False
+    # None is "best": omitted from identities, so specs that do not say keep their eval results.
+    checkpoint: Annotated[str | None, OmitNone()] = None
 
 
 class EvalSettings(StageInputs):
