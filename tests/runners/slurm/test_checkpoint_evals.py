@@ -1,0 +1,130 @@
+"""Every checkpoint evaluated in its own SLURM job, on the real local SLURM (scripts/slurm-local.sh start):
+checkpoint evals start while their run still trains, results equal the local runner's, the report
+comes after all of them, and a train failure leaves nothing held (the report runs).
+
+Timestamps are SLURM's own, from the job-completion log (StartTime/EndTime, 1 s resolution).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ftlab.cli import main
+from ftlab.pipeline import build_graph
+from ftlab.registry import Registry
+from ftlab.runners.slurm.follow import _config, job_states
+from ftlab.runners.slurm.jobs import JobTable
+from ftlab.spec.plan import load_plan
+from tests.conftest import write_spec
+
+pytestmark = pytest.mark.slow
+
+# 1 CPU per job on the 2-CPU test node: a checkpoint eval can run beside a train task.
+PROFILE = "partition: debug\nresources:\n  1B: {mem: 1G, cpus: 1, time: '0:20:00'}\n  cpu_job: {mem: 1G, cpus: 1, time: '0:20:00'}\nlimits: {gpus_per_node: 0}\n"
+
+
+def _spec(directory: Path, sweep: str = "[{grid: {ntrain: [16, 3600]}}]") -> Path:
+    """Two trained runs, 2 epochs each (epoch saving: the checkpoints are known at submit time). The
+    second trains 450 steps against 2 (a job takes ~10 s to start here), so once the first is done
+    the freed CPU scores the second's step_0 while it still trains (SLURM starts the elements
+    released last first; the array's remaining record, index 0, comes last)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = write_spec(directory, epochs=2, save_steps="null", sweep=sweep)
+    text = spec.read_text().replace("{name: train, role: train, generate: {name: hem, n: 240, seed: 0}}",
+                                    "{name: train, role: train, generate: {name: hem, n: '${ntrain}', seed: 0}}")
+    text = text.replace("vocab_size: 400}", "vocab_size: 400, tokenizer_corpus: [valid]}")  # one tiny model for both runs
+    (directory / "cluster.yaml").write_text(PROFILE)
+    spec.write_text(text + "cluster: cluster.yaml\n")
+    return spec
+
+
+def _wait(registry: Registry, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not any(s.active for s in job_states(JobTable(registry).all()).values()):
+            return
+        time.sleep(1)
+    raise AssertionError("SLURM jobs still queued or running after the timeout (held checkpoint evals?)")
+
+
+def _times(job_rows: list[dict]) -> dict[tuple[str, int], tuple[str, str, str]]:
+    """(job_id, array_index) -> (StartTime, EndTime, JobState) from the job-completion log."""
+    wanted = {(r["job_id"], r["array_index"]) for r in job_rows}
+    found = {}
+    for line in Path(_config()["JobCompLoc"]).read_text().splitlines():
+        f = dict(re.findall(r"(\w+)=(\S*)", line))
+        key = (f.get("ArrayJobId"), int(f["ArrayTaskId"])) if f.get("ArrayJobId") and f.get("ArrayTaskId", "").isdigit() else (f.get("JobId"), -1)
+        if key in wanted:
+            found[key] = (f["StartTime"], f["EndTime"], f["JobState"])
+    return found
+
+
+def _metrics(registry: Registry) -> dict:
+    return {(m["run_id"], m["checkpoint"], m["split"], m["metric"]): (m["value"], m["undefined_reason"]) for m in registry.metrics()}
+
+
+def test_each_checkpoint_is_its_own_job_started_while_its_run_trains(slurm, tmp_path: Path, capsys):
+    spec = _spec(tmp_path / "slurm")
+    assert main(["submit", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "eval-ckpt    6 tasks" in out and "(held" in out and "release      1 task" in out
+    assert "--dependency=aftercorr:" in out and "one task scores every checkpoint" not in out
+
+    # Meanwhile the local runner on the same spec, niced: it takes only the CPU time SLURM's jobs leave,
+    # with the jobs' thread count (--cpus-per-task=1), so the numbers can be compared exactly.
+    local = _spec(tmp_path / "local")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(["nice", "-n", "19", str(Path(sys.executable).parent / "ftlab"), "run", str(local)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    registry = Registry(spec.parent / "out" / "registry.sqlite")
+    _wait(registry)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()[-3000:]
+    expected = _metrics(Registry(local.parent / "out" / "registry.sqlite"))
+    rows = JobTable(registry).all()
+    times = _times(rows)
+    by_key = {r["task_key"]: (r["job_id"], r["array_index"]) for r in rows}
+    checkpoint_keys = sorted(k for k in by_key if "@" in k)
+    assert checkpoint_keys == sorted(f"eval/ntrain{n}@{c}" for n in (16, 3600) for c in ("step_0", "epoch_0", "epoch_1"))
+    assert len({by_key[k] for k in checkpoint_keys}) == 6  # six array tasks, one per checkpoint
+    assert all(times[by_key[k]][2] == "COMPLETED" for k in by_key), {k: times.get(v) for k, v in by_key.items()}
+
+    train_end = times[by_key["train/ntrain3600"]][1]
+    started_early = [k for k in checkpoint_keys if k.startswith("eval/ntrain3600@") and times[by_key[k]][0] < train_end]
+    assert started_early, {k: times[by_key[k]] for k in checkpoint_keys} | {"train/ntrain3600": times[by_key["train/ntrain3600"]]}
+
+    report_start = times[by_key["report"]][0]
+    assert all(times[by_key[k]][1] <= report_start for k in by_key if k.startswith("eval/"))
+    assert _metrics(registry) == expected  # the same numbers as the local runner's
+
+    assert main(["status", str(spec)]) == 0
+    assert "failed" not in capsys.readouterr().out
+    assert main(["submit", str(spec)]) == 0
+    assert "nothing to submit" in capsys.readouterr().out
+
+
+def test_a_failed_train_leaves_nothing_held_and_the_report_runs(slurm, tmp_path: Path, capsys):
+    spec = _spec(tmp_path / "exp", sweep="[{grid: {ntrain: [16]}}]")
+    assert main(["run", str(spec), "--only", "data", "model"]) == 0
+    graph = build_graph(load_plan(spec))
+    (Path(graph.task("train/ntrain16").inputs.data_dir) / "examples.jsonl").unlink()  # train/ntrain16 fails reading it
+    capsys.readouterr()
+    assert main(["submit", str(spec)]) == 0
+    assert "eval-ckpt    3 tasks" in capsys.readouterr().out
+    registry = Registry(spec.parent / "out" / "registry.sqlite")
+
+    assert main(["status", str(spec)]) == 0  # at once: the train task has not released them yet, or just did
+    _wait(registry, timeout=120)
+    assert (spec.parent / "out" / "report" / "summary.txt").is_file()  # the report ran on what exists
+    assert main(["status", str(spec)]) == 0
+    status = capsys.readouterr().out
+    assert "train/ntrain16: failed: DataError:" in status
+    assert "eval/ntrain16: cancelled: cancelled by SLURM: its dependency train/ntrain16 failed" in status
+    assert "eval/ntrain16@epoch_1: failed: checkpoint epoch_1 of train/ntrain16 was never written" in status
