@@ -49,6 +49,7 @@ class Job:
     depends: list[Dependency] = field(default_factory=list)
     hold: bool = False  # submitted held: something releases it (its array elements one by one)
     argument: str | None = None  # the script's $1: the job id of this group of the submission
+    releases: str | None = None  # a train array: the held checkpoint eval array its tasks release
 
     @property
     def log_pattern(self) -> str:
@@ -141,6 +142,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
                 ckpt_keys += [checkpoint_key(t.run.name, name) for name in names]
         if ckpt_keys:
             jobs.append(Job(f"eval-ckpt{suffix}", ckpt_keys, True, res(evals[0], "eval"), hold=True))
+            job.releases = f"eval-ckpt{suffix}"
         jobs.append(job)
         selection = Job(f"eval{suffix}", [e.key for e in evals], True, res(evals[0], "eval"), [Dependency("aftercorr", group=job.group)])
         if ckpt_keys:
@@ -242,6 +244,9 @@ def render_script(job: Job, ctx: Context) -> str:
         lines += ["", "# rebuilds the table from every eval that exists, even when some failed",
                   'exec "$FTLAB" report "$SPEC"']
     elif job.array:
+        if job.releases:
+            lines += ["", f"# A train task releases its run's held tasks of the {job.releases} array (scontrol release) as",
+                      "# each checkpoint is written, and the rest when it ends (ftlab.runners.slurm.checkpoints)."]
         lines += ["", "# array index -> task key"]
         lines += ["TASKS=("] + [f"  {q(k)}  # {i}" for i, k in enumerate(job.keys)] + [")"]
         lines += ['TASK="${TASKS[$SLURM_ARRAY_TASK_ID]}"',
