@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun-evaluators", nargs="+", default=[], metavar="NAME",
                    help="score these evaluators again on every checkpoint (e.g. judge), keeping training and the other evaluators' results")
 
-    p = _command(sub, "submit", "Submit the stages not done yet to SLURM: a prepare job, a train array, an eval array (task i after train task i), a report job.", "ftlab submit spec.yaml --dry-run", cmd_submit)
+    p = _command(sub, "submit", "Submit the stages not done yet to SLURM: a prepare job, a train array, an eval task per checkpoint (each released as its checkpoint is written), an eval array (task i after train task i), a report job.", "ftlab submit spec.yaml --dry-run", cmd_submit)
     p.add_argument("spec", type=Path)
     p.add_argument("--dry-run", action="store_true", help="write the sbatch scripts under <output_dir>/slurm/scripts, submit nothing")
     p.add_argument("--resubmit-failed", action="store_true", help="also resubmit tasks whose last job failed or was cancelled")

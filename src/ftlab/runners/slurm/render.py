@@ -1,18 +1,26 @@
 """Group an experiment's stage tasks into SLURM jobs and render each as a readable sbatch script.
 
-    jobs = build_jobs(graph, submit_keys, in_flight, profile)   # prepare, train array(s), eval array(s), report
+    jobs = build_jobs(graph, submit_keys, in_flight, profile)   # prepare, eval-ckpt, train, release, eval, report
     text = render_script(job, context)
 
 Groups (one sbatch each):
 - prepare: one job that runs the data/* and model/* tasks in order (tiny builds, data prep).
+- eval-ckpt: an array over (run, checkpoint) of the runs whose checkpoints are known at submit time
+           (ftlab.runners.slurm.checkpoints says which and why), keys eval/<run>@<checkpoint>,
+           submitted `--hold` before the train array; each train task releases its run's tasks as
+           its checkpoints are written, so a checkpoint is scored while the run still trains.
 - train:   an array over the runs that train; task i runs TASKS[i].
+- release: one CPU job, `afterany` on the train array: releases whatever of eval-ckpt is still held
+           (a train task cancelled before it started cannot), so nothing waits on a held job forever.
 - eval:    an array whose task i evaluates the run of train task i, `--dependency=aftercorr:<train>`,
            so it starts when that one train task succeeded (and SLURM cancels it if it failed:
-           the cluster needs DependencyParameters=kill_invalid_depend, see scripts/slurm-local.sh).
+           the cluster needs DependencyParameters=kill_invalid_depend, see scripts/slurm-local.sh);
+           with eval-ckpt also `afterany:<eval-ckpt>`: its scores are cached, it selects and summarises.
+           A run whose checkpoints are not known at submit time scores them all here, as before.
 - eval-ready: an array over evals whose upstream is not in this submission (the untuned control,
            runs trained earlier): `afterok` on prepare and on any upstream job still in flight.
-- report:  one job, `afterany` on every eval job: it runs even when some evals failed and
-           reports what exists.
+- report:  one job, `afterany` on every eval job (eval-ckpt included): it runs even when some evals
+           failed and reports what exists.
 Every job calls `ftlab stage run SPEC KEY` (report: `ftlab report SPEC`), the same stage code as
 the local runner. Every value rendered into a script is shell-quoted with shlex.quote.
 """
