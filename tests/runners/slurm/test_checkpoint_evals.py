@@ -120,7 +120,8 @@ def test_a_failed_train_leaves_nothing_held_and_the_report_runs(slurm, tmp_path:
     assert "eval-ckpt    3 tasks" in capsys.readouterr().out
     registry = Registry(spec.parent / "out" / "registry.sqlite")
 
-    assert main(["status", str(spec)]) == 0  # at once: the train task has not released them yet, or just did
+    assert main(["status", str(spec)]) == 0  # at once: the train task takes ~10 s to start here
+    assert "eval/ntrain16@epoch_1: queued: waiting for checkpoint epoch_1 (held until train/ntrain16 writes it)" in capsys.readouterr().out
     _wait(registry, timeout=120)
     assert (spec.parent / "out" / "report" / "summary.txt").is_file()  # the report ran on what exists
     assert main(["status", str(spec)]) == 0
@@ -128,3 +129,19 @@ def test_a_failed_train_leaves_nothing_held_and_the_report_runs(slurm, tmp_path:
     assert "train/ntrain16: failed: DataError:" in status
     assert "eval/ntrain16: cancelled: cancelled by SLURM: its dependency train/ntrain16 failed" in status
     assert "eval/ntrain16@epoch_1: failed: checkpoint epoch_1 of train/ntrain16 was never written" in status
+
+
+def test_cancel_takes_the_held_checkpoint_evals_and_resubmit_brings_them_back(slurm, tmp_path: Path, capsys):
+    spec = _spec(tmp_path / "exp", sweep="[{grid: {ntrain: [16]}}]")
+    assert main(["submit", str(spec)]) == 0
+    assert main(["cancel", str(spec)]) == 0
+    assert "cancelled 6 jobs" in capsys.readouterr().out  # prepare, eval-ckpt (held), train, release, eval, report
+    registry = Registry(spec.parent / "out" / "registry.sqlite")
+    time.sleep(1)
+    assert not any(s.active for s in job_states(JobTable(registry).all()).values())
+    assert main(["status", str(spec)]) == 0
+    assert "eval/ntrain16@step_0: cancelled" in capsys.readouterr().out
+    assert main(["submit", str(spec), "--resubmit-failed"]) == 0
+    out = capsys.readouterr().out
+    assert "eval-ckpt    3 tasks" in out and "release      1 task" in out
+    assert main(["cancel", str(spec)]) == 0

@@ -48,7 +48,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.evaluate.prepare import checkpoints_to_score
-from ftlab.stages import STARTED, checkpoint_key, eval_key, is_done, split_checkpoint_key
+from ftlab.stages import STARTED, checkpoint_key, done_outputs, eval_key, is_done, split_checkpoint_key
 
 
 def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
@@ -66,9 +66,10 @@ def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
         if data is None or not is_done(data):
             what = "train.save_steps" if hp.save_steps else ("train.max_steps" if hp.max_steps else f"train.epochs={hp.epochs}")
             return None, f"with {what} the checkpoints depend on the number of train examples, and {data.key if data else 'the train data'} is not prepared yet"
-        from ftlab.data.stage import load_split
-
-        names = step_checkpoints(len(load_split(data.out_dir)), hp)
+        n = done_outputs(data).get("n")  # what the data (or curate) task wrote, and the train task reads
+        if not isinstance(n, int):
+            return None, f"{data.key} does not record how many examples it wrote"
+        names = step_checkpoints(n, hp)
         if names is None:
             return None, "the train data is empty"
     manifest = [{"name": n} for n in ["step_0", *names]]
