@@ -93,7 +93,7 @@ def test_checkpoint_evals_fill_the_cache_and_the_run_eval_only_selects(tmp_path:
     for name in names:
         assert main(["stage", "run", str(spec), f"eval/{run}@{name}"]) == 0
     assert main(["stage", "run", str(spec), f"eval/{run}@epoch_7"]) == 2
-    assert f"checkpoint epoch_7 of train/{run} was never written" in capsys.readouterr().err
+    assert f"train/{run} finished without writing checkpoint epoch_7 (it wrote step_0, epoch_0, epoch_1)" in capsys.readouterr().err
 
     with monkeypatch.context() as m:
         _no_scoring(m)

@@ -133,6 +133,10 @@ def run_checkpoint(graph, key: str, registry) -> str:
     ckpt = locate(graph, task, name)
     if ckpt is None:
         train = graph.task(task.deps[0])
+        if is_done(train):  # the plan made at submit time named a checkpoint training did not write
+            wrote = [c["name"] for c in atomic.read_json(train.out_dir / "checkpoints.json")]
+            raise StageError(f"{train.key} finished without writing checkpoint {name} (it wrote {', '.join(wrote)}); "
+                             f"{task_key} scores the checkpoints it wrote")
         raise StageError(f"checkpoint {name} of {train.key} was never written: training stopped before it (see {train.key}'s "
                          f"log and {train.out_dir / 'error.txt'}); the run's eval scores the checkpoints that exist")
     ctx = context(task, graph.plan.output_dir, registry, graph.plan.spec_path)
