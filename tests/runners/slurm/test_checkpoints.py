@@ -108,3 +108,52 @@ def test_checkpoint_evals_fill_the_cache_and_the_run_eval_only_selects(tmp_path:
         return {(m["checkpoint"], m["split"], m["metric"]): m["value"] for m in registry.metrics()}
 
     assert metrics(Registry(spec.parent / "out" / "registry.sqlite")) == metrics(Registry(local_out / "registry.sqlite"))
+
+
+RELEASE_SCRIPT = """
+import json, os, signal, subprocess, sys
+from pathlib import Path
+from ftlab.pipeline import build_graph
+from ftlab.registry import Registry
+from ftlab.runners.slurm import checkpoints, follow
+from ftlab.spec.plan import load_plan
+from ftlab.train.checkpoints import announce
+
+spec, log, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+calls = []
+def fake(argv, **kw):
+    calls.append(argv[2:])
+    log.write_text(json.dumps(calls))
+    return subprocess.CompletedProcess(argv, 0, "", "")
+follow.slurm_command = fake
+graph = build_graph(load_plan(spec))
+registry = Registry(graph.plan.output_dir / "registry.sqlite")
+train = next(t for t in graph.tasks if t.stage == "train")
+with checkpoints.releasing(graph, train, registry):
+    announce({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})
+    announce({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})  # once is enough
+    if how == "term":
+        os.kill(os.getpid(), signal.SIGTERM)  # a time limit or scancel of the running train task
+    raise RuntimeError("training failed")
+"""
+
+
+def test_the_train_task_releases_each_checkpoint_once_and_the_rest_however_it_ends(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from ftlab.runners.slurm.jobs import JobTable
+
+    spec = write_spec(tmp_path, epochs=2, save_steps="null")
+    graph = build_graph(load_plan(spec))
+    registry = Registry(graph.plan.output_dir / "registry.sqlite")
+    run = next(t for t in graph.tasks if t.stage == "train").run.name
+    JobTable(registry).record([{"job_id": "99", "array_index": i, "task_key": f"eval/{run}@{name}", "grp": "eval-ckpt"}
+                               for i, name in enumerate(["step_0", "epoch_0", "epoch_1"])])
+    (tmp_path / "script.py").write_text(RELEASE_SCRIPT)
+    for how, code in (("raise", 1), ("term", -15)):
+        log = tmp_path / f"{how}.json"
+        proc = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(spec), str(log), how], capture_output=True, text=True)
+        assert proc.returncode == code, proc.stderr
+        # step_0 (the base) at once, epoch_0 when announced, epoch_1 on the way out
+        assert json.loads(log.read_text()) == [["99_0"], ["99_1"], ["99_2"]], how

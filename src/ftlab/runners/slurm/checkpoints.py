@@ -48,7 +48,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.evaluate.prepare import checkpoints_to_score
-from ftlab.stages import STARTED, checkpoint_key, done_outputs, eval_key, is_done, split_checkpoint_key
+from ftlab.stages import STARTED, done_outputs, eval_key, is_done, split_checkpoint_key
 
 
 def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
@@ -72,7 +72,7 @@ def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
         names = step_checkpoints(n, hp)
         if names is None:
             return None, "the train data is empty"
-    manifest = [{"name": n} for n in ["step_0", *names]]
+    manifest = [{"name": name} for name in ["step_0", *names]]
     return [c["name"] for c in checkpoints_to_score(manifest, train_task.run.config.eval.exclude_final)], ""
 
 
@@ -170,13 +170,18 @@ def releasing(graph, train_task, registry):
 
     def release(names) -> None:
         refs = [elements[n] for n in names if n in elements and n not in released]
-        if refs:
-            released.update(n for n in names if n in elements)
+        if not refs:
+            return
+        released.update(n for n in names if n in elements)
+        try:
             proc = slurm_command(["scontrol", "release", *refs], check=False)
-            if proc.returncode != 0:  # already released or finished (a resubmission): nothing waits on them
-                print(f"ftlab: scontrol release {' '.join(refs)}: {(proc.stderr or proc.stdout).strip()}", file=sys.stderr, flush=True)
-            else:
-                print(f"ftlab: released checkpoint evals {' '.join(refs)}", flush=True)
+        except Exception as err:  # never stop training over this: the release job frees them when it ends
+            print(f"ftlab: warning: could not release {' '.join(refs)}: {err}", file=sys.stderr, flush=True)
+            return
+        if proc.returncode != 0:  # already released or finished (a resubmission): nothing waits on them
+            print(f"ftlab: scontrol release {' '.join(refs)}: {(proc.stderr or proc.stdout).strip()}", file=sys.stderr, flush=True)
+        else:
+            print(f"ftlab: released checkpoint evals {' '.join(refs)}", flush=True)
 
     def on_checkpoint(ckpt) -> None:
         release([ckpt["name"]])
@@ -195,7 +200,3 @@ def releasing(graph, train_task, registry):
         checkpoints.HOOKS.remove(on_checkpoint)
         signal.signal(signal.SIGTERM, previous)
         release(list(elements))
-
-
-def checkpoint_keys(run_name: str, names: list[str]) -> list[str]:
-    return [checkpoint_key(run_name, n) for n in names]
