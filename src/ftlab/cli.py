@@ -343,13 +343,22 @@ def cmd_stage_run(args) -> int:
 
 
 def cmd_stage_exec(args) -> int:
+    import os
+    from contextlib import nullcontext
+
     from ftlab import atomic
     from ftlab.stages import context, stage_function
     from ftlab.train.launch import is_main_rank
 
     graph, registry = _graph(args.spec)
     task = graph.task(args.task)
-    result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path))
+    releasing = nullcontext()
+    if task.stage == "train" and os.environ.get("SLURM_JOB_ID") and is_main_rank():  # rank 0 writes the checkpoints
+        from ftlab.runners.slurm.checkpoints import releasing as release_held
+
+        releasing = release_held(graph, task, registry)
+    with releasing:
+        result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path))
     if is_main_rank():
         atomic.write_json(task.out_dir / "_outputs.json", result.outputs)
     return 0

@@ -54,7 +54,7 @@ def test_golden_scripts_of_a_tiny_sweep(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "eval         2 tasks   would run: sbatch --parsable '--dependency=aftercorr:<train>'" in out
     # save_steps on data not prepared yet: the checkpoints are not known, so one eval task per run
-    assert "eval/lr0.003: one task scores every checkpoint after training: with train.save_steps" in out
+    assert "eval/lr0.003, eval/lr0.002: one task scores every checkpoint after training: with train.save_steps" in out
     scripts = tmp_path / "out" / "slurm" / "scripts"
     assert sorted(p.name for p in scripts.iterdir()) == ["eval-ready.sbatch", "eval.sbatch", "prepare.sbatch", "report.sbatch", "train.sbatch"]
     for path in sorted(scripts.iterdir()):

@@ -34,6 +34,7 @@ when that data is prepared. Where it is not known (or keep_last may rotate a che
 its eval starts, or several GPUs split the data in ways not mirrored here) the run keeps one eval
 task scoring all of its checkpoints, and `ftlab submit --dry-run` says why. The plan mirrors
 CheckpointNamer and transformers' Trainer step counting; a test trains real runs and compares.
+Under `accelerate launch` (train.gpus > 1) rank 0 saves the checkpoints, so it releases them.
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
     hp = train_task.inputs.train
     if hp.keep_last is not None:
         return None, f"train.keep_last={hp.keep_last} deletes checkpoints while training goes on"
-    if hp.gpus > 1:
-        return None, f"train.gpus={hp.gpus}: steps per epoch depend on how the ranks split the data"
     whole_epochs = float(hp.epochs).is_integer()
     if not hp.save_steps and not hp.max_steps and whole_epochs:
-        names = [f"epoch_{k}" for k in range(int(hp.epochs))]
+        names = [f"epoch_{k}" for k in range(int(hp.epochs))]  # whatever the step count (and the GPU count)
+    elif hp.gpus > 1:
+        return None, f"train.gpus={hp.gpus} with step-based saving: steps per epoch depend on how the ranks split the data"
     else:
         data = next((graph.task(d) for d in train_task.deps if str(graph.task(d).out_dir) == train_task.inputs.data_dir), None)
         if data is None or not is_done(data):

@@ -90,6 +90,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
     """Jobs for the task keys in `submit`; `in_flight` maps keys already queued to their job refs.
     `notes` (when given) collects why a run's checkpoints are not evaluated in jobs of their own."""
     notes = notes if notes is not None else []
+    unplanned: dict[str, list[str]] = {}  # why -> eval keys whose checkpoints are not known at submit time
     table = policy_table(profile)
     by_key = {t.key: t for t in graph.tasks}
     chosen = [t for t in graph.tasks if t.key in submit]
@@ -145,7 +146,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         for t in group:
             names, why = planned_checkpoints(graph, t)
             if names is None:
-                notes.append(f"{eval_key(t.run.name)}: one task scores every checkpoint after training: {why}")
+                unplanned.setdefault(why, []).append(eval_key(t.run.name))
             else:
                 ckpt_keys += [checkpoint_key(t.run.name, name) for name in names]
         if ckpt_keys:
@@ -158,6 +159,9 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
                             [Dependency("afterany", group=job.group)], argument=f"eval-ckpt{suffix}"))
             selection.depends.append(Dependency("afterany", group=f"eval-ckpt{suffix}"))
         jobs.append(selection)  # aftercorr pairs index i with index i: memberships match
+    for why, keys in unplanned.items():
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        notes.append(f"{shown}: one task scores every checkpoint after training: {why}")
     in_pairs = {k for j in jobs if j.group.startswith("eval") for k in j.keys}
 
     ready = [t for t in chosen if t.stage == "eval" and t.key not in in_pairs]
