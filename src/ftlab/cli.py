@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun-evaluators", nargs="+", default=[], metavar="NAME",
                    help="score these evaluators again on every checkpoint (e.g. judge), keeping training and the other evaluators' results")
 
-    p = _command(sub, "submit", "Submit the stages not done yet to SLURM: a prepare job, a train array, an eval array (task i after train task i), a report job.", "ftlab submit spec.yaml --dry-run", cmd_submit)
+    p = _command(sub, "submit", "Submit the stages not done yet to SLURM: a prepare job, a train array, an eval task per checkpoint (each released as its checkpoint is written), an eval array (task i after train task i), a report job.", "ftlab submit spec.yaml --dry-run", cmd_submit)
     p.add_argument("spec", type=Path)
     p.add_argument("--dry-run", action="store_true", help="write the sbatch scripts under <output_dir>/slurm/scripts, submit nothing")
     p.add_argument("--resubmit-failed", action="store_true", help="also resubmit tasks whose last job failed or was cancelled")
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = stage.add_subparsers(metavar="COMMAND")
     p = _command(ssub, "run", "Run one stage task of one run; its dependencies must be done.", "ftlab stage run spec.yaml train/lr0.001_s0", cmd_stage_run)
     p.add_argument("spec", type=Path)
-    p.add_argument("task", help="task key, as listed by `ftlab run --dry-run`")
+    p.add_argument("task", help="task key, as listed by `ftlab run --dry-run`; eval/<run>@<checkpoint> scores one checkpoint into the run's eval cache")
     p.add_argument("--rerun", action="store_true")
     p = _command(ssub, "exec", "Run one stage's code only, without bookkeeping (what `accelerate launch` runs on each rank).", "ftlab stage exec spec.yaml train/lr0.001_s0", cmd_stage_exec)
     p.add_argument("spec", type=Path)
@@ -372,31 +372,55 @@ def cmd_export_mlflow(args) -> int:
 
 
 def cmd_stage_run(args) -> int:
+    import os
+    from contextlib import nullcontext
+
     from ftlab.errors import StageError
-    from ftlab.stages import context, execute, is_done, missing_deps
+    from ftlab.stages import context, execute, is_done, missing_deps, split_checkpoint_key
 
     graph, registry = _graph(args.spec)
-    task = graph.task(args.task)
-    missing = missing_deps(task, graph)
-    if missing:
-        raise StageError(f"{task.key} needs {', '.join(missing)} to be done first")
-    if is_done(task) and not args.rerun:
-        print(f"{task.key}: done already")
+    if split_checkpoint_key(args.task)[1] is not None:  # eval/<run>@<checkpoint>: one checkpoint, into the run's cache
+        from ftlab.runners.slurm.checkpoints import run_checkpoint
+
+        _record_runs(graph, registry)
+        print(run_checkpoint(graph, args.task, registry))
         return 0
-    _record_runs(graph, registry)
-    seconds = execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path), rerun=args.rerun)
+    task = graph.task(args.task)
+    releasing = nullcontext()
+    if task.stage == "train" and os.environ.get("SLURM_JOB_ID"):  # this run's checkpoint evals wait, held, for its checkpoints
+        from ftlab.runners.slurm.checkpoints import releasing as release_held
+
+        releasing = release_held(graph, task, registry)
+    with releasing:  # released however this ends: done already, missing inputs, failure, SIGTERM
+        missing = missing_deps(task, graph)
+        if missing:
+            raise StageError(f"{task.key} needs {', '.join(missing)} to be done first")
+        if is_done(task) and not args.rerun:
+            print(f"{task.key}: done already")
+            return 0
+        _record_runs(graph, registry)
+        seconds = execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path), rerun=args.rerun)
     print(f"{task.key}: done in {seconds:.1f}s")
     return 0
 
 
 def cmd_stage_exec(args) -> int:
+    import os
+    from contextlib import nullcontext
+
     from ftlab import atomic
     from ftlab.stages import context, stage_function
     from ftlab.train.launch import is_main_rank
 
     graph, registry = _graph(args.spec)
     task = graph.task(args.task)
-    result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path))
+    releasing = nullcontext()
+    if task.stage == "train" and os.environ.get("SLURM_JOB_ID") and is_main_rank():  # rank 0 writes the checkpoints
+        from ftlab.runners.slurm.checkpoints import releasing as release_held
+
+        releasing = release_held(graph, task, registry)
+    with releasing:
+        result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path))
     if is_main_rank():
         atomic.write_json(task.out_dir / "_outputs.json", result.outputs)
     return 0

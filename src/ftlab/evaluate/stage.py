@@ -70,24 +70,12 @@ def task_answer_template(inp: EvalInputs) -> str:
 
 
 def run_eval(inp: EvalInputs, ctx: StageContext) -> StageResult:
-    out = Path(ctx.out_dir)
     data = eval_splits(inp, {name: load_split(path) for name, path in inp.split_dirs.items()})
     template = task_answer_template(inp)
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {e.name: {s: [] for s in e.splits} for e in inp.evaluators}
     for ckpt in checkpoints_to_score(checkpoints_of(inp), inp.eval.exclude_final):
-        loaded = LoadedCheckpoint(ckpt["path"], inp.quantization)
-        previous: dict[str, dict[str, list[dict[str, Any]]]] = {split: {} for split in data}
-        for spec in inp.evaluators:
-            evaluator = evaluators.get(spec.name)()
-            for split in spec.splits:
-                records, saved = _evaluate(inp, ctx, ckpt, evaluator, spec, template, split, data[split], previous[split], loaded)
-                previous[split][spec.name] = records
-                for name, result in [(split, saved)] + [(f"{split}[{g}]", r) for g, r in saved.get("groups", {}).items()]:
-                    ctx.registry.record_metrics(
-                        inp.run_id, checkpoint=ckpt["name"], step=ckpt["step"], split=name, evaluator=spec.name,
-                        values=result["values"], undefined=result["undefined"], evidence=saved["evidence"],
-                    )
-                rows[spec.name][split].append({"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]})
+        for (name, split), row in score_checkpoint(inp, ctx, ckpt, data, template).items():
+            rows[name][split].append(row)
     select = inp.select
     chosen = rows[select.evaluator]
     best = select_best(
@@ -103,8 +91,36 @@ def run_eval(inp: EvalInputs, ctx: StageContext) -> StageResult:
         "per_checkpoint": chosen,
         "per_checkpoint_by_evaluator": rows,
     }
-    atomic.write_json(out / "summary.json", summary)
+    atomic.write_json(Path(ctx.out_dir) / "summary.json", summary)
     return StageResult({"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(chosen[select.split])})
+
+
+def score_checkpoint(inp: EvalInputs, ctx: StageContext, ckpt: dict[str, Any], data, template: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every evaluator on every split of one checkpoint (cached results reused), metrics recorded:
+    {(evaluator, split): its row for summary.json}."""
+    loaded = LoadedCheckpoint(ckpt["path"], inp.quantization)
+    previous: dict[str, dict[str, list[dict[str, Any]]]] = {split: {} for split in data}
+    rows = {}
+    for spec in inp.evaluators:
+        evaluator = evaluators.get(spec.name)()
+        for split in spec.splits:
+            records, saved = _evaluate(inp, ctx, ckpt, evaluator, spec, template, split, data[split], previous[split], loaded)
+            previous[split][spec.name] = records
+            for name, result in [(split, saved)] + [(f"{split}[{g}]", r) for g, r in saved.get("groups", {}).items()]:
+                ctx.registry.record_metrics(
+                    inp.run_id, checkpoint=ckpt["name"], step=ckpt["step"], split=name, evaluator=spec.name,
+                    values=result["values"], undefined=result["undefined"], evidence=saved["evidence"],
+                )
+            rows[(spec.name, split)] = {"checkpoint": ckpt["name"], "step": ckpt["step"], **saved["values"]}
+    return rows
+
+
+def run_eval_checkpoint(inp: EvalInputs, ctx: StageContext, ckpt: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Score one checkpoint of the run into the same per-checkpoint cache `run_eval` reads, so the
+    run's eval task afterwards only selects and summarises. A runner calls this to score each
+    checkpoint in its own job while training goes on (ftlab.runners.slurm.checkpoints)."""
+    data = eval_splits(inp, {name: load_split(path) for name, path in inp.split_dirs.items()})
+    return score_checkpoint(inp, ctx, ckpt, data, task_answer_template(inp))
 
 
 def _evaluate(inp: EvalInputs, ctx: StageContext, ckpt, evaluator, spec: EvaluatorRun, template, split, examples, previous, loaded):

@@ -9,16 +9,16 @@ cannot drift apart. ftlab.pipeline builds the graph of tasks; ftlab.runners deci
 """
 
 from ftlab.stages.contract import (
-    DONE, KEEPS_OUTPUTS, REPORT_KEY, STAGE_ORDER, STARTED, StageContext, StageResult, Task, baseline_key, context,
-    curate_key, data_key,
+    DONE, KEEPS_OUTPUTS, REPORT_KEY, STAGE_ORDER, STARTED, StageContext, StageResult, Task, baseline_key, checkpoint_key,
+    context, curate_key, data_key,
     done_outputs, eval_key, execute, is_done, missing_deps, model_key, prepare_dir, run_key, run_stage,
-    select_tasks, stage_function, train_key,
+    select_tasks, split_checkpoint_key, stage_function, train_key,
 )
 from ftlab.stages.hashing import STAGE_VERSIONS, Memo, identity, result_key
 
 __all__ = [
     "DONE", "KEEPS_OUTPUTS", "REPORT_KEY", "STAGE_ORDER", "STAGE_VERSIONS", "STARTED", "Memo", "StageContext",
-    "StageResult", "Task", "baseline_key", "context", "curate_key", "data_key", "done_outputs", "eval_key", "execute", "identity", "is_done",
+    "StageResult", "Task", "baseline_key", "checkpoint_key", "context", "curate_key", "data_key", "done_outputs", "eval_key", "execute", "identity", "is_done",
     "missing_deps", "model_key", "prepare_dir", "result_key", "run_key", "run_stage", "select_tasks",
-    "stage_function", "train_key",
+    "split_checkpoint_key", "stage_function", "train_key",
 ]

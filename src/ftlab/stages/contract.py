@@ -61,6 +61,19 @@ def eval_key(run_name: str) -> str:
     return f"eval/{run_name}"
 
 
+def checkpoint_key(run_name: str, checkpoint: str) -> str:
+    """One checkpoint's evaluation, a part of eval/<run> a runner may run on its own: eval/<run>@<checkpoint>."""
+    return f"{eval_key(run_name)}@{checkpoint}"
+
+
+def split_checkpoint_key(key: str) -> tuple[str, str | None]:
+    """eval/<run>@<checkpoint> -> (eval/<run>, checkpoint); any other key -> (key, None)."""
+    if key.startswith("eval/") and "@" in key:
+        task, _, checkpoint = key.rpartition("@")
+        return task, checkpoint
+    return key, None
+
+
 def run_key(stage: str, run_name: str) -> str:
     """The key of a run's train or eval task."""
     return {"train": train_key, "eval": eval_key}[stage](run_name)

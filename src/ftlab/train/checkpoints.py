@@ -23,6 +23,15 @@ from transformers import TrainerCallback
 from ftlab import atomic
 
 MARKER = "ftlab_checkpoint.json"
+# Called with each checkpoint's manifest entry ({name, step, epoch, path}) once it is complete (its
+# marker written; step_0 when training starts). A runner installs one to start work on a checkpoint
+# while training goes on (the SLURM runner releases that checkpoint's held eval job).
+HOOKS: list = []
+
+
+def announce(checkpoint: dict[str, Any]) -> None:
+    for hook in list(HOOKS):
+        hook(checkpoint)
 
 
 def _whole(epoch: float | None) -> bool:
@@ -67,7 +76,8 @@ class CheckpointNamer(TrainerCallback):
             name = f"epoch_{round(state.epoch) - 1}"
         else:
             name = f"step_{state.global_step}"
-        atomic.write_json(path / MARKER, {"name": name, "step": state.global_step, "epoch": state.epoch})
+        entry = {"name": name, "step": state.global_step, "epoch": state.epoch}
+        atomic.write_json(path / MARKER, entry)
         if self.epoch_end:
             link = self.train_dir / name
             if link.is_symlink() or link.exists():
@@ -76,6 +86,7 @@ class CheckpointNamer(TrainerCallback):
         self.epoch_end = False
         if self.keep_last is not None:
             rotate(Path(args.output_dir), self.keep_last)
+        announce(entry | {"path": str(path)})
         return control
 
 

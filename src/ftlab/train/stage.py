@@ -20,7 +20,7 @@ from ftlab.spec.identity import stable_hash
 from ftlab.spec.schema import Method, Quantization
 from ftlab.stages.contract import StageContext, StageResult
 from ftlab.stages.inputs import TrainInputs
-from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
+from ftlab.train.checkpoints import CheckpointNamer, announce, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
 from ftlab.train.loss import WEIGHT, sample_weight
 from ftlab.train.trainer import TrainerSetup, build_trainer
 
@@ -34,6 +34,7 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     base = inputs.base_dir
     if inputs.kind == "random_init":
         base = str(fresh_copy(base, out / "init", seed, dtype))
+    announce({"name": "step_0", "step": 0, "epoch": 0.0, "path": base})  # the untrained model is there already
     tokenizer = load_tokenizer(base)
 
     set_seed(seed)  # before LoRA init: the adapter's A matrices are drawn from torch's RNG

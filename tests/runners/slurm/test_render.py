@@ -53,10 +53,34 @@ def test_golden_scripts_of_a_tiny_sweep(tmp_path: Path, capsys):
     assert main(["submit", str(spec), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "eval         2 tasks   would run: sbatch --parsable '--dependency=aftercorr:<train>'" in out
+    # save_steps on data not prepared yet: the checkpoints are not known, so one eval task per run
+    assert "eval/lr0.003, eval/lr0.002: one task scores every checkpoint after training: with train.save_steps" in out
     scripts = tmp_path / "out" / "slurm" / "scripts"
     assert sorted(p.name for p in scripts.iterdir()) == ["eval-ready.sbatch", "eval.sbatch", "prepare.sbatch", "report.sbatch", "train.sbatch"]
     for path in sorted(scripts.iterdir()):
         _check_golden(f"tiny_{path.stem}.sbatch", path.read_text().replace(str(tmp_path), "<tmp>"))
+
+
+def test_golden_scripts_of_a_sweep_whose_checkpoints_are_known(tmp_path: Path, capsys):
+    """Epoch saving: every (run, checkpoint) is a held array task, released by the train tasks."""
+    spec = _sweep_spec(tmp_path, "gpu_cluster.yaml")
+    spec.write_text(spec.read_text().replace("epochs: 1,", "epochs: 2,").replace("save_steps: 10,", ""))
+    assert main(["submit", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split("would run: ")[1] for line in out.splitlines() if "would run: " in line]
+    assert lines == [
+        "sbatch --parsable scripts/prepare.sbatch",
+        "sbatch --parsable scripts/eval-ckpt.sbatch  (held: each task released as its checkpoint is written)",
+        "sbatch --parsable '--dependency=afterok:<prepare>' scripts/train.sbatch",
+        "sbatch --parsable '--dependency=afterany:<train>' scripts/release.sbatch '<eval-ckpt>'",
+        "sbatch --parsable '--dependency=aftercorr:<train>,afterany:<eval-ckpt>' scripts/eval.sbatch",
+        "sbatch --parsable '--dependency=afterok:<prepare>' scripts/eval-ready.sbatch",  # the untuned control
+        "sbatch --parsable '--dependency=afterany:<eval-ckpt>,afterany:<eval>,afterany:<eval-ready>' scripts/report.sbatch",
+    ]
+    assert "one task scores every checkpoint" not in out
+    scripts = tmp_path / "out" / "slurm" / "scripts"
+    for name in ("eval-ckpt", "release", "eval", "train"):
+        _check_golden(f"tiny_ckpt_{name}.sbatch", (scripts / f"{name}.sbatch").read_text().replace(str(tmp_path), "<tmp>"))
 
 
 def test_golden_train_script_of_the_weighted_loss_sweep(tmp_path: Path, monkeypatch, capsys):

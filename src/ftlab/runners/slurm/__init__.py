@@ -2,12 +2,13 @@
 
     ftlab plan spec.yaml --cost              # resources per stage (and why), GPU-hours, storage
     ftlab submit spec.yaml --dry-run         # write <output_dir>/slurm/scripts/*.sbatch, submit nothing
-    ftlab submit spec.yaml                   # sbatch: prepare -> train array -> eval array -> report
+    ftlab submit spec.yaml                   # sbatch: prepare -> train array (+ held eval per checkpoint) -> eval -> report
     ftlab status spec.yaml                   # registry + squeue/sacct (or the job-completion log)
     ftlab submit spec.yaml --resubmit-failed
     ftlab cancel spec.yaml
 
 Modules: profile (cluster profile file), policies + resources (size -> request), render (jobs and
-scripts), submit (sbatch, idempotency, cancel), follow (squeue/sacct/jobcomp, status), estimate
-(plan output). Jobs run `ftlab stage run SPEC KEY`: the local runner's stage code.
+scripts), checkpoints (each checkpoint's eval in its own held job, released by the train task),
+submit (sbatch, idempotency, cancel), follow (squeue/sacct/jobcomp, status), estimate (plan output).
+Jobs run `ftlab stage run SPEC KEY`: the local runner's stage code.
 """

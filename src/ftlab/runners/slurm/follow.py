@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ftlab.errors import SlurmError
 from ftlab.runners.slurm.jobs import JobTable
-from ftlab.stages import REPORT_KEY, is_done, run_key
+from ftlab.stages import REPORT_KEY, is_done, run_key, split_checkpoint_key
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SUBMITTED"}
 
@@ -148,16 +148,46 @@ def slurm_view(graph, registry) -> dict[str, TaskView]:
     logs_dir = graph.plan.output_dir / "slurm"
     views: dict[str, TaskView] = {}
     by_key = {t.key: t for t in graph.tasks}
+    checkpoint_views: dict[str, TaskView] = {}
     for key, job in latest.items():
-        if key not in by_key:
-            continue  # a task of an older version of the spec
+        owner, checkpoint = split_checkpoint_key(key)
+        if owner not in by_key:
+            continue  # a task of an older version of the spec (or the release job)
         s = states[(job["job_id"], job["array_index"])]
         ref = job["job_id"] if job["array_index"] < 0 else f"{job['job_id']}_{job['array_index']}"
         log = logs_dir / job["log"] if job["log"] else None
-        views[key] = TaskView(_word(s, is_done(by_key[key]), job), ref, log)
+        if checkpoint is None:
+            views[key] = TaskView(_word(s, is_done(by_key[key]), job), ref, log)
+        else:  # one checkpoint of eval/<run> (checkpoints.py): done when its job completed
+            view = TaskView(_word(s, s.state == "COMPLETED" or is_done(by_key[owner]), job), ref, log)
+            view.why = _checkpoint_why(by_key[owner], checkpoint, view, s)
+            checkpoint_views[key] = view
     for key, view in views.items():
         view.why = _why(by_key[key], view, views, registry, latest.get(key))
-    return views
+        parts = [v for k, v in checkpoint_views.items() if k.startswith(key + "@")]
+        if view.state == "queued" and parts and any(v.state in ("queued", "running") for v in parts):
+            done = sum(v.state == "done" for v in parts)
+            view.why = (view.why + "; " if view.why else "") + f"waiting for its checkpoint evals ({done} of {len(parts)} done)"
+    return views | checkpoint_views
+
+
+def _checkpoint_why(task, checkpoint: str, view: TaskView, s: JobState) -> str | None:
+    train = task.deps[0]
+    if view.state == "queued" and s.reason == "JobHeldUser":
+        return f"waiting for checkpoint {checkpoint} (held until {train} writes it)"
+    if view.state == "failed":
+        return f"{_last_error(view.log) or 'its job failed'} (job {view.job}, log {view.log}); {task.key} scores it again"
+    if view.state == "cancelled":
+        return "cancelled (scancel or `ftlab cancel`)"
+    return None
+
+
+def _last_error(log: Path | None) -> str | None:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")] if log else []
+    except OSError:
+        return None
+    return lines[-1][len("error: "):] if lines else None
 
 
 def _word(s: JobState, done: bool, job: dict) -> str:
@@ -212,6 +242,10 @@ def merge_status(graph, registry, rows: list[dict]) -> list[str]:
             row["slurm"][stage] = {"state": view.state, "job": view.job, "log": str(view.log) if view.log else None, "why": view.why}
             if row["stages"].get(stage) != "done":
                 row["stages"][stage] = view.state
+        prefix = run_key("eval", row["name"]) + "@"
+        checkpoints = {k[len(prefix):]: v for k, v in views.items() if k.startswith(prefix)}
+        if checkpoints:  # each checkpoint's eval in its own job
+            row["slurm"]["checkpoints"] = {name: {"state": v.state, "job": v.job, "why": v.why} for name, v in checkpoints.items()}
     notes = [f"{key}: {view.state}: {view.why}" for key, view in views.items() if view.why]
     report = views.get(REPORT_KEY)
     if report and not report.why:

@@ -1,18 +1,26 @@
 """Group an experiment's stage tasks into SLURM jobs and render each as a readable sbatch script.
 
-    jobs = build_jobs(graph, submit_keys, in_flight, profile)   # prepare, train array(s), eval array(s), report
+    jobs = build_jobs(graph, submit_keys, in_flight, profile)   # prepare, eval-ckpt, train, release, eval, report
     text = render_script(job, context)
 
 Groups (one sbatch each):
 - prepare: one job that runs the data/* and model/* tasks in order (tiny builds, data prep).
+- eval-ckpt: an array over (run, checkpoint) of the runs whose checkpoints are known at submit time
+           (ftlab.runners.slurm.checkpoints says which and why), keys eval/<run>@<checkpoint>,
+           submitted `--hold` before the train array; each train task releases its run's tasks as
+           its checkpoints are written, so a checkpoint is scored while the run still trains.
 - train:   an array over the runs that train; task i runs TASKS[i].
+- release: one CPU job, `afterany` on the train array: releases whatever of eval-ckpt is still held
+           (a train task cancelled before it started cannot), so nothing waits on a held job forever.
 - eval:    an array whose task i evaluates the run of train task i, `--dependency=aftercorr:<train>`,
            so it starts when that one train task succeeded (and SLURM cancels it if it failed:
-           the cluster needs DependencyParameters=kill_invalid_depend, see scripts/slurm-local.sh).
+           the cluster needs DependencyParameters=kill_invalid_depend, see scripts/slurm-local.sh);
+           with eval-ckpt also `afterany:<eval-ckpt>`: its scores are cached, it selects and summarises.
+           A run whose checkpoints are not known at submit time scores them all here, as before.
 - eval-ready: an array over evals whose upstream is not in this submission (the untuned control,
            runs trained earlier): `afterok` on prepare and on any upstream job still in flight.
-- report:  one job, `afterany` on every eval job: it runs even when some evals failed and
-           reports what exists.
+- report:  one job, `afterany` on every eval job (eval-ckpt included): it runs even when some evals
+           failed and reports what exists.
 Every job calls `ftlab stage run SPEC KEY` (report: `ftlab report SPEC`), the same stage code as
 the local runner. Every value rendered into a script is shell-quoted with shlex.quote.
 """
@@ -28,8 +36,9 @@ from pathlib import Path
 from ftlab.errors import SlurmError
 from ftlab.pipeline import Graph
 from ftlab.runners.slurm.profile import ClusterProfile
+from ftlab.runners.slurm.checkpoints import planned_checkpoints
 from ftlab.runners.slurm.resources import Resources, choose, choose_for_run, model_size, policy_table
-from ftlab.stages import REPORT_KEY, eval_key
+from ftlab.stages import REPORT_KEY, checkpoint_key, eval_key
 
 
 @dataclass
@@ -46,6 +55,9 @@ class Job:
     array: bool
     resources: Resources
     depends: list[Dependency] = field(default_factory=list)
+    hold: bool = False  # submitted held: something releases it (its array elements one by one)
+    argument: str | None = None  # the script's $1: the job id of this group of the submission
+    releases: str | None = None  # a train array: the held checkpoint eval array its tasks release
 
     @property
     def log_pattern(self) -> str:
@@ -73,8 +85,12 @@ def default_ftlab(profile: ClusterProfile) -> str:
     return str(here) if here.is_file() else "ftlab"
 
 
-def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profile: ClusterProfile) -> list[Job]:
-    """Jobs for the task keys in `submit`; `in_flight` maps keys already queued to their job refs."""
+def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profile: ClusterProfile,
+               notes: list[str] | None = None) -> list[Job]:
+    """Jobs for the task keys in `submit`; `in_flight` maps keys already queued to their job refs.
+    `notes` (when given) collects why a run's checkpoints are not evaluated in jobs of their own."""
+    notes = notes if notes is not None else []
+    unplanned: dict[str, list[str]] = {}  # why -> eval keys whose checkpoints are not known at submit time
     table = policy_table(profile)
     by_key = {t.key: t for t in graph.tasks}
     chosen = [t for t in graph.tasks if t.key in submit]
@@ -127,11 +143,33 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         suffix = "" if n == 0 else f"-{n + 1}"
         job = Job(f"train{suffix}", [t.key for t in group], True, res(group[0], "train"), list(prepare_dep))
         job.depends += [d for d in (upstream(t) for t in group) if d]
-        jobs.append(job)
         evals = [by_key[eval_key(t.run.name)] for t in group]
         evals = [e for e in evals if e.key in submit]
-        if len(evals) == len(group):  # aftercorr pairs index i with index i: memberships must match
-            jobs.append(Job(f"eval{suffix}", [e.key for e in evals], True, res(evals[0], "eval"), [Dependency("aftercorr", group=job.group)]))
+        if len(evals) != len(group):
+            jobs.append(job)
+            continue
+        # One held array task per (run, checkpoint), released by the train task as each checkpoint
+        # lands (ftlab.runners.slurm.checkpoints); submitted first, so the train tasks find its job id.
+        ckpt_keys = []
+        for t in group:
+            names, why = planned_checkpoints(graph, t)
+            if names is None:
+                unplanned.setdefault(why, []).append(eval_key(t.run.name))
+            else:
+                ckpt_keys += [checkpoint_key(t.run.name, name) for name in names]
+        if ckpt_keys:
+            jobs.append(Job(f"eval-ckpt{suffix}", ckpt_keys, True, res(evals[0], "eval"), hold=True))
+            job.releases = f"eval-ckpt{suffix}"
+        jobs.append(job)
+        selection = Job(f"eval{suffix}", [e.key for e in evals], True, res(evals[0], "eval"), [Dependency("aftercorr", group=job.group)])
+        if ckpt_keys:
+            jobs.append(Job(f"release{suffix}", [f"release/{job.group}"], False, _release_resources(),
+                            [Dependency("afterany", group=job.group)], argument=f"eval-ckpt{suffix}"))
+            selection.depends.append(Dependency("afterany", group=f"eval-ckpt{suffix}"))
+        jobs.append(selection)  # aftercorr pairs index i with index i: memberships match
+    for why, keys in unplanned.items():
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        notes.append(f"{shown}: one task scores every checkpoint after training: {why}")
     in_pairs = {k for j in jobs if j.group.startswith("eval") for k in j.keys}
 
     ready = [t for t in chosen if t.stage == "eval" and t.key not in in_pairs]
@@ -160,6 +198,10 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
     return jobs
 
 
+def _release_resources() -> Resources:
+    return Resources(cpus=1, mem="256M", gpus=0, time="0:05:00", why=["one scontrol call, no model weights"])
+
+
 def dependency_option(job: Job, job_ids: dict[str, str]) -> str | None:
     """--dependency=... for `job`, given the ids of this submission's jobs by group (or placeholders)."""
     parts = []
@@ -174,6 +216,10 @@ def render_script(job: Job, ctx: Context) -> str:
     q = shlex.quote
     profile = ctx.profile
     stage_word = {"prepare": "data and model tasks", "report": "report"}.get(job.group, f"{job.group} array")
+    if job.group.startswith("release"):
+        stage_word = "held-checkpoint-eval release"
+    elif job.group.startswith("eval-ckpt"):
+        stage_word = f"{job.group} array (one task per run and checkpoint)"
     lines = [
         "#!/bin/bash",
         f"# ftlab {stage_word} of experiment {ctx.experiment}: {len(job.keys)} task{'s' if len(job.keys) != 1 else ''}.",
@@ -184,6 +230,11 @@ def render_script(job: Job, ctx: Context) -> str:
     ]
     if job.array:
         lines.append(f"#SBATCH --array=0-{len(job.keys) - 1}")
+    if job.hold:
+        lines += ["# Held: each train task releases its run's tasks here (scontrol release JOB_INDEX) as its",
+                  "# checkpoints are written, and what is left when it ends; a release job after the train",
+                  "# array releases anything still held, and a task whose checkpoint never appeared fails.",
+                  "#SBATCH --hold"]
     for option, value in (("partition", profile.partition), ("account", profile.account), ("qos", profile.qos)):
         if value:
             lines.append(f"#SBATCH --{option}={value}")
@@ -205,10 +256,17 @@ def render_script(job: Job, ctx: Context) -> str:
     scale = os.environ.get("FTLAB_SCALE")
     if scale:  # chosen on the command line (ftlab submit --scale): every job reads the same experiment
         lines.append(f"export FTLAB_SCALE={q(scale)}")
-    if job.group == "report":
+    if job.argument:
+        lines += ["", "# $1: the job id of the checkpoint eval array (`ftlab submit` passes it). Normally its train",
+                  "# tasks released everything already; `scontrol release` then says so and exits 1: not a failure.",
+                  'scontrol release "$1" || true']
+    elif job.group == "report":
         lines += ["", "# rebuilds the table from every eval that exists, even when some failed",
                   'exec "$FTLAB" report "$SPEC"']
     elif job.array:
+        if job.releases:
+            lines += ["", f"# A train task releases its run's held tasks of the {job.releases} array (scontrol release) as",
+                      "# each checkpoint is written, and the rest when it ends (ftlab.runners.slurm.checkpoints)."]
         lines += ["", "# array index -> task key"]
         lines += ["TASKS=("] + [f"  {q(k)}  # {i}" for i, k in enumerate(job.keys)] + [")"]
         lines += ['TASK="${TASKS[$SLURM_ARRAY_TASK_ID]}"',

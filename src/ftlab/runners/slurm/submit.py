@@ -42,6 +42,7 @@ class SubmitResult:
     in_flight: dict[str, str] = field(default_factory=dict)
     failed_not_resubmitted: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. why a run's checkpoints share one eval task
 
 
 def slurm_dir(graph: Graph) -> Path:
@@ -87,7 +88,7 @@ def select(graph: Graph, registry, *, resubmit_failed: bool) -> tuple[set[str], 
 
 def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = False, resubmit_failed: bool = False) -> SubmitResult:
     submit_keys, result = select(graph, registry, resubmit_failed=resubmit_failed)
-    jobs = build_jobs(graph, submit_keys, result.in_flight, profile)
+    jobs = build_jobs(graph, submit_keys, result.in_flight, profile, result.notes)
     root = slurm_dir(graph)
     (root / "logs").mkdir(parents=True, exist_ok=True)  # SLURM does not create the log directory
     ctx = Context(graph.plan.spec_path.resolve(), graph.plan.experiment.name, profile, default_ftlab(profile))
@@ -99,6 +100,8 @@ def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = F
             placeholders = {**{g: f"<{g}>" for g in (j.group for j in jobs)}, **ids}
             dependency = dependency_option(job, ids if not dry_run else placeholders)
             command = ["sbatch", "--parsable"] + ([dependency] if dependency else []) + [str(script.relative_to(root))]
+            if job.argument:
+                command.append(placeholders[job.argument] if dry_run else ids[job.argument])
             job_id = None if dry_run else _sbatch(command, root, job)
             if job_id:
                 ids[job.group] = job_id
@@ -144,7 +147,8 @@ def describe(result: SubmitResult, *, dry_run: bool) -> list[str]:
     for s in result.jobs:
         tasks = f"{len(s.job.keys)} task{'s' if len(s.job.keys) != 1 else ''}"
         head = f"{s.job.group:<12} {tasks:<9} " + ("would run: " if dry_run else f"job {s.job_id}: ")
-        lines.append(head + " ".join(shlex.quote(c) for c in s.command))
+        held = "  (held: each task released as its checkpoint is written)" if s.job.hold else ""
+        lines.append(head + " ".join(shlex.quote(c) for c in s.command) + held)
     if not result.jobs:
         lines.append("nothing to submit")
     if result.done:
@@ -155,4 +159,5 @@ def describe(result: SubmitResult, *, dry_run: bool) -> list[str]:
         lines.append(f"failed before, not resubmitted (use --resubmit-failed): {', '.join(result.failed_not_resubmitted)}")
     for key, why in result.blocked.items():
         lines.append(f"not submitted: {key} {why}")
+    lines += result.notes
     return lines
