@@ -3,8 +3,10 @@
     .venv/bin/python bench/gpu_check/run.py                          # ~3-5 min on one H200; prints the table
     .venv/bin/python bench/gpu_check/run.py --append BENCHMARKS.md   # and appends it there
     .venv/bin/python bench/gpu_check/run.py --steps 10 --no-vllm     # a smoke run (~1 min)
+    .venv/bin/python bench/gpu_check/run.py --cpu --layers 1 --steps 8 --batch-size 4   # the training rows on CPU, fp32 (~3 min on 2 cores)
 
-Needs a CUDA GPU (exits 2 with a message otherwise); nothing from a model hub: the model is built
+Needs a CUDA GPU (exits 2 with a message otherwise; --cpu runs the training rows on the CPU in fp32,
+the CPU column of the table, without flash_attn, Liger or vLLM); nothing from a model hub: the model is built
 here, offline, as bench/train_throughput builds its realistic shape. Model: Qwen2.5-0.5B's shape
 (hidden 896, 14 heads of 64, 2 KV heads, MLP 4,864, tied 151,936-token vocabulary) at reduced
 depth (8 of 24 layers), random init, bf16. Data: train_throughput's length-varied prompts
@@ -54,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=256, help="generation prompts")
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--no-vllm", action="store_true", help="skip the generation comparison")
+    p.add_argument("--cpu", action="store_true", help="run the training rows on the CPU (fp32; no flash_attn, Liger or vLLM)")
     p.add_argument("--append", type=Path, help="append the rendered section to this file (BENCHMARKS.md)")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     args = p.parse_args(argv)
@@ -69,7 +72,7 @@ class TrainResult:
     padding_free: bool
     liger: bool
     tokens_per_s: float
-    peak_gib: float
+    peak_gib: float | None
     padded_share: float
     final_loss: float | None
     error: str | None = None
@@ -127,7 +130,7 @@ def render(results: Results) -> str:
         results.machine,
         "",
         f"Model: Qwen2.5-0.5B shape at reduced depth, {f['layers']} layers, hidden {f['hidden']}, vocabulary {f['vocab']:,} "
-        f"(tied), {f['params'] / 1e6:.0f}M parameters, bf16. Data: length-varied prompts (lognormal, 20-1,000 tokens), "
+        f"(tied), {f['params'] / 1e6:.0f}M parameters, {f.get('precision', 'bf16')}. Data: length-varied prompts (lognormal, 20-1,000 tokens), "
         f"batch {f['batch_size']}, {f['steps']} steps (tokens/s over steps 3..end).",
         "",
         "| configuration | real tokens/s | vs first row | peak GPU memory | padding share | final loss |",
@@ -140,7 +143,8 @@ def render(results: Results) -> str:
             continue
         ratio = f"{r.tokens_per_s / anchor:.2f}x" if anchor else "n/a"
         loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "n/a"
-        lines.append(f"| {r.name} | {r.tokens_per_s:,.0f} | {ratio} | {r.peak_gib:.2f} GiB | {r.padded_share:.1%} | {loss} |")
+        peak = f"{r.peak_gib:.2f} GiB" if r.peak_gib is not None else "n/a (CPU)"
+        lines.append(f"| {r.name} | {r.tokens_per_s:,.0f} | {ratio} | {peak} | {r.padded_share:.1%} | {loss} |")
     if results.generate:
         lines += ["", f"Generation: {f['prompts']} chat prompts, greedy, {f['new_tokens']} new tokens each.", "",
                   "| backend | generated tokens/s | vs HF | engine start | peak GPU memory |", "|---|---:|---:|---:|---:|"]
@@ -169,15 +173,14 @@ def _train_throughput():
     return module
 
 
-def build_model(work: Path, layers: int) -> tuple[Path, dict]:
-    import torch
+def build_model(work: Path, layers: int, dtype) -> tuple[Path, dict]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ftlab.models.tiny import TinyConfig, build_tiny
 
     tt = _train_throughput()
     small = build_tiny(work / "small", TinyConfig(**(GPU_SHAPE | {"num_layers": layers})), [f"word{i} {i * 7 % 1000}" for i in range(4000)])
-    model = AutoModelForCausalLM.from_pretrained(small, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(small, dtype=dtype)
     model.resize_token_embeddings(tt.QWEN_VOCAB, mean_resizing=False)
     out = work / "model"
     model.save_pretrained(out)
@@ -225,7 +228,7 @@ def train_one(model_dir: Path, rows: list[dict], args, config: Config, work: Pat
     timed = slice(2, len(steps))
     tokens = sum(sum(b) for b in batches[timed])
     loss = next((e["train_loss"] for e in reversed(trainer.state.log_history) if "train_loss" in e), None)
-    peak = torch.cuda.max_memory_allocated() / GIB if cuda else 0.0
+    peak = torch.cuda.max_memory_allocated() / GIB if cuda else None  # CPU: one process, RSS would be cumulative
     result = TrainResult(name, attention, padding_free, liger, tokens / sum(steps[timed]), peak, 1 - sum(real) / sum(computed), loss)
     del trainer, model
     return result
@@ -266,9 +269,12 @@ def generate_both(model_dir: Path, args, results: Results) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    global DEVICE
     import torch
 
-    if not torch.cuda.is_available():
+    if args.cpu:
+        DEVICE = ("cpu", "fp32")
+    elif not torch.cuda.is_available():
         print(f"error: {NO_GPU}", file=sys.stderr)
         return 2
     from machine import machine_line
@@ -276,15 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     from ftlab.train.device import _importable
 
     tt = _train_throughput()
-    results = Results(machine_line(), torch.cuda.get_device_name(0), {})
-    flash, liger, vllm = _importable("flash_attn"), _importable("liger_kernel"), _importable("vllm")
+    results = Results(machine_line(), "CPU, fp32" if args.cpu else torch.cuda.get_device_name(0), {})
+    flash, liger, vllm = (False, False, False) if args.cpu else (_importable("flash_attn"), _importable("liger_kernel"), _importable("vllm"))
     results.skipped += [s for s, ok in (("flash_attention_2 (pip install flash-attn)", flash), ("Liger (pip install 'ftlab[liger]')", liger),
-                                        ("vLLM generation (pip install 'ftlab[vllm]')", vllm or args.no_vllm)) if not ok]
+                                        ("vLLM generation (pip install 'ftlab[vllm]')", vllm or args.no_vllm)) if not ok and not args.cpu]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model_dir, facts = build_model(work, args.layers)
+        model_dir, facts = build_model(work, args.layers, torch.float32 if args.cpu else torch.bfloat16)
         rows = tt.make_rows(max(args.steps * args.batch_size, 256), True, tt.QWEN_VOCAB, seed=0)
-        results.facts = facts | {"batch_size": args.batch_size, "steps": args.steps, "prompts": args.prompts, "new_tokens": args.new_tokens}
+        results.facts = facts | {"precision": DEVICE[1], "batch_size": args.batch_size, "steps": args.steps, "prompts": args.prompts, "new_tokens": args.new_tokens}
         for config in configurations(flash, liger):
             print(f"training: {config.name}", file=sys.stderr, flush=True)
             try:
@@ -292,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # one failing kernel must not lose the other rows
                 results.train.append(TrainResult(config.name, config.attention, config.padding_free, config.liger, 0, 0, 0, None,
                                                  f"{type(err).__name__}: {err}"[:200]))
-        if vllm and not args.no_vllm:
+        if vllm and not args.no_vllm and not args.cpu:
             print("generation: hf vs vllm", file=sys.stderr, flush=True)
             try:
                 generate_both(model_dir, args, results)
