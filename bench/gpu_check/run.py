@@ -146,7 +146,8 @@ def render(results: Results) -> str:
         peak = f"{r.peak_gib:.2f} GiB" if r.peak_gib is not None else "n/a (CPU)"
         lines.append(f"| {r.name} | {r.tokens_per_s:,.0f} | {ratio} | {peak} | {r.padded_share:.1%} | {loss} |")
     if results.generate:
-        lines += ["", f"Generation: {f['prompts']} chat prompts, greedy, {f['new_tokens']} new tokens each.", "",
+        lines += ["", f"Generation: {f['prompts']} chat prompts, greedy, up to {f['new_tokens']} new tokens each; the same model with its "
+                  "vocabulary cut to the tokenizer's (a random model's tokens must decode); vLLM with LoRA enabled, as ftlab serves a base.", "",
                   "| backend | generated tokens/s | vs HF | engine start | peak GPU memory |", "|---|---:|---:|---:|---:|"]
         hf = next((g.tokens_per_s for g in results.generate if g.backend == "hf" and not g.error), None)
         for g in results.generate:
@@ -234,7 +235,24 @@ def train_one(model_dir: Path, rows: list[dict], args, config: Config, work: Pat
     return result
 
 
+def generation_model(model_dir: Path, work: Path) -> Path:
+    """The same model with its vocabulary cut to the tokenizer's (262 of 151,936 rows): a random model
+    samples any id, and ids past the tokenizer's vocabulary would not decode (HF and vLLM alike)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    out = work / "generation_model"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def generate_both(model_dir: Path, args, results: Results) -> None:
+    """ftlab's HF generate, then vLLM as ftlab serves a base model (LoRA enabled, for the adapters
+    that would follow it): the same prompts, greedy."""
     import torch
 
     from ftlab.evaluate.generation import generate
@@ -301,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         if vllm and not args.no_vllm and not args.cpu:
             print("generation: hf vs vllm", file=sys.stderr, flush=True)
             try:
-                generate_both(model_dir, args, results)
+                generate_both(generation_model(model_dir, work), args, results)
             except Exception as err:
                 results.generate.append(GenResult("vllm", 0, 0, None, f"{type(err).__name__}: {err}"[:200]))
     text = render(results)
