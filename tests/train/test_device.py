@@ -191,3 +191,24 @@ def test_padding_free_trains_through_the_trainer(tiny_model_dir, tmp_path):
     lengths = sorted(len(r["input_ids"]) for r in rows)
     assert sum(lengths[:12]) <= trainer._total_train_tokens <= sum(lengths[-12:])  # real tokens, no padding
     assert math.isfinite(trainer.state.log_history[-1]["train_loss"])
+
+
+@pytest.mark.parametrize("extra, moves", [
+    ("", False), ("precision: auto", False), ("attention: eager", False), ("padding_free: true", False),
+    ("liger: true", False), ("precision: bf16", True),
+])
+def test_run_and_train_ids_follow_precision_not_kernels(tmp_path, extra, moves):
+    """Kernels are runtime (same loss); precision is identity; defaults keep today's ids."""
+    from ftlab.pipeline import build_graph
+    from ftlab.spec.plan import load_plan
+    from tests.conftest import write_spec
+
+    def ids(text: str):
+        spec = write_spec(tmp_path)
+        spec.write_text(spec.read_text().replace("logging_steps: 5}", f"logging_steps: 5{', ' + text if text else ''}}}"))
+        plan = load_plan(spec)
+        return plan.runs[0].run_id, next(t.identity for t in build_graph(plan).tasks if t.stage == "train")
+
+    base = ids("")
+    changed = ids(extra)
+    assert (changed[0] != base[0], changed[1] != base[1]) == (moves, moves)
