@@ -14,13 +14,20 @@ from ftlab.spec.schema import Quantization
 
 
 def device_and_dtype():
-    """fp32 on CPU (bf16 matmuls are ~100x slower on our CPUs); bf16 on a GPU that supports it."""
+    """fp32 on CPU (bf16 matmuls are ~100x slower on our CPUs); bf16 on a GPU that supports it.
+    Evaluation's choice; training resolves its own from the spec (ftlab.train.device)."""
     import torch
 
     if torch.cuda.is_available():
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.device("cuda"), dtype
     return torch.device("cpu"), torch.float32
+
+
+# Callbacks that free GPU memory held outside any HF model (a cached vLLM engine claims 90% of the
+# GPU): called before an HF model goes onto a CUDA device, so an eval task mixing a vLLM evaluator
+# with an HF one (logits) does not run out of memory. ftlab.evaluate.vllm_backend registers one.
+GPU_RELEASERS: list = []
 
 
 def load_tokenizer(path: str):
@@ -56,19 +63,25 @@ def quantization_config(quantization: Quantization | None, compute_dtype):
     )
 
 
-def load_model(path: str, dtype=None, quantization: Quantization | None = None):
+def load_model(path: str, dtype=None, quantization: Quantization | None = None, attn_implementation: str | None = None):
     """A causal LM from a full-model dir, an adapter dir, or an HF id; `quantization` loads the base
-    in 4 or 8 bits (QLoRA), on the CPU too (bitsandbytes >= 0.45 has CPU kernels)."""
+    in 4 or 8 bits (QLoRA), on the CPU too (bitsandbytes >= 0.45 has CPU kernels);
+    `attn_implementation` (eager, sdpa, flash_attention_2): None keeps transformers' default (sdpa)."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # one "Loading weights" bar per checkpoint drowns the stage progress
     device, default_dtype = device_and_dtype()
     dtype = dtype or default_dtype
+    if device.type == "cuda":
+        for release in GPU_RELEASERS:
+            release()
     adapter = Path(path) / "adapter_config.json"
     try:
         bnb = quantization_config(quantization, dtype)
         kwargs = {"dtype": dtype} if bnb is None else {"dtype": dtype, "quantization_config": bnb, "device_map": {"": device}}
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
         if adapter.is_file():
             from peft import PeftModel
 

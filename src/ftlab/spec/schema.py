@@ -27,6 +27,11 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("train", "logging_steps"),
     ("eval", "batch_size"),
     ("train", "report_to"),
+    # How a step is computed, not what it computes: same loss to float rounding (padding-free:
+    # within 1e-6 of padded, tests/train/test_device.py). train.precision is NOT here: see Train.
+    ("train", "attention"),
+    ("train", "padding_free"),
+    ("train", "liger"),
     ("report",),
     # Baselines are runs of their own (ftlab.baselines): they change no LLM run's results.
     ("baselines",),
@@ -223,6 +228,31 @@ class Train(Strict):
         default_factory=lambda: ["none"],
         description="RUNTIME: training trackers (HF report_to); tensorboard writes under train/checkpoints/runs/",
     )
+    # Device-dependent settings, resolved per machine by ftlab.train.device (its table says what
+    # `auto` picks). precision is IDENTITY: bf16 rounds every weight update and activation, a
+    # different run, not a faster one; `auto` hashes as "auto" (the device's default, which is why
+    # the train result records what it resolved to). attention, padding_free and liger are RUNTIME
+    # (RUNTIME_FIELDS): the same function computed by another kernel, like eval.batch_size.
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: fp32 on CPU, bf16 on a GPU that has it (else fp16)")
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        "auto", description="RUNTIME; auto: flash_attention_2 on CUDA when flash_attn is installed, else sdpa")
+    padding_free: Literal["auto"] | bool = Field(
+        "auto", description="RUNTIME: flattened batches with position ids; auto: on with flash_attention_2 only")
+    liger: bool = Field(False, description="RUNTIME: Liger's Triton kernels (CUDA; pip install 'ftlab[liger]')")
+
+    @model_serializer(mode="wrap")
+    def _drop_default_device_keys(self, handler):
+        # Added after run ids were first hashed from this dump: left out at their defaults, so a
+        # spec that does not set them keeps its run ids and finished runs (as Dataset does).
+        out = handler(self)
+        for key, default in _DEVICE_DEFAULTS.items():
+            if key in out and out[key] == default:
+                out.pop(key)
+        return out
+
+
+_DEVICE_DEFAULTS = {"precision": "auto", "attention": "auto", "padding_free": "auto", "liger": False}
 
 
 class Select(Strict):

@@ -61,7 +61,10 @@ class TrainInputs(StageInputs):
     base_dir: Annotated[str, PATH] = Field(description="model dir or HF id")
     data_dir: Annotated[str, PATH]
     method: Method
-    train: Annotated[Train, SpecSection(("train",))]  # logging_steps, report_to: RUNTIME in the spec
+    # RUNTIME in the spec (schema.RUNTIME_FIELDS): logging_steps, report_to, and the kernel choices
+    # attention, padding_free, liger (same loss, another kernel). precision is identity (it changes
+    # the numbers); at its default `auto` it is left out of the dump, so existing ids hold.
+    train: Annotated[Train, SpecSection(("train",))]
 
 
 class EvaluatorRun(StageInputs):

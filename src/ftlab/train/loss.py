@@ -37,7 +37,9 @@ def sample_weight(label: str | None, *, positive: str, variant: str, gamma: floa
 
 
 class WeightCollator:
-    """Wraps TRL's collator: moves each example's weight into a (batch,) float tensor."""
+    """Wraps TRL's collator: moves each example's weight into a (batch,) float tensor, or, when the
+    collator flattens the batch into one row (padding-free), a (1, tokens) tensor holding each
+    token's example weight (0 on any padding to a multiple)."""
 
     def __init__(self, base):
         self.base = base
@@ -45,6 +47,11 @@ class WeightCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         weights = torch.tensor([float(e[WEIGHT]) for e in examples], dtype=torch.float32)
         batch = self.base([{k: v for k, v in e.items() if k != WEIGHT} for e in examples])
+        if getattr(self.base, "padding_free", False):
+            lengths = torch.tensor([len(e["input_ids"]) for e in examples])
+            per_token = torch.zeros(batch["input_ids"].shape, dtype=torch.float32)
+            per_token[0, : int(lengths.sum())] = torch.repeat_interleave(weights, lengths)
+            weights = per_token
         batch[WEIGHT] = weights
         return batch
 
@@ -87,11 +94,20 @@ class WeightedSFTTrainer(SFTTrainer):
         self._metrics[mode]["mean_token_accuracy"].append((correct / valid).item() if valid > 0 else 0.0)
         if mode == "train" and "attention_mask" in inputs:
             self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+        elif mode == "train" and "position_ids" in inputs:  # padding-free: one row, every position a token
+            self._total_train_tokens += gather(torch.tensor(inputs["position_ids"].size(1))).sum().item() // self._tp_size
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
 
 
 def weighted_loss(log_probs: torch.Tensor, label_mask: torch.Tensor, weights: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
-    """sum_i w_i * sum_t -log p_it / N; log_probs is zero on ignored positions (TRL's convention)."""
-    per_token = -log_probs * weights[:, None]
+    """sum_i w_i * sum_t -log p_it / N; log_probs is zero on ignored positions (TRL's convention).
+
+    `weights` is (batch,) per example, or (1, tokens) per token for a flattened batch; the head's
+    log_probs are shifted (position t scores token t+1), so per-token weights drop their first column."""
+    if weights.dim() == 1:
+        weights = weights[:, None]
+    else:
+        weights = weights[:, weights.shape[1] - log_probs.shape[1]:]
+    per_token = -log_probs * weights
     num_tokens = label_mask.sum() if num_items_in_batch is None else num_items_in_batch
     return per_token.sum() / torch.as_tensor(num_tokens).clamp(min=1)

@@ -15,12 +15,13 @@ from typing import Any
 from ftlab import atomic
 from ftlab.data.encode import encode_for_training
 from ftlab.data.stage import load_split
-from ftlab.models.load import device_and_dtype, load_model, load_tokenizer
+from ftlab.models.load import load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.schema import Method, Quantization
 from ftlab.stages.contract import StageContext, StageResult
 from ftlab.stages.inputs import TrainInputs
 from ftlab.train.checkpoints import CheckpointNamer, announce, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
+from ftlab.train.device import probe, resolve
 from ftlab.train.loss import WEIGHT, sample_weight
 from ftlab.train.trainer import TrainerSetup, build_trainer
 
@@ -30,7 +31,9 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
 
     out = Path(ctx.out_dir)
     seed = inputs.seed
-    device, dtype = device_and_dtype()
+    hp = inputs.train
+    settings = resolve(hp, probe())  # first: a setting this machine cannot honour fails before any loading
+    dtype = settings.dtype
     base = inputs.base_dir
     if inputs.kind == "random_init":
         base = str(fresh_copy(base, out / "init", seed, dtype))
@@ -38,10 +41,9 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     tokenizer = load_tokenizer(base)
 
     set_seed(seed)  # before LoRA init: the adapter's A matrices are drawn from torch's RNG
-    model = load_model(base, dtype=dtype, quantization=quantization_of(inputs.method))
+    model = load_model(base, dtype=dtype, quantization=quantization_of(inputs.method), attn_implementation=settings.attention)
     model = apply_method(model, inputs.method)
 
-    hp = inputs.train
     loss = hp.loss
     weighted = loss.variant in ("accept", "reject")
     rows = []
@@ -61,7 +63,7 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     # save_total_limit would delete old checkpoints before the new one is marked).
     namer = CheckpointNamer(out, keep_last=hp.keep_last)
     trainer = build_trainer(model, tokenizer, rows, hp.model_copy(update={"keep_last": None}),
-                            TrainerSetup(ckpt_dir, seed, weighted, [namer]))
+                            TrainerSetup(ckpt_dir, seed, weighted, [namer], settings))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
@@ -79,6 +81,7 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
         "n_examples": len(rows),
         "n_truncated": truncated,
         "warnings": warnings,
+        "device": settings.record(),  # what `auto` resolved to on this machine
     })
 
 

@@ -11,6 +11,9 @@ torch.compiles each transformer block in place: blocks share code, so one compil
 of them (15-40 s on CPU), and dynamic shapes keep varying batch lengths from recompiling.
 The output layer runs over completion positions only (head.py); TRL on CPU runs it over every
 position, which at a 152k vocabulary costs several times the body of a small model.
+Device-dependent settings (precision, attention kernel, padding-free batches, Liger) come from
+ftlab.train.device; sft_config_kwargs() is a plain dict so a CUDA configuration can be checked
+without a GPU (tests/train/test_device.py).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftlab.models.load import device_and_dtype
 from ftlab.spec.schema import Train
+from ftlab.train.device import DeviceSettings, probe, resolve
 from ftlab.train.head import add_completion_head
 from ftlab.train.loss import WeightedSFTTrainer
 from ftlab.train.sampler import LengthGroupingMixin
@@ -33,16 +36,20 @@ class TrainerSetup:
     seed: int
     weighted: bool = False
     callbacks: list = field(default_factory=list)
+    settings: DeviceSettings | None = None  # None: resolved for this machine (device.resolve)
+
+    def device_settings(self, hp: Train) -> DeviceSettings:
+        return self.settings or resolve(hp, probe())
 
 
-def sft_config(hp: Train, setup: TrainerSetup):
-    import torch
-    from trl import SFTConfig
+# Liger's layer kernels only: its fused linear cross-entropy would replace the forward that carries
+# the completion-only head (head.py), which already skips prompt logits. TRL 1.16 forces it off too.
+LIGER_KERNELS = {"rope": True, "rms_norm": True, "swiglu": True, "cross_entropy": False, "fused_linear_cross_entropy": False}
 
-    device, dtype = device_and_dtype()
-    if "wandb" in hp.report_to:
-        os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user chose a mode
-    return SFTConfig(
+
+def sft_config_kwargs(hp: Train, setup: TrainerSetup, settings: DeviceSettings) -> dict[str, Any]:
+    """SFTConfig's arguments for `hp` on a machine with `settings` (pure: no device is touched)."""
+    kwargs = dict(
         output_dir=str(setup.out_dir),
         per_device_train_batch_size=hp.batch_size,
         gradient_accumulation_steps=hp.grad_accum,
@@ -58,18 +65,32 @@ def sft_config(hp: Train, setup: TrainerSetup):
         logging_steps=hp.logging_steps,
         seed=setup.seed,
         data_seed=setup.seed,
-        max_length=hp.max_length,
+        # Padding-free: TRL refuses max_length without packing, and rows arrive cut to max_length
+        # already (ftlab.data.encode), so nothing is lost.
+        max_length=None if settings.padding_free else hp.max_length,
+        padding_free=settings.padding_free,
         completion_only_loss=True,
         activation_checkpointing=False,
-        use_cpu=device.type == "cpu",
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
+        use_cpu=settings.device == "cpu",
+        bf16=settings.precision == "bf16",
+        fp16=settings.precision == "fp16",
         # train.report_to (RUNTIME): trackers log beside the checkpoints (tensorboard: checkpoints/runs/).
         report_to=[r for r in hp.report_to if r != "none"] or "none",
         dataloader_num_workers=0,
         save_only_model=False,  # optimizer + RNG state are what make resume exact
         save_total_limit=hp.keep_last,
     )
+    if settings.liger:
+        kwargs |= {"use_liger_kernel": True, "liger_kernel_config": dict(LIGER_KERNELS)}
+    return kwargs
+
+
+def sft_config(hp: Train, setup: TrainerSetup, settings: DeviceSettings | None = None):
+    from trl import SFTConfig
+
+    if "wandb" in hp.report_to:
+        os.environ.setdefault("WANDB_MODE", "offline")  # offline unless the user chose a mode
+    return SFTConfig(**sft_config_kwargs(hp, setup, settings or setup.device_settings(hp)))
 
 
 def trainer_class(weighted: bool):
@@ -85,7 +106,7 @@ def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: Train, setup
 
     trainer = trainer_class(setup.weighted)(
         model=model,
-        args=sft_config(hp, setup),
+        args=sft_config(hp, setup, setup.device_settings(hp)),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=setup.callbacks,
