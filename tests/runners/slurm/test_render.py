@@ -162,15 +162,16 @@ QWEN_7B = {"hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18
 
 
 def test_cost_estimate_of_seed_002(tmp_path: Path, monkeypatch, capsys):
-    """Seed 002 by hand: 19 runs x 4 GPUs x 48 h = 3,648 GPU-hours; 19 x ~15 GB = 285 GB of weights."""
+    """Seed 002 by hand: 19 runs x 4 GPUs x 48 h = 3,648 GPU-hours; 19 x ~15 GB = 285 GB of weights.
+    Eval: each run's step_0 and epoch_0 in their own tasks plus its run-level task, 30 min on 1 GPU each."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     plan = load_plan(REPO / "examples" / "weighted_loss.yaml", scale="full")
     cost = estimate(build_graph(plan), ClusterProfile())
-    assert cost.gpu_hours == {"train": 3648.0, "eval": 19 * 0.5}
+    assert cost.gpu_hours == {"train": 3648.0, "eval": 19 * 3 * 0.5}
     assert round(cost.final_weights_gb) == 266  # weights not on disk: 7e9 from the name x 2 bytes x 19
     assert main(["plan", str(REPO / "examples" / "weighted_loss.yaml"), "--scale", "full", "--cost"]) == 0
     out = capsys.readouterr().out
-    assert "train 3,648.0" in out and "row 8B" in out and "size in the name" in out
+    assert "train 3,648.0 + eval 28.5" in out and "(57 eval tasks" in out and "row 8B" in out and "size in the name" in out
 
     # With the model's config.json in the HF cache (no weights), its parameter count wins over the name.
     snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-7B-Instruct" / "snapshots" / "abc"
@@ -199,3 +200,5 @@ def test_curation_gets_its_own_time_row_and_baselines_wait_for_the_curated_set(t
     assert all(k.startswith("baseline/") for k in jobs["baselines"].keys) and jobs["baselines"].keys
     assert {(d.kind, d.group) for d in jobs["baselines"].depends} >= {("afterok", "prepare"), ("afterok", "curate")}
     assert ("afterany", "baselines") in {(d.kind, d.group) for d in jobs["report"].depends}
+    cost = estimate(graph, profile)  # the curate array's GPU time is counted too
+    assert cost.gpu_hours["curate"] == jobs["curate"].resources.gpus * 8.0 > 0

@@ -49,14 +49,23 @@ def resource_lines(graph, profile) -> list[str]:
 
 
 def estimate(graph, profile) -> Cost:
+    from ftlab.runners.slurm.checkpoints import planned_checkpoints
+    from ftlab.stages import train_key
+
     table = policy_table(profile)
     cost = Cost(gpu_hours={"train": 0.0, "eval": 0.0})
+    eval_tasks = 0
     for run in graph.plan.runs:
         exp = run.config
         size = model_size(graph.plan, exp)
         method = exp.method.name
         evaluation = choose_for_run(table, size, stage="eval", exp=exp, limits=profile.limits)
-        cost.gpu_hours["eval"] += evaluation.gpus * evaluation.hours()
+        # A run whose checkpoints are known at submit time gets one eval task per checkpoint plus
+        # its run-level task (ftlab.runners.slurm.checkpoints): each asks the eval row's GPUs and time.
+        names = planned_checkpoints(graph, graph.task(train_key(run.name)))[0] if run.trains else None
+        tasks = 1 + len(names) if names else 1
+        eval_tasks += tasks
+        cost.gpu_hours["eval"] += tasks * evaluation.gpus * evaluation.hours()
         if not run.trains:
             continue
         train = choose_for_run(table, size, stage="train", exp=exp, limits=profile.limits)
@@ -66,10 +75,17 @@ def estimate(graph, profile) -> Cost:
         cost.checkpoints += count
         cost.checkpoint_gb += count * params * table["checkpoint_bytes_per_param"].get(method, 2.0) / 1e9
         cost.final_weights_gb += params * table["final_weights_bytes_per_param"] / 1e9
+    for task in graph.tasks:  # curation that asks a model (a difficulty filter) runs on its GPU
+        if task.stage == "curate" and task.inputs.model_dir is not None:
+            res = choose_for_run(table, model_size(graph.plan, graph.plan.experiment), stage="curate",
+                                 exp=graph.plan.experiment, limits=profile.limits)
+            cost.gpu_hours["curate"] = cost.gpu_hours.get("curate", 0.0) + res.gpus * res.hours()
     total = sum(cost.gpu_hours.values())
     trained = sum(1 for r in graph.plan.runs if r.trains)
     cost.lines = [
-        f"GPU-hours (upper bound: GPUs x time limit): train {cost.gpu_hours['train']:,.1f} + eval {cost.gpu_hours['eval']:,.1f} = {total:,.1f}",
+        "GPU-hours (upper bound: GPUs x time limit): "
+        + " + ".join(f"{stage} {hours:,.1f}" for stage, hours in cost.gpu_hours.items()) + f" = {total:,.1f}"
+        + f" ({eval_tasks} eval tasks: one per checkpoint where the checkpoints are known, plus one per run)",
         f"checkpoints: {cost.checkpoints} over {trained} trained runs, {cost.checkpoint_gb:,.1f} GB with optimizer state (what exact resume needs)",
         f"final weights only (one bf16 copy per trained run): {cost.final_weights_gb:,.1f} GB",
     ]
