@@ -45,6 +45,11 @@ def resource_lines(graph, profile) -> list[str]:
     lines = [f"prepare/report {' '.join(cpu.sbatch_options())}"]
     for line, runs in seen.items():
         lines.append(f"{line}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
+    curates = [t for t in graph.tasks if t.stage == "curate" and t.inputs.model_dir is not None]
+    if curates:  # a difficulty filter asks a model: its own array on that model's GPUs (render.py)
+        exp = graph.plan.experiment
+        res = choose_for_run(table, model_size(graph.plan, exp), stage="curate", exp=exp, limits=profile.limits)
+        lines.append(f"curate {' '.join(res.sbatch_options())}  ({'; '.join(res.why)}): {len(curates)} task{'s' if len(curates) != 1 else ''}")
     return lines
 
 
