@@ -120,7 +120,7 @@ def _load_plan(spec_path: Path, max_runs: int | None, scale: str | None) -> Plan
     used: set[str] = set()
     validator = PointValidator(body, spec_path.parent, problems, used,
                                slow=lambda point: _validate(body, point, spec_path.parent, problems, used))
-    with pending_outputs([p.output_dir for p in required]):  # what they write need not exist yet
+    with pending_outputs(_outputs(required)):  # what they (and what they require) write need not exist yet
         configs: list[Experiment | None] = [_validate(body, points[0], spec_path.parent, problems, used)]
         for point in points[1:]:
             if len(problems.items) > MAX_SHOWN or validator.slow_points > MAX_SLOW:
@@ -186,6 +186,10 @@ def _required(raw: Any, spec_path: Path, problems: sw.Problems) -> list[Plan]:
         finally:
             _LOADING.pop()
     return plans
+
+
+def _outputs(plans: list[Plan]) -> list[Path]:
+    return [d for p in plans for d in (p.output_dir, *_outputs(p.requires))]
 
 
 def _from_scale(problems: sw.Problems, original: Any, chosen: str | None) -> sw.Problems:

@@ -36,3 +36,18 @@ def slurm(monkeypatch) -> str:
         pytest.skip(message)
     monkeypatch.setenv("SLURM_CONF", conf)
     return conf
+
+
+def wait_for_jobs(registry, timeout: float = 400, why: str = "") -> None:
+    """Block until none of the experiment's SLURM jobs is queued or running (AssertionError after timeout)."""
+    import time
+
+    from ftlab.runners.slurm.follow import job_states
+    from ftlab.runners.slurm.jobs import JobTable
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not any(s.active for s in job_states(JobTable(registry).all()).values()):
+            return
+        time.sleep(1)
+    raise AssertionError(f"SLURM jobs still queued or running after the timeout{why}")

@@ -23,6 +23,7 @@ from ftlab.runners.slurm.follow import _config, job_states, slurm_command
 from ftlab.runners.slurm.jobs import JobTable
 from ftlab.spec.plan import load_plan
 from tests.conftest import write_spec
+from tests.runners.slurm.conftest import wait_for_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +44,7 @@ def _spec(directory: Path, sweep: str = "[{grid: {ntrain: [240, 480]}}]") -> Pat
 
 
 def _wait(registry: Registry, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not any(s.active for s in job_states(JobTable(registry).all()).values()):
-            return
-        time.sleep(1)
-    raise AssertionError("SLURM jobs still queued or running after the timeout (held checkpoint evals?)")
+    wait_for_jobs(registry, timeout, ' (held checkpoint evals?)')
 
 
 def _times(job_rows: list[dict]) -> dict[tuple[str, int], tuple[str, str, str, str]]:

@@ -23,6 +23,7 @@ from ftlab.runners.slurm.profile import load_profile
 from ftlab.runners.slurm.submit import submit
 from ftlab.spec.plan import load_plan
 from tests.conftest import write_spec
+from tests.runners.slurm.conftest import wait_for_jobs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.slow
@@ -41,12 +42,7 @@ def _spec(directory: Path, profile: str = "local.yaml") -> Path:
 
 
 def _wait(registry: Registry, timeout: float = 400) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not any(s.active for s in job_states(JobTable(registry).all()).values()):
-            return
-        time.sleep(1)
-    raise AssertionError("SLURM jobs still queued or running after the timeout")
+    wait_for_jobs(registry, timeout, '')
 
 
 def _metrics(registry: Registry) -> dict:
