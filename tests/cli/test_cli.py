@@ -67,3 +67,9 @@ def test_unknown_command_usage():
     parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["frobnicate"])
+
+
+def test_output_piped_into_head_is_not_a_traceback(tmp_path: Path):
+    spec = write_spec(tmp_path, sweep="[{grid: {lr: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}}]", seeds="[0, 1, 2, 3, 4, 5, 6, 7]")
+    proc = subprocess.run(f"{sys.executable} -m ftlab.cli plan {spec} | head -1", shell=True, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith("index") and "Traceback" not in proc.stderr, proc.stderr
