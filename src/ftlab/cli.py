@@ -218,7 +218,7 @@ def cmd_run(args) -> int:
     required = _required_plans(plan)
     if args.dry_run:
         for req in required:
-            todo = [t for t in build_graph(req).tasks if not is_done(t)]
+            todo = _not_done(req)
             print(f"requires {_rel(req.spec_path)}: " + (f"would run it first ({len(todo)} tasks)" if todo else "done"))
     else:
         for req in required:  # innermost first: a judge's spec before the spec whose eval reads it
@@ -262,6 +262,14 @@ def _required_plans(plan) -> list:
     return out
 
 
+def _not_done(plan) -> list:
+    """The stage tasks of a (required) experiment that are not done."""
+    from ftlab.pipeline import build_graph
+    from ftlab.stages import is_done
+
+    return [t for t in build_graph(plan).tasks if not is_done(t)]
+
+
 def _rel(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -273,13 +281,12 @@ def _run_required(plan) -> int:
     """Run a required experiment locally (its done tasks are skipped); 0 when nothing failed."""
     from ftlab.pipeline import build_graph
     from ftlab.runners.local import LocalRunner
-    from ftlab.stages import is_done
 
-    graph = build_graph(plan)
-    todo = [t for t in graph.tasks if not is_done(t)]
+    todo = _not_done(plan)
     print(f"== requires {_rel(plan.spec_path)}: " + (f"running it first ({len(todo)} tasks)" if todo else "done already"))
     if not todo:
         return 0
+    graph = build_graph(plan)
     registry = _registry(graph)
     _record_runs(graph, registry)
     outcome = LocalRunner(registry).submit(graph)
@@ -317,11 +324,8 @@ def cmd_submit(args) -> int:
 
     graph, registry = _graph(args.spec)
     profile = profile_for(graph.plan, args.cluster)
-    from ftlab.pipeline import build_graph
-    from ftlab.stages import is_done
-
     for req in _required_plans(graph.plan):  # not chained into this submission: a separate experiment
-        todo = [t for t in build_graph(req).tasks if not is_done(t)]
+        todo = _not_done(req)
         if todo and not args.dry_run:
             print(f"error: this spec requires {_rel(req.spec_path)}, which has {len(todo)} tasks not done; "
                   f"run or submit it first (ftlab run {_rel(req.spec_path)})", file=sys.stderr)
