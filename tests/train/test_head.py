@@ -20,21 +20,6 @@ from ftlab.train.trainer import TrainerSetup, build_trainer
 LORA = {"name": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}
 
 
-@pytest.fixture(scope="module")
-def untied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with a separate lm_head (Qwen2.5-7B and larger are untied)."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(tiny_model_dir)
-    config.tie_word_embeddings = False
-    torch.manual_seed(1)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    out = tmp_path_factory.mktemp("untied") / "model"
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
-
-
 def _rows(model_dir, gamma: float) -> list[dict]:
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows = []

@@ -23,6 +23,8 @@ import types
 
 import torch
 
+from ftlab.train.tied import head_weight
+
 # TRL's vocabulary tile width; kept so each row's logsumexp is folded in the same order as TRL's.
 VOCAB_CHUNK = 32768
 OUTPUTS = ("log_probs", "entropy", "is_top1")  # what SFTTrainer's loss and metrics read
@@ -99,7 +101,7 @@ def completion_log_probs(lm_head, rows: torch.Tensor, targets: torch.Tensor):
 
         # Never builds the (n, vocab) logits: 4,096-row x 32,768-column tiles, recomputed in backward.
         log_probs, entropy, _, _, is_top1 = ChunkedLogProbFunction.apply(
-            rows, lm_head.weight, lm_head.bias, targets, 1.0, VOCAB_CHUNK, None, 1.0, OUTPUTS
+            rows, head_weight(lm_head), lm_head.bias, targets, 1.0, VOCAB_CHUNK, None, 1.0, OUTPUTS
         )
         return log_probs, entropy, is_top1
     # Any other head module (a LoRA adapter on lm_head, a quantized layer): call it, so its own

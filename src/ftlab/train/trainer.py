@@ -10,7 +10,8 @@ defaults to bf16, ~100x slower on CPUs without bf16 matmul units). `compile` (of
 torch.compiles each transformer block in place: blocks share code, so one compilation serves all
 of them (15-40 s on CPU), and dynamic shapes keep varying batch lengths from recompiling.
 The output layer runs over completion positions only (head.py); TRL on CPU runs it over every
-position, which at a 152k vocabulary costs several times the body of a small model.
+position, which at a 152k vocabulary costs several times the body of a small model. A tied
+embedding's gradient is built in one buffer instead of two (tied.py).
 Device-dependent settings (precision, attention kernel, padding-free batches, Liger) come from
 ftlab.train.device; sft_config_kwargs() is a plain dict so a CUDA configuration can be checked
 without a GPU (tests/train/test_device.py).
@@ -25,9 +26,10 @@ from typing import Any
 
 from ftlab.spec.schema import Train
 from ftlab.train.device import DeviceSettings, probe, resolve
-from ftlab.train.head import add_completion_head
+from ftlab.train.head import add_completion_head, head_owner
 from ftlab.train.loss import WeightedSFTTrainer
 from ftlab.train.sampler import LengthGroupingMixin
+from ftlab.train.tied import write_tied_grad_in_place
 
 
 @dataclass
@@ -114,6 +116,8 @@ def build_trainer(model, tokenizer, rows: list[dict[str, Any]], hp: Train, setup
     trainer.group_by_length = hp.group_by_length
     # lm_head over completion positions only (head.py); on a config it cannot serve, TRL's stays.
     trainer.completion_head_blocker = add_completion_head(trainer.model)
+    # A tied embedding's gradient in one buffer (tied.py); it needs the completion head to route it.
+    trainer.tied_grad_blocker = trainer.completion_head_blocker or write_tied_grad_in_place(head_owner(trainer.model))
     if hp.compile:
         compile_blocks(trainer.model)
     return trainer
