@@ -155,7 +155,7 @@ def _build_graph(plan: Plan) -> Graph:
             base_dir=base_path, data_dir=str(train_pool.out_dir), method=exp.method, train=exp.train,
         ) if trains else None
         evaluation, splits = _eval_prototype(plan, exp, trains, data_task, train_pool, fewshot_pool)
-        evaluation = evaluation.model_copy(update={"base_dir": base_path, "source": base_identity})
+        evaluation = evaluation.model_copy(update={"base_dir": base_path, "source": base_identity, "base_source": base_identity})
         return _Group(
             base_identity, train, (train_pool, *base_deps), tuple(t.key for t in (*base_deps, train_pool)),
             evaluation, splits, [] if trains else [*base_deps, train_pool],

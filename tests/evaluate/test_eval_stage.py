@@ -115,3 +115,31 @@ def test_rerun_evaluators_rescores_only_those(tmp_path: Path, capsys):
     assert (ckpt / "generate" / "valid.metrics.json").stat().st_mtime_ns != generate_stamp
     assert main(["run", str(spec), "--rerun-evaluators", "judge"]) == 2  # not listed: a clear error
     assert "'judge' is not among eval.evaluators" in capsys.readouterr().err
+
+
+def test_step_0_is_scored_once_per_base_and_copied_to_every_run(tmp_path: Path):
+    """Every trained run (and the untuned control) starts from the same base: its step-0 score is
+    computed once and copied, evidence included; a random-init run's step 0 is its own."""
+    spec = write_spec(tmp_path, seeds="[0, 1]", controls="[random_init, untuned]")
+    assert main(["run", str(spec)]) == 0
+    out = tmp_path / "out"
+    runs = {r.name: r for r in load_plan(spec).runs}
+    step_0 = {name: json.loads((out / "runs" / name / "eval" / "step_0" / "logits" / "valid.metrics.json").read_text()) for name in runs}
+    from_base = [name for name in runs if not name.startswith("random_init")]
+    assert len(from_base) == 3
+    computed = [name for name in from_base if "scored_by" not in step_0[name]]
+    assert len(computed) == 1  # scored once, copied twice
+    for name in from_base:
+        assert step_0[name]["values"] == step_0[computed[0]]["values"]
+        records = (out / step_0[name]["evidence"]).read_text().splitlines()
+        assert step_0[name]["evidence"].startswith(f"runs/{name}/") and len(records) == 40
+    assert {step_0[n]["scored_by"] for n in from_base if n not in computed} == {step_0[computed[0]]["evidence"]}
+    assert all("scored_by" not in step_0[n] for n in runs if n.startswith("random_init"))
+    reg = Registry(out / "registry.sqlite")
+    rows = [m for m in reg.metrics(split="valid") if m["checkpoint"] == "step_0" and m["metric"] == "accuracy"]
+    assert {m["run_id"] for m in rows} == {r.run_id for r in runs.values()}  # each run records its own row
+    shared = sorted((out / "shared" / "step_0").glob("*/metrics.json"))
+    assert len(shared) == 2  # logits on valid and on test
+    assert main(["run", str(spec), "--rerun-evaluators", "logits"]) == 0  # forgets the shared score too
+    again = [json.loads((out / "runs" / n / "eval" / "step_0" / "logits" / "valid.metrics.json").read_text()) for n in from_base]
+    assert sum("scored_by" not in s for s in again) == 1

@@ -21,6 +21,7 @@ from ftlab.data.stage import load_split
 from ftlab.evaluate.evaluators import EvalInput, evaluators
 from ftlab.evaluate.groups import by_group
 from ftlab.evaluate.prepare import checkpoints_to_score, eval_splits
+from ftlab.evaluate.shared import load_step_0, step_0_key, store_step_0
 from ftlab.evaluate.metrics import metric_values, select_best
 from ftlab.spec.schema import Quantization
 from ftlab.stages.contract import StageContext, StageResult
@@ -130,12 +131,22 @@ def _evaluate(inp: EvalInputs, ctx: StageContext, ckpt, evaluator, spec: Evaluat
     base = Path(ctx.out_dir) / ckpt["name"] / evaluator.name
     # The eval inputs' identity fields, plus what is specific to this result: one function
     # (ftlab.stages.hashing) so the key cannot miss an input the stage reads.
-    key = result_key(inp, evaluator=evaluator.name, version=evaluator.version, options=options,
-                     checkpoint=ckpt["name"], split=inp.split_ids[split], answer_template=template)
+    specific = dict(evaluator=evaluator.name, version=evaluator.version, options=options,
+                    checkpoint=ckpt["name"], split=inp.split_ids[split], answer_template=template)
+    key = result_key(inp, **specific)
     metrics_path, evidence = base / f"{split}.metrics.json", base / f"{split}.jsonl"
     if metrics_path.is_file() and atomic.read_json(metrics_path).get("key") == key:
         records = [json.loads(line) for line in evidence.read_text().splitlines()]
         return records, atomic.read_json(metrics_path)
+    shared_key = step_0_key(inp, ckpt, **specific)  # the base's own score: another run may have it
+    found = load_step_0(ctx.experiment_dir, shared_key) if shared_key else None
+    if found:
+        records, shared = found
+        atomic.write_jsonl(evidence, records)
+        saved = shared | {"key": key, "evidence": str(evidence.relative_to(ctx.experiment_dir)),
+                          "scored_by": shared.get("scored_by", shared["evidence"])}
+        atomic.write_json(metrics_path, saved)
+        return records, saved
     positive = inp.task.positive_label if labels else None
     eval_input = EvalInput(
         checkpoint_model=loaded, examples=examples, options=options, batch_size=inp.batch_size, labels=labels,
@@ -162,6 +173,8 @@ def _evaluate(inp: EvalInputs, ctx: StageContext, ckpt, evaluator, spec: Evaluat
         "details": details,
     }
     atomic.write_json(metrics_path, saved)  # written last: marks this (checkpoint, evaluator, split) done
+    if shared_key:
+        store_step_0(ctx.experiment_dir, shared_key, records, saved)
     return records, saved
 
 
@@ -192,6 +205,7 @@ def forget_results(graph, names: list[str]) -> int:
     for name in names:
         if name not in listed:
             raise SpecError([f"--rerun-evaluators: '{name}' is not among eval.evaluators.{did_you_mean(name, listed)} Listed: {', '.join(sorted(listed))}"])
+    from ftlab.evaluate.shared import forget_step_0
     from ftlab.stages.contract import DONE
 
     dropped = 0
@@ -203,4 +217,5 @@ def forget_results(graph, names: list[str]) -> int:
             for path in Path(task.out_dir).glob(f"*/{name}/*.metrics.json"):
                 path.unlink()  # the marker of a cached result; its evidence is rewritten beside it
                 dropped += 1
+    forget_step_0(graph.plan.output_dir, set(names))
     return dropped

@@ -101,6 +101,8 @@ class EvalSettings(StageInputs):
 class EvalInputs(StageInputs):
     run_id: Annotated[str, TaskOnly("a result is the run's own; the source identity says what was scored")]
     source: str = Field(description="what is scored: the train task's identity, or the base model's")
+    # Runtime because `source` hashes it already (a train identity includes its base's).
+    base_source: Annotated[str, Runtime("the base model's identity, which keys step 0's result shared by every run of that base")] = ""
     base_dir: Annotated[str, PATH]
     train_dir: Annotated[str | None, PATH] = Field(description="None: an untuned control, the base as it is")
     split_dirs: Annotated[dict[str, str], PATH]

@@ -163,15 +163,16 @@ QWEN_7B = {"hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18
 
 def test_cost_estimate_of_seed_002(tmp_path: Path, monkeypatch, capsys):
     """Seed 002 by hand: 19 runs x 4 GPUs x 48 h = 3,648 GPU-hours; 19 x ~15 GB = 285 GB of weights.
-    Eval: each run's step_0 and epoch_0 in their own tasks plus its run-level task, 30 min on 1 GPU each."""
+    Eval: each run's epoch_0 in its own task plus its run-level task, and the shared base's step_0
+    once for all 19 (every run starts from it), 30 min on 1 GPU each."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     plan = load_plan(REPO / "examples" / "weighted_loss.yaml", scale="full")
     cost = estimate(build_graph(plan), ClusterProfile())
-    assert cost.gpu_hours == {"train": 3648.0, "eval": 19 * 3 * 0.5}
+    assert cost.gpu_hours == {"train": 3648.0, "eval": (19 * 2 + 1) * 0.5}
     assert round(cost.final_weights_gb) == 266  # weights not on disk: 7e9 from the name x 2 bytes x 19
     assert main(["plan", str(REPO / "examples" / "weighted_loss.yaml"), "--scale", "full", "--cost"]) == 0
     out = capsys.readouterr().out
-    assert "train 3,648.0 + eval 28.5" in out and "(57 eval tasks" in out and "row 8B" in out and "size in the name" in out
+    assert "train 3,648.0 + eval 19.5" in out and "(39 eval tasks" in out and "row 8B" in out and "size in the name" in out
 
     # With the model's config.json in the HF cache (no weights), its parameter count wins over the name.
     snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-7B-Instruct" / "snapshots" / "abc"

@@ -5,7 +5,8 @@
     with releasing(graph, train_task, registry): ...       # in the train job: release each element as it lands
 
 How it runs (render.py builds the jobs, submit.py submits them in this order):
-- eval-ckpt: one array over (run, checkpoint), submitted `--hold`. The train task releases element k
+- eval-ckpt: one array over (run, checkpoint), step_0 once per base (every run of a base starts
+  from the same model; ftlab.evaluate.shared), submitted `--hold`. The train task releases element k
   (`scontrol release JOB_k`) right after checkpoint k's completion marker is written, through the
   train stage's checkpoint hook (ftlab.train.checkpoints.HOOKS), and releases whatever of its run is
   still held when training ends in any way (finally, and on SIGTERM: a time limit or scancel).
@@ -75,6 +76,21 @@ def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
             return None, "the train data is empty"
     manifest = [{"name": name} for name in ["step_0", *names]]
     return [c["name"] for c in checkpoints_to_score(manifest, train_task.run.config.eval.exclude_final)], ""
+
+
+def without_repeated_step_0(names: list[str], eval_task, train_task, seen: set[str]) -> list[str]:
+    """`names` less step_0 when a run already in `seen` scores the same base's step 0: one task
+    scores it for every run of that base (ftlab.evaluate.shared), and the other runs' run-level
+    tasks, which wait for the whole eval-ckpt array, copy it (or score it themselves if it failed)."""
+    from ftlab.evaluate.shared import step_0_key
+
+    if "step_0" not in names or train_task.inputs.kind == "random_init":  # a seeded model of its own
+        return names
+    group = step_0_key(eval_task.inputs, {"name": "step_0", "path": eval_task.inputs.base_dir})
+    if group is None or group not in seen:
+        seen.add(group)
+        return names
+    return [n for n in names if n != "step_0"]
 
 
 def step_checkpoints(n_examples: int, hp) -> list[str] | None:

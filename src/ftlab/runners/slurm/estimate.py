@@ -54,12 +54,13 @@ def resource_lines(graph, profile) -> list[str]:
 
 
 def estimate(graph, profile) -> Cost:
-    from ftlab.runners.slurm.checkpoints import planned_checkpoints
-    from ftlab.stages import train_key
+    from ftlab.runners.slurm.checkpoints import planned_checkpoints, without_repeated_step_0
+    from ftlab.stages import eval_key, train_key
 
     table = policy_table(profile)
     cost = Cost(gpu_hours={"train": 0.0, "eval": 0.0})
     eval_tasks = 0
+    bases: set[str] = set()  # step 0 is scored once per base
     for run in graph.plan.runs:
         exp = run.config
         size = model_size(graph.plan, exp)
@@ -68,6 +69,9 @@ def estimate(graph, profile) -> Cost:
         # A run whose checkpoints are known at submit time gets one eval task per checkpoint plus
         # its run-level task (ftlab.runners.slurm.checkpoints): each asks the eval row's GPUs and time.
         names = planned_checkpoints(graph, graph.task(train_key(run.name)))[0] if run.trains else None
+        if names:
+            train_task = graph.task(train_key(run.name))
+            names = without_repeated_step_0(names, graph.task(eval_key(run.name)), train_task, bases)
         tasks = 1 + len(names) if names else 1
         eval_tasks += tasks
         cost.gpu_hours["eval"] += tasks * evaluation.gpus * evaluation.hours()

@@ -36,7 +36,7 @@ from pathlib import Path
 from ftlab.errors import SlurmError
 from ftlab.pipeline import Graph
 from ftlab.runners.slurm.profile import ClusterProfile
-from ftlab.runners.slurm.checkpoints import planned_checkpoints
+from ftlab.runners.slurm.checkpoints import planned_checkpoints, without_repeated_step_0
 from ftlab.runners.slurm.resources import Resources, choose, choose_for_run, model_size, policy_table
 from ftlab.stages import REPORT_KEY, checkpoint_key, eval_key
 
@@ -150,12 +150,13 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
             continue
         # One held array task per (run, checkpoint), released by the train task as each checkpoint
         # lands (ftlab.runners.slurm.checkpoints); submitted first, so the train tasks find its job id.
-        ckpt_keys = []
+        ckpt_keys, bases = [], set()
         for t in group:
             names, why = planned_checkpoints(graph, t)
             if names is None:
                 unplanned.setdefault(why, []).append(eval_key(t.run.name))
             else:
+                names = without_repeated_step_0(names, by_key[eval_key(t.run.name)], t, bases)
                 ckpt_keys += [checkpoint_key(t.run.name, name) for name in names]
         if ckpt_keys:
             jobs.append(Job(f"eval-ckpt{suffix}", ckpt_keys, True, res(evals[0], "eval"), hold=True))
@@ -219,7 +220,7 @@ def render_script(job: Job, ctx: Context) -> str:
     if job.group.startswith("release"):
         stage_word = "held-checkpoint-eval release"
     elif job.group.startswith("eval-ckpt"):
-        stage_word = f"{job.group} array (one task per run and checkpoint)"
+        stage_word = f"{job.group} array (one task per run and checkpoint, a shared base's step_0 once)"
     lines = [
         "#!/bin/bash",
         f"# ftlab {stage_word} of experiment {ctx.experiment}: {len(job.keys)} task{'s' if len(job.keys) != 1 else ''}.",
