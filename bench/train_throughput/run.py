@@ -15,7 +15,11 @@ where the output layer runs decides the cost. Three data shapes, each with a one
 - few-shot (seed 001): 5 shots of ~150 tokens (each ending in its answer) before a ~100-token
   question, ~850 tokens per example.
 Same model (random init, saved and reloaded), same pre-tokenized data, batch size and learning
-rate, one epoch each (every configuration trains on exactly the same examples).
+rate, one epoch each (every configuration trains on exactly the same examples). Full fine-tuning,
+and on the length-varied data also LoRA on both sides with the same adapters (ftlab's defaults:
+r 8, alpha 16, every linear layer; seeds 000 and 001 train (Q)LoRA): the frozen base has no
+gradients or AdamW state, so where the output layer runs decides most of the memory. With full
+fine-tuning, fp32 weights + gradients + two AdamW moments are 16 bytes per parameter on both sides.
 
 Every configuration runs in its own fresh process (spawned one after another), so its peak RSS
 is its own: ru_maxrss at the end of training, before the held-out loss. Measured per configuration:
@@ -59,7 +63,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import machine_line  # noqa: E402
 
 from ftlab.models.tiny import TinyConfig, build_tiny
-from ftlab.spec.schema import Train
+from ftlab.spec.schema import Method, Train
+from ftlab.train.stage import apply_method
 
 # ftlab's own defaults (the spec's Train model), with the benchmark's shared settings on top.
 HP = Train().model_dump() | {
@@ -177,14 +182,17 @@ def step_timer(n_params: int, counter: TokenCounter, probe: bool):
 def held_out_loss(model, rows: list[dict]) -> float:
     """Mean NLL of the completion tokens; the output layer only at those positions (at a 152k
     vocabulary, full logits of 64 examples would cost as much as the training run)."""
+    from ftlab.train.head import head_owner
+
     model.eval()
+    owner = head_owner(model)  # the transformers model under a PEFT wrapper (its LoRA layers in place)
     total, count = 0.0, 0
     with torch.no_grad():
         for row in rows:
             ids = torch.tensor([row["input_ids"]])
-            hidden = model.base_model(input_ids=ids).last_hidden_state[0, :-1]
+            hidden = owner.base_model(input_ids=ids).last_hidden_state[0, :-1]
             keep = torch.tensor(row["completion_mask"][1:], dtype=torch.bool)
-            logits = model.get_output_embeddings()(hidden[keep]).float()
+            logits = owner.get_output_embeddings()(hidden[keep]).float()
             total += torch.nn.functional.cross_entropy(logits, ids[0, 1:][keep], reduction="sum").item()
             count += int(keep.sum())
     return total / count
@@ -210,7 +218,10 @@ def run_config(job: dict) -> dict:
     model = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.float32)
     loaded_rss = rss_bytes()
     out = Path(job["work"]) / f"{job['data']}_{config}_{seed}".replace(" ", "_").replace(",", "").replace("'", "")
+    lora = Method(name="lora") if "LoRA" in config else None  # ftlab's LoRA defaults, the same adapters on both sides
     if config.startswith("ftlab"):
+        if lora:
+            model = apply_method(model, lora)
         if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
             ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
         hp = Train.model_validate(dict(HP, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config, compile="compile" in config))
@@ -224,7 +235,13 @@ def run_config(job: dict) -> dict:
             # TRL's default for prompt-completion data; pre-tokenized rows must say it explicitly.
             completion_only_loss=True,
         )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(job["rows"]), processing_class=tok)
+        peft = None
+        if lora:
+            from peft import LoraConfig
+
+            peft = LoraConfig(r=lora.lora.r, lora_alpha=lora.lora.alpha, lora_dropout=lora.lora.dropout,
+                              target_modules=lora.lora.target_modules, task_type="CAUSAL_LM")
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(job["rows"]), processing_class=tok, peft_config=peft)
     trainer.args.disable_tqdm = True
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
@@ -304,7 +321,7 @@ def main() -> int:
     try:
         real_dir = qwen_vocab_model(work)
         real_steps = {"length-varied": 6, "evenly sized": 5, "few-shot": 4} if args.quick else {"length-varied": 16, "evenly sized": 12, "few-shot": 10}
-        real_configs = {"length-varied": ["TRL defaults", "ftlab"] + ([] if args.quick else ["ftlab, TRL's head"]),
+        real_configs = {"length-varied": ["TRL defaults", "ftlab"] + ([] if args.quick else ["ftlab, TRL's head"]) + ["TRL defaults, LoRA", "ftlab, LoRA"],
                         "evenly sized": ["TRL defaults", "ftlab"], "few-shot": ["TRL defaults", "ftlab"]}
         real = run_jobs(data_jobs(real_dir, QWEN_VOCAB, real_steps, real_configs, work, held_n=16))
         sections = [render_real(real, model_facts(real_dir), real_steps, args.quick, load_start)]
@@ -359,7 +376,8 @@ TABLE_HEAD = [
 def _table(results: list[dict]) -> list[str]:
     lines = list(TABLE_HEAD)
     for r in results:
-        base = next(b for b in results if b["data"] == r["data"] and b["config"] == "TRL defaults")
+        anchor = "TRL defaults" + (", LoRA" if "LoRA" in r["config"] else "")  # LoRA rows: TRL with the same adapters
+        base = next(b for b in results if b["data"] == r["data"] and b["config"] == anchor)
         lines.append(_ratio_row(r, base))
     return lines
 
