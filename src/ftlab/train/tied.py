@@ -65,7 +65,9 @@ class LookupIntoGrad(torch.autograd.Function):
 
 def _add_to_grad(weight: torch.Tensor, grad: torch.Tensor) -> None:
     if weight.grad is None:
-        weight.grad = grad if grad.is_contiguous() and grad.dtype == weight.dtype else grad.contiguous().to(weight.dtype)
+        # Steal a fresh buffer (TRL's kernel returns one); a view of another tensor is copied.
+        owned = grad._base is None and grad.is_contiguous() and grad.dtype == weight.dtype
+        weight.grad = grad if owned else grad.to(weight.dtype, memory_format=torch.contiguous_format, copy=True)
     else:
         weight.grad.add_(grad)
 
