@@ -39,10 +39,10 @@ def _dir(experiment_dir: Path, key: str) -> Path:
 def load_step_0(experiment_dir: Path, key: str) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     where = _dir(experiment_dir, key)
     metrics = where / "metrics.json"
-    if not metrics.is_file() or atomic.read_json(metrics).get("key") != key:
+    saved = atomic.read_json(metrics) if metrics.is_file() else {}
+    if saved.get("key") != key:
         return None
-    records = [json.loads(line) for line in (where / "records.jsonl").read_text().splitlines()]
-    return records, atomic.read_json(metrics)
+    return [json.loads(line) for line in (where / "records.jsonl").read_text().splitlines()], saved
 
 
 def store_step_0(experiment_dir: Path, key: str, records: list[dict[str, Any]], saved: dict[str, Any]) -> None:
