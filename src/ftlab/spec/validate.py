@@ -68,13 +68,31 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _check_gguf(ref: str, base_dir: Path, problems: Problems) -> None:
+    """The GGUF file exists (or its wheel is installed) and the gguf reader is importable."""
+    from ftlab.errors import ModelError
+    from ftlab.models import gguf
+
+    try:
+        gguf.resolve(ref, base_dir)
+    except ModelError as err:
+        problems.add(("model", "gguf"), str(err))
+        return
+    hint = gguf.missing_gguf_package()
+    if hint:
+        problems.add(("model", "gguf"), hint)
+
+
 def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     """Checks that span fields: exactly-one choices, names that must exist, split discipline."""
     from ftlab.data.generate import generators
 
     m = exp.model
-    if (m.path is None) == (m.tiny is None):
-        problems.add(("model",), "give exactly one of 'path' (HF id or local dir) or 'tiny' (built by ftlab)")
+    if [m.path, m.tiny, m.gguf].count(None) != 2:
+        problems.add(("model",), "give exactly one of 'path' (HF id or local dir), 'gguf' (a .gguf file or a "
+                     "named one: smollm2) or 'tiny' (built by ftlab)")
+    elif m.gguf is not None:
+        _check_gguf(m.gguf, base_dir, problems)
     elif m.path is not None and not safe_exists(base_dir / m.path) and m.path.startswith((".", "/", "~")):
         problems.add(("model", "path"), f"local model directory not found: {clip_text(base_dir / m.path, 200)}")
     if m.tiny is not None:

@@ -41,8 +41,8 @@ def data_key(dataset: str, identity: str) -> str:
     return f"data/{dataset}-{identity[:8]}"
 
 
-def model_key(identity: str) -> str:
-    return f"model/tiny-{identity[:8]}"
+def model_key(identity: str, kind: str = "tiny") -> str:
+    return f"model/{kind}-{identity[:8]}"
 
 
 def curate_key(dataset: str, identity: str) -> str:
@@ -99,6 +99,7 @@ class StageContext:
     registry: Any = None  # ftlab.registry.Registry (typed loosely to keep this module import-light)
     spec_path: Path | None = None  # what `accelerate launch` hands back to `ftlab stage exec`
     key: str = ""  # the task's key, for messages
+    threads: int | None = None  # the spec's `threads:` (ftlab.threads decides with the allocation)
 
 
 @dataclass
@@ -132,8 +133,9 @@ def stage_function(stage: str) -> StageFn:
     return fn
 
 
-def context(task: Task, experiment_dir: Path, registry=None, spec_path: Path | None = None) -> StageContext:
-    return StageContext(task.out_dir, experiment_dir, registry, spec_path, task.key)
+def context(task: Task, experiment_dir: Path, registry=None, spec_path: Path | None = None,
+            threads: int | None = None) -> StageContext:
+    return StageContext(task.out_dir, experiment_dir, registry, spec_path, task.key, threads)
 
 
 def is_done(task: Task) -> bool:
@@ -171,6 +173,10 @@ def execute(task: Task, ctx: StageContext, *, rerun: bool = False) -> float:
                            config=task.inputs.model_dump(mode="json"), host=socket.gethostname(), pid=os.getpid())
     started = time.time()
     try:
+        if task.stage not in ("data", "report"):  # the stages that run torch; the others need not import it
+            from ftlab import threads
+
+            threads.apply(ctx.threads)
         outputs = run_stage(task, ctx).outputs
     except BaseException as err:
         seconds = time.time() - started

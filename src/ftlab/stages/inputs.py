@@ -43,13 +43,18 @@ class DataInputs(StageInputs):
     file: Annotated[str | None, Runtime("where the data is; its content is hashed as `digest`")] = None
     # content, not path: an edited file (or a registry's data file, an HF dataset dir) re-runs its stages
     digest: Annotated[str | None, OmitNone()] = None
+    system: Annotated[str | None, OmitNone()] = Field(None, description="task.system: given to prompts that have none")
     require_answer: Annotated[bool | None, OmitNone()] = Field(
         None, description="default: True for role train, False otherwise (eval splits may hold prompt-only rows)")
 
 
 class ModelInputs(StageInputs):
-    tiny: TinyModel
-    corpus: Annotated[list[str], PATH] = Field(description="data dirs whose text trains the tokenizer")
+    """Build a tiny model (`tiny` + `corpus`) or convert a GGUF file (`gguf_sha256` + `gguf_file`)."""
+
+    tiny: Annotated[TinyModel | None, OmitNone()] = None
+    corpus: Annotated[list[str], PATH] = Field(default_factory=list, description="data dirs whose text trains the tokenizer")
+    gguf_sha256: Annotated[str | None, OmitNone()] = Field(None, description="the GGUF file's content: its identity")
+    gguf_file: Annotated[str | None, Runtime("where the GGUF file is; its content is hashed as gguf_sha256")] = None
 
 
 class TrainInputs(StageInputs):

@@ -156,8 +156,11 @@ def run_checkpoint(graph, key: str, registry) -> str:
                              f"{task_key} scores the checkpoints it wrote")
         raise StageError(f"checkpoint {name} of {train.key} was never written: training stopped before it (see {train.key}'s "
                          f"log and {train.out_dir / 'error.txt'}); the run's eval scores the checkpoints that exist")
-    ctx = context(task, graph.plan.output_dir, registry, graph.plan.spec_path)
+    ctx = context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads)
     Path(ctx.out_dir).mkdir(parents=True, exist_ok=True)
+    from ftlab import threads
+
+    threads.apply(ctx.threads)  # this side door skips execute(), which sets them for every other stage
     rows = run_eval_checkpoint(task.inputs, ctx, ckpt)
     return f"{key}: scored {len(rows)} evaluator x split results"
 

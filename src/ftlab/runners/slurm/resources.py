@@ -79,6 +79,8 @@ def model_size(plan, exp) -> ModelSize:
                   "num_key_value_heads": t.num_kv_heads, "intermediate_size": t.intermediate_size, "vocab_size": t.vocab_size,
                   "tie_word_embeddings": True}
         return ModelSize(count_params(config), "the spec's tiny model config")
+    if model.gguf is not None:
+        return _gguf_size(plan, model.gguf)
     local = plan.base_dir / model.path
     if (local / "config.json").is_file():
         return _from_config(local / "config.json", f"config.json in {model.path}")
@@ -89,6 +91,24 @@ def model_size(plan, exp) -> ModelSize:
     if from_name:
         return ModelSize(from_name, f"the size in the name '{model.path}' (no config.json on disk)")
     return ModelSize(None, f"unknown: no config.json for '{model.path}' on disk and no size in its name")
+
+
+def _gguf_size(plan, ref: str) -> ModelSize:
+    """The converted folder's config when it exists, else the size in the file's name."""
+    from ftlab.errors import ModelError
+    from ftlab.models import gguf
+
+    try:
+        path = gguf.resolve(ref, plan.base_dir)
+    except ModelError as err:
+        return ModelSize(None, f"unknown: {err}")
+    folder = gguf.converted_dir(gguf.digest(path))
+    if gguf.is_converted(gguf.digest(path)):
+        return _from_config(folder / "config.json", f"config.json of the converted {path.name}")
+    from_name = params_from_name(path.name)
+    if from_name:
+        return ModelSize(from_name, f"the size in the name '{path.name}' (not converted yet)")
+    return ModelSize(None, f"unknown: {path.name} is not converted yet and has no size in its name")
 
 
 def _from_config(path: Path, source: str) -> ModelSize:
