@@ -143,3 +143,17 @@ def test_a_copy_outside_the_wheel_is_the_same_model(tmp_path):
     assert gguf.resolve("elsewhere/my-model.gguf", tmp_path) == copy
     assert gguf.digest(copy) == gguf.digest(original)
     assert gguf.converted_dir(gguf.digest(copy)) == gguf.converted_dir(gguf.digest(original))
+
+
+def test_a_judge_may_be_a_gguf_model(tmp_path):
+    """`model: gguf:smollm2` (or gguf:<file>) makes a real model the judge; a typo is a located problem."""
+    from ftlab.evaluate.evaluators.judge import JudgeEvaluator
+
+    problems: list = []
+    opts = JudgeEvaluator.resolve({"model": "gguf:smolm2", "of": "generate"}, tmp_path, problems)
+    assert problems and problems[0][0] == ("model",) and "Did you mean 'smollm2'?" in problems[0][1]
+    (tmp_path / "j.gguf").write_bytes(b"GGUF")
+    problems = []
+    opts = JudgeEvaluator.resolve({"model": "gguf:j.gguf"}, tmp_path, problems)
+    assert not problems and opts["model"] == f"gguf:{tmp_path / 'j.gguf'}"
+    assert JudgeEvaluator.resolve({"model": "gguf:smollm2"}, tmp_path, [])["model"] == "gguf:smollm2"

@@ -12,7 +12,7 @@ Registered generators, each called gen(n=..., split="train"|"valid"|"test", seed
 - "iclr_short": iclr with ~50-word abstracts (the same rule at half the tokens, for 2-core runs).
 - "med_qa" (seed 003): multiple-choice clinical questions with long/short reasoning and planted duplicates.
 - "med_qa_short" (seed 003 at tiny scale): the same rows, trained on the short reasoning.
-- "sentiment" (ftlab.data.sentiment): reviews labelled P/N by an adjective; each split has its own words.
+- "sentiment" (ftlab.data.sentiment): reviews labelled positive/negative by an adjective; each split has its own words.
 Every generator is deterministic per (n, split, seed), and its splits are disjoint by construction.
 
 "hem" is a toy high-entropy-alloy synthesizability task. Each composition is an equimolar set of

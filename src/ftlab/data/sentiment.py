@@ -1,13 +1,14 @@
-"""The "sentiment" generator: short reviews labelled P (positive) or N (negative) by one adjective.
+"""The "sentiment" generator: short reviews labelled positive or negative by one adjective.
 
 A task on which pretraining visibly matters. The adjective decides the label, and every
 adjective belongs to exactly one split (a SHA-1 bucket of the word: 3/5 train, 1/5 valid, 1/5
 test), so valid and test ask about words never seen in training. A pretrained model knows that
 "exquisite" is good and "dreadful" is bad, and fine-tuning only has to teach it the answer
 format; a random-init model can learn only the training words, and stays at chance on the rest
-(measured on SmolLM2-135M: held-out accuracy 40% -> 100% with LoRA; the random-init control 50%).
+(measured on SmolLM2-135M-Instruct, LoRA, 32 steps: held-out accuracy 0.53 untuned -> 0.99;
+the random-init control stays at chance; examples/quickstart.yaml).
 
-    generators.get("sentiment")(n=200, split="test", seed=0)   # 100 P + 100 N, test words only
+    generators.get("sentiment")(n=200, split="test", seed=0)   # 100 positive + 100 negative, test words only
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ NOUNS = ("movie", "hotel", "meal", "concert", "book", "service", "trip", "game",
 TEMPLATES = ("The {noun} was {word}.", "What a {word} {noun}!", "I found the {noun} {word}.",
              "Honestly, the {noun} was {word}.", "Our {noun} turned out {word}.", "It was a {word} {noun}.",
              "Everyone agreed the {noun} was {word}.", "The {noun} felt {word} to me.")
-QUESTION = "Review: {sentence}\nIs this review positive or negative? Answer P for positive, N for negative."
+QUESTION = "Review: {sentence}\nIs this review positive or negative?"
+LABELS = ("positive", "negative")
 SPLIT_BUCKETS = {"train": (0, 1, 2), "valid": (3,), "test": (4,)}
 
 
@@ -53,18 +55,18 @@ def split_of_word(word: str) -> str:
 
 
 def words(split: str, label: str) -> list[str]:
-    pool = POSITIVE if label == "P" else NEGATIVE
+    pool = POSITIVE if label == "positive" else NEGATIVE
     return sorted({w for w in pool if split_of_word(w) == split})
 
 
 @generators.register("sentiment")
 def generate_sentiment(*, n: int, split: str, seed: int) -> list[Example]:
-    """n reviews, alternating P and N, whose adjectives all belong to `split`."""
+    """n reviews, alternating positive and negative, whose adjectives all belong to `split`."""
     if split not in SPLIT_BUCKETS:
         raise DataError(f"sentiment: unknown split '{split}'; use one of {', '.join(SPLIT_BUCKETS)}")
     if n < 1:
         raise DataError(f"sentiment: n must be at least 1, got {n}")
-    pools = {label: words(split, label) for label in ("P", "N")}
+    pools = {label: words(split, label) for label in LABELS}
     capacity = min(len(p) for p in pools.values()) * len(NOUNS) * len(TEMPLATES) * 2
     if n > capacity:
         raise DataError(f"sentiment: split '{split}' holds at most {capacity} distinct reviews; ask for at most that")
@@ -72,7 +74,7 @@ def generate_sentiment(*, n: int, split: str, seed: int) -> list[Example]:
     seen: set[str] = set()
     out: list[Example] = []
     while len(out) < n:
-        label = "PN"[len(out) % 2]
+        label = LABELS[len(out) % 2]
         word = rng.choice(pools[label])
         sentence = rng.choice(TEMPLATES).format(noun=rng.choice(NOUNS), word=word)
         if sentence in seen:

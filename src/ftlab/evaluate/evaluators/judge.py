@@ -25,7 +25,7 @@ class JudgeEvaluator:
     name, version = "judge", 2
 
     class Options(Options):
-        model: str = Field(description="local judge model directory or HF id")
+        model: str = Field(description="local judge model directory, HF id, or gguf:<file or name> (gguf:smollm2)")
         template: str = Field(description="prompt template with {prompt} and {response} (inline or template_file)")
         of: str = "generate"
         verdicts: list[str] = Field(default_factory=lambda: ["SAFE", "UNSAFE"], min_length=2)
@@ -45,6 +45,16 @@ class JudgeEvaluator:
                 problems.append((("template_file",), f"cannot read {str(path)[:200]}: {getattr(err, 'strerror', None) or err}"))
                 options["template"] = "{prompt}{response}"
         model = options.get("model")
+        if isinstance(model, str) and model.startswith("gguf:"):  # gguf:smollm2 or gguf:path/to/file.gguf
+            from ftlab.errors import ModelError
+            from ftlab.models import gguf
+
+            try:
+                ref = model.removeprefix("gguf:")
+                options["model"] = f"gguf:{ref if ref in gguf.NAMED else gguf.resolve(ref, base_dir).resolve()}"
+            except ModelError as err:
+                problems.append((("model",), str(err)))
+            return options
         local = isinstance(model, str) and model.startswith((".", "/", "~"))
         if local and not (base_dir / model).exists() and not produced_by_required(base_dir / model):
             problems.append((("model",), f"judge model directory not found: {str(base_dir / model)[:200]} (a model another "
@@ -113,5 +123,11 @@ def judge_model(path: str):
     if path not in _JUDGES:
         from ftlab.models.load import load_model, load_tokenizer
 
-        _JUDGES[path] = (load_model(path), load_tokenizer(path))
+        folder = path
+        if path.startswith("gguf:"):  # converted on first use (once per file content, cached)
+            from ftlab.models import gguf
+
+            file = gguf.resolve(path.removeprefix("gguf:"), Path("/"))
+            folder = str(gguf.convert(file, gguf.digest(file)))
+        _JUDGES[path] = (load_model(folder), load_tokenizer(folder))
     return _JUDGES[path]
