@@ -22,7 +22,7 @@ def test_a_prompt_with_its_own_system_message_keeps_it():
 def test_the_data_stage_writes_it_into_every_split(tmp_path):
     spec = write_spec(tmp_path)
     # sentiment's prompts have no system message of their own (hem's have one, which is kept)
-    text = spec.read_text().replace("positive: P}", "positive: P, system: 'Answer tersely.'}")
+    text = spec.read_text().replace("{labels: [P, N], positive: P}", "{labels: [positive, negative], system: 'Answer tersely.'}")
     spec.write_text(text.replace("name: hem", "name: sentiment"))
     assert main(["run", str(spec), "--only", "data"]) == 0
     for split in (tmp_path / "out" / "data").glob("*/examples.jsonl"):

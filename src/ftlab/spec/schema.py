@@ -43,6 +43,15 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
 SEED = {"ge": 0, "le": 2**32 - 1}
 
 
+def drop_unset(dumped: dict, *keys: str) -> dict:
+    """Fields added after run and stage ids were first hashed from this dump are left out when
+    unset (None), so a spec that does not use them keeps its ids and finished runs."""
+    for key in keys:
+        if dumped.get(key) is None:
+            dumped.pop(key, None)
+    return dumped
+
+
 class Strict(BaseModel):
     # allow_inf_nan=False: `epochs: .inf` or `learning_rate: .nan` pass `gt=0` checks otherwise.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -78,11 +87,7 @@ class Model(Strict):
 
     @model_serializer(mode="wrap")
     def _drop_unset_gguf(self, handler):
-        # gguf arrived after run ids were first hashed from this dump: left out when unset.
-        out = handler(self)
-        if out.get("gguf") is None:
-            out.pop("gguf", None)
-        return out
+        return drop_unset(handler(self), "gguf")
 
 
 class Task(Strict):
@@ -108,11 +113,7 @@ class Task(Strict):
 
     @model_serializer(mode="wrap")
     def _drop_unset_system(self, handler):
-        # system arrived after run ids were first hashed from this dump: left out when unset.
-        out = handler(self)
-        if out.get("system") is None:
-            out.pop("system", None)
-        return out
+        return drop_unset(handler(self), "system")
 
     @property
     def positive_label(self) -> str | None:
@@ -186,13 +187,7 @@ class Dataset(Strict):
 
     @model_serializer(mode="wrap")
     def _drop_unset_reading_options(self, handler):
-        # columns/name_in_registry arrived after run and stage ids were first hashed from this
-        # dump: left out when unset, a spec that does not use them keeps its ids and finished runs.
-        out = handler(self)
-        for key in ("columns", "name_in_registry", "curate"):
-            if out.get(key) is None:
-                out.pop(key, None)
-        return out
+        return drop_unset(handler(self), "columns", "name_in_registry", "curate")
 
 
 class Lora(Strict):
