@@ -157,3 +157,8 @@ def test_a_judge_may_be_a_gguf_model(tmp_path):
     opts = JudgeEvaluator.resolve({"model": "gguf:j.gguf"}, tmp_path, problems)
     assert not problems and opts["model"] == f"gguf:{tmp_path / 'j.gguf'}"
     assert JudgeEvaluator.resolve({"model": "gguf:smollm2"}, tmp_path, [])["model"] == "gguf:smollm2"
+
+
+def test_results_name_the_named_model_with_its_quantization(tmp_path):
+    assert gguf.title(Path("/x/SmolLM2-135M-Instruct.Q4_1.gguf")) == "SmolLM2-135M-Instruct (Q4_1, dequantized)"
+    assert gguf.title(tmp_path / "mine.gguf") == "mine.gguf"

@@ -87,13 +87,18 @@ def hem_pools(split: str) -> dict[str, tuple[tuple[str, ...], ...]]:
     return {label: tuple(pool) for label, pool in pools.items()}
 
 
+def check_request(name: str, n: int, split: str) -> None:
+    """Every generator's arguments: a known split (train/valid/test) and at least one example."""
+    if split not in SPLITS:
+        raise DataError(f"{name}: unknown split '{split}'; use one of {', '.join(SPLITS)}")
+    if n < 1:
+        raise DataError(f"{name}: n must be at least 1, got {n}")
+
+
 @generators.register("hem")
 def generate_hem(*, n: int, split: str, seed: int) -> list[Example]:
     """n examples of one split, n//2 "P" and the rest "N", shuffled; same arguments, same list."""
-    if split not in SPLITS:
-        raise DataError(f"hem: unknown split '{split}'; use one of {', '.join(SPLITS)}")
-    if n < 1:
-        raise DataError(f"hem: n must be at least 1, got {n}")
+    check_request("hem", n, split)
     pools = hem_pools(split)
     n_p, n_n = n // 2, n - n // 2
     have_p, have_n = len(pools["P"]), len(pools["N"])
@@ -135,10 +140,7 @@ def _hem_example(elements: tuple[str, ...], label: str, split: str, i: int) -> E
 
 def _draw(name: str, n: int, split: str, seed: int, make: Callable[[random.Random, int], tuple[str, object]]) -> list:
     """n items from make(rng, i) -> (split key, item), distinct keys, all in `split`."""
-    if split not in SPLITS:
-        raise DataError(f"{name}: unknown split '{split}'; use one of {', '.join(SPLITS)}")
-    if n < 1:
-        raise DataError(f"{name}: n must be at least 1, got {n}")
+    check_request(name, n, split)
     rng = random.Random(f"{name}:{split}:{seed}")  # str seeds hash with SHA-512: same in every process
     seen: set[str] = set()
     items: list = []

@@ -17,7 +17,7 @@ import hashlib
 import random
 
 from ftlab.data.example import Example
-from ftlab.data.generate import generators
+from ftlab.data.generate import check_request, generators
 from ftlab.errors import DataError
 
 POSITIVE = (
@@ -62,10 +62,7 @@ def words(split: str, label: str) -> list[str]:
 @generators.register("sentiment")
 def generate_sentiment(*, n: int, split: str, seed: int) -> list[Example]:
     """n reviews, alternating positive and negative, whose adjectives all belong to `split`."""
-    if split not in SPLIT_BUCKETS:
-        raise DataError(f"sentiment: unknown split '{split}'; use one of {', '.join(SPLIT_BUCKETS)}")
-    if n < 1:
-        raise DataError(f"sentiment: n must be at least 1, got {n}")
+    check_request("sentiment", n, split)
     pools = {label: words(split, label) for label in LABELS}
     capacity = min(len(p) for p in pools.values()) * len(NOUNS) * len(TEMPLATES) * 2
     if n > capacity:

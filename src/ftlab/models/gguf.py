@@ -78,8 +78,9 @@ def missing_gguf_package() -> str | None:
     return None
 
 
-def title(ref: str) -> str:
-    return NAMED[ref].title if ref in NAMED else Path(ref).name
+def title(path: Path) -> str:
+    """How results name the model: a named file says its quantization; any other file, its name."""
+    return next((n.title for n in NAMED.values() if n.file == Path(path).name), Path(path).name)
 
 
 def digest(path: Path) -> str:

@@ -15,7 +15,7 @@ from ftlab.stages.inputs import ModelInputs
 def run_model(inputs: ModelInputs, ctx: StageContext) -> StageResult:
     if inputs.gguf_sha256 is not None:
         out = gguf.convert(Path(inputs.gguf_file), inputs.gguf_sha256)
-        return StageResult({"model_dir": str(out), "gguf": inputs.gguf_file})
+        return StageResult({"model_dir": str(out), "gguf": inputs.gguf_file, "title": gguf.title(Path(inputs.gguf_file))})
     texts: list[str] = []
     for data_dir in inputs.corpus:
         for ex in load_split(data_dir):

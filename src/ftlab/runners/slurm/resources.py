@@ -102,9 +102,9 @@ def _gguf_size(plan, ref: str) -> ModelSize:
         path = gguf.resolve(ref, plan.base_dir)
     except ModelError as err:
         return ModelSize(None, f"unknown: {err}")
-    folder = gguf.converted_dir(gguf.digest(path))
-    if gguf.is_converted(gguf.digest(path)):
-        return _from_config(folder / "config.json", f"config.json of the converted {path.name}")
+    sha = gguf.digest(path)
+    if gguf.is_converted(sha):
+        return _from_config(gguf.converted_dir(sha) / "config.json", f"config.json of the converted {path.name}")
     from_name = params_from_name(path.name)
     if from_name:
         return ModelSize(from_name, f"the size in the name '{path.name}' (not converted yet)")
