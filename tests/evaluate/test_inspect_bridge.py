@@ -131,3 +131,12 @@ def test_task_names_and_metric_names():
     assert got["match_accuracy"].value == 1.0 and got["n"].value == 1.0
     assert got["match_stderr"].value is None and got["match_stderr"].reason  # NaN is "undefined", not 0
     assert score_metrics({"results": {"completed_samples": 0, "scores": []}})["n"].value == 0.0
+
+
+def test_the_inspect_process_runs_with_the_hub_offline_unless_told_otherwise():
+    # inspect's post-run model-info lookup asks the hub for a repo named "local" (5 retries, ~45 s
+    # a checkpoint without internet); offline it fails at once. An explicit choice is kept.
+    from ftlab.evaluate.inspect_bridge import child_env
+
+    assert child_env({"PATH": "/bin"}) == {"PATH": "/bin", "HF_HUB_OFFLINE": "1"}
+    assert child_env({"HF_HUB_OFFLINE": "0"})["HF_HUB_OFFLINE"] == "0"

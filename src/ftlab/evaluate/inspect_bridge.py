@@ -20,14 +20,15 @@ with the tokenizer into a scratch directory that transformers loads as base + ad
 a QLoRA base's 4-bit quantization are passed along, so inspect scores the weights ftlab trained.
 inspect loads its own copy: while it runs, the checkpoint is in memory twice.
 
-Run the tests: `.venv/bin/pytest tests/evaluate/test_inspect_bridge.py -q` (about 50 s on 2 cores:
-each inspect process spends ~15 s importing torch, transformers and peft).
+Run the tests: `.venv/bin/pytest tests/evaluate/test_inspect_bridge.py -q` (each inspect process
+spends ~10 s importing torch, transformers and peft; see child_env for the ~45 s it no longer waits).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def run_inspect(model, tokenizer, options: dict[str, Any], log_root: Path) -> di
             "--log-dir", str(run_dir / "logs"), "--log-format", "json", "--display", "none",
             "--log-level", options["log_level"], "--seed", str(options["seed"]),
         ] + (["--limit", str(options["limit"])] if options["limit"] else [])
-        done = subprocess.run(argv, capture_output=True, text=True)  # a list, no shell: arguments arrive intact
+        done = subprocess.run(argv, capture_output=True, text=True, env=child_env())  # a list, no shell: arguments arrive intact
     logs = sorted((run_dir / "logs").glob("*.json"))
     if not logs:
         tail = (done.stderr or done.stdout)[-2000:]
@@ -91,6 +92,20 @@ def run_inspect(model, tokenizer, options: dict[str, Any], log_root: Path) -> di
         raise StageError(f"inspect eval ended with status {log.get('status')} (exit {done.returncode}): {message}\nlog: {logs[-1]}")
     log["_path"] = str(logs[-1])
     return log
+
+
+def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The inspect process's environment: the hub offline unless the caller chose otherwise.
+
+    After a run, inspect looks up "model info" for the string "hf/local" by building the hf provider
+    without its model_args, so transformers asks the hub for a repo named "local": five retries with
+    backoff, ~45 s per checkpoint on a machine without internet (every checkpoint ftlab scores is a
+    local directory). HF_HUB_OFFLINE=1 makes that lookup fail at once. A task that downloads its
+    dataset from the hub needs `HF_HUB_OFFLINE=0` set in ftlab's environment, which is passed on.
+    """
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
 
 
 def checkpoint_args(model, tokenizer, scratch: Path) -> dict[str, Any]:
