@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 
 def results(spec_or_dir):
-    """The experiment's metrics as a pandas DataFrame; see ftlab.report.results (pandas loads only here)."""
-    from ftlab.report.results import results as _results
+    """The experiment's metrics as a pandas DataFrame; see ftlab.reporting.results (pandas loads only here)."""
+    from ftlab.reporting.results import results as _results
 
     return _results(spec_or_dir)

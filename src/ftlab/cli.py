@@ -154,7 +154,7 @@ def _plan(spec: Path, max_runs: int | None = None):
 
 
 def _graph(spec: Path):
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
 
     graph = build_graph(_plan(spec))
     return graph, _registry(graph)
@@ -181,7 +181,7 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     plan = _plan(args.spec, args.max_runs)
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.runners.slurm.estimate import estimate, resource_lines
     from ftlab.runners.slurm.profile import profile_for
 
@@ -193,7 +193,7 @@ def cmd_plan(args) -> int:
 
         print(json.dumps({"runs": rows, "cost": cost.as_dict()}, indent=2) if cost else dumps_rows(rows))
         return 0
-    from ftlab.report.summary import table
+    from ftlab.reporting.summary import table
 
     print(table(["index", "name", "kind", "seed", "values", "run id"], [[r["index"], r["name"], r["kind"], r["seed"], _values(r["values"]), r["run_id"]] for r in rows]))
     print(f"\n{len(rows)} runs -> {plan.output_dir}")
@@ -210,9 +210,9 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.runners.local import LocalRunner
-    from ftlab.stages import is_done, select_tasks
+    from ftlab.contract import is_done, select_tasks
 
     plan = _plan(args.spec)
     required = _required_plans(plan)
@@ -264,8 +264,8 @@ def _required_plans(plan) -> list:
 
 def _not_done(plan) -> list:
     """The stage tasks of a (required) experiment that are not done."""
-    from ftlab.pipeline import build_graph
-    from ftlab.stages import is_done
+    from ftlab.graph import build_graph
+    from ftlab.contract import is_done
 
     return [t for t in build_graph(plan).tasks if not is_done(t)]
 
@@ -279,7 +279,7 @@ def _rel(path: Path) -> str:
 
 def _run_required(plan) -> int:
     """Run a required experiment locally (its done tasks are skipped); 0 when nothing failed."""
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.runners.local import LocalRunner
 
     todo = _not_done(plan)
@@ -305,7 +305,7 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    from ftlab.report.summary import table
+    from ftlab.reporting.summary import table
 
     select = graph.plan.experiment.eval.select
     metric = f"{select.split}_{select.metric}"
@@ -351,7 +351,7 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ftlab.stages import REPORT_KEY, context, execute
+    from ftlab.contract import REPORT_KEY, context, execute
 
     graph, registry = _graph(args.spec)
     task = graph.task(REPORT_KEY)
@@ -369,7 +369,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export_mlflow(args) -> int:
-    from ftlab.report.mlflow_export import export_mlflow
+    from ftlab.reporting.mlflow_export import export_mlflow
 
     graph, registry = _graph(args.spec)
     done = export_mlflow(graph, registry, args.tracking_uri, experiment=args.experiment)
@@ -383,7 +383,7 @@ def cmd_stage_run(args) -> int:
     from contextlib import nullcontext
 
     from ftlab.errors import StageError
-    from ftlab.stages import context, execute, is_done, missing_deps, split_checkpoint_key
+    from ftlab.contract import context, execute, is_done, missing_deps, split_checkpoint_key
 
     graph, registry = _graph(args.spec)
     if split_checkpoint_key(args.task)[1] is not None:  # eval/<run>@<checkpoint>: one checkpoint, into the run's cache
@@ -416,7 +416,7 @@ def cmd_stage_exec(args) -> int:
     from contextlib import nullcontext
 
     from ftlab import atomic
-    from ftlab.stages import context, stage_function
+    from ftlab.contract import context, stage_function
     from ftlab.train.launch import is_main_rank
 
     graph, registry = _graph(args.spec)

@@ -42,7 +42,7 @@ def test_fewshot_pool_leaves_training_and_prefixes_eval_prompts(tmp_path: Path):
     # the scored prompts carry the first k pool examples as earlier turns
     from ftlab.data.stage import load_split
     from ftlab.evaluate.prepare import eval_splits
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.spec.plan import load_plan
 
     task = build_graph(load_plan(spec)).task("eval/run")

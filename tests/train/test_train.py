@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
-from ftlab.stages import context, execute
+from ftlab.contract import context, execute
 from ftlab.spec.plan import load_plan
 from tests.conftest import write_spec
 

@@ -1,7 +1,7 @@
 """Baseline stage: fit one scikit-learn model on train features, choose its grid point on the
 selection split (role valid), then score every eval split with ftlab's own metrics.
 
-Inputs (ftlab.stages.inputs.BaselineInputs): the model's name, the featuriser, the selection, the
+Inputs (ftlab.contract.inputs.BaselineInputs): the model's name, the featuriser, the selection, the
 label set and the train and split data dirs.
 
 Writes in the task's out_dir (runs/baseline_<model>/eval/, where the report looks for a run's
@@ -22,8 +22,8 @@ from ftlab.data.stage import load_split
 from ftlab.errors import DataError
 from ftlab.evaluate.calibration import top_label_calibration
 from ftlab.evaluate.metrics import EMPTY_SPLIT, Metric, classification_metrics, metric_values
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import BaselineInputs
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import BaselineInputs
 
 EVALUATOR = "sklearn"
 CHECKPOINT = "fit"

@@ -24,9 +24,9 @@ from ftlab.evaluate.prepare import checkpoints_to_score, eval_splits
 from ftlab.evaluate.shared import load_step_0, step_0_key, store_step_0
 from ftlab.evaluate.metrics import metric_values, select_best
 from ftlab.spec.schema import Quantization
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.hashing import result_key
-from ftlab.stages.inputs import EvalInputs, EvaluatorRun
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.hashing import result_key
+from ftlab.contract.inputs import EvalInputs, EvaluatorRun
 
 
 def checkpoints_of(inputs: EvalInputs) -> list[dict[str, Any]]:
@@ -130,7 +130,7 @@ def _evaluate(inp: EvalInputs, ctx: StageContext, ckpt, evaluator, spec: Evaluat
     options = spec.options
     base = Path(ctx.out_dir) / ckpt["name"] / evaluator.name
     # The eval inputs' identity fields, plus what is specific to this result: one function
-    # (ftlab.stages.hashing) so the key cannot miss an input the stage reads.
+    # (ftlab.contract.hashing) so the key cannot miss an input the stage reads.
     specific = dict(evaluator=evaluator.name, version=evaluator.version, options=options,
                     checkpoint=ckpt["name"], split=inp.split_ids[split], answer_template=template)
     key = result_key(inp, **specific)
@@ -206,7 +206,7 @@ def forget_results(graph, names: list[str]) -> int:
         if name not in listed:
             raise SpecError([f"--rerun-evaluators: '{name}' is not among eval.evaluators.{did_you_mean(name, listed)} Listed: {', '.join(sorted(listed))}"])
     from ftlab.evaluate.shared import forget_step_0
-    from ftlab.stages.contract import DONE
+    from ftlab.contract.task import DONE
 
     dropped = 0
     for task in graph.tasks:

@@ -1,4 +1,4 @@
-"""The Runner protocol: where stage tasks run. Both runners call the same stage code (ftlab.stages).
+"""The Runner protocol: where stage tasks run. Both runners call the same stage code (ftlab.contract).
 
     runner.submit(graph)   # local: runs every task not done, in order; slurm: sbatch arrays
     runner.status(graph)   # {task key: state word} for every task the runner knows

@@ -4,7 +4,7 @@
     outcome = runner.submit(graph)       # runs every task that is not done (same as run_graph)
     runner.status(graph)                 # {task key: done | pending | running | failed | interrupted}
 
-What a task is, when it is done and how it runs is the stage contract (ftlab.stages); this module
+What a task is, when it is done and how it runs is the stage contract (ftlab.contract); this module
 only chooses the order and keeps going: a failed task does not stop independent runs, only the
 tasks that depend on it are skipped. One `ftlab run` per experiment at a time (a lock file).
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.errors import FtlabError, StageError
-from ftlab.pipeline import Graph
-from ftlab.stages import context, done_outputs, execute, is_done, missing_deps, select_tasks
+from ftlab.graph import Graph
+from ftlab.contract import context, done_outputs, execute, is_done, missing_deps, select_tasks
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ftlab import atomic
-from ftlab.pipeline import Graph
-from ftlab.stages import eval_key, is_done, run_key
+from ftlab.graph import Graph
+from ftlab.contract import eval_key, is_done, run_key
 
 
 def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:

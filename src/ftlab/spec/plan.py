@@ -138,7 +138,7 @@ def _load_plan(spec_path: Path, max_runs: int | None, scale: str | None) -> Plan
             problems.add(("cluster",), f"in {clip_text(configs[0].cluster, 100)}: {found}")
     template = body.get("run_name")
     if configs[0] is not None:  # report.checks may name sweep variables: only the plan knows them
-        from ftlab.report.checks import report_variable_problems
+        from ftlab.reporting.checks import report_variable_problems
 
         report_variable_problems(configs[0], {k for p in points for k in p}, problems)
     runs: list[Run] = []

@@ -114,7 +114,7 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
         if d.curate and d.role != "train":  # a filter that consults a model would choose the test set by that model
             problems.add(at + ("curate",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be curated")
         for j, f in enumerate(d.curate or []):  # filter names and options, at their YAML path
-            from ftlab.data.curate.filters import filter_problems
+            from ftlab.curate.filters import filter_problems
 
             for loc, message in filter_problems(f.name, f.options):
                 problems.add(at + ("curate", j) + loc, message)
@@ -156,7 +156,7 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     _check_test_fraction(exp, names, problems)
     _check_select(exp, names, base_dir, problems)
     from ftlab.baselines.check import baseline_problems
-    from ftlab.report.checks import report_problems  # report.checks: kinds, options, split names
+    from ftlab.reporting.checks import report_problems  # report.checks: kinds, options, split names
 
     baseline_problems(exp, names, problems)
 

@@ -1,6 +1,6 @@
 """Train stage: TRL SFTTrainer, full or LoRA, completion-only loss, seeded, resumable.
 
-Inputs (ftlab.stages.inputs.TrainInputs): base model dir, normalised train data, method and
+Inputs (ftlab.contract.inputs.TrainInputs): base model dir, normalised train data, method and
 training settings, seed, and the run kind (`random_init` trains a fresh copy of the base's
 architecture). Outputs: checkpoints/ (see checkpoints.py), checkpoints.json, log_history.json.
 """
@@ -18,8 +18,8 @@ from ftlab.data.stage import load_split
 from ftlab.models.load import load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.schema import Method, Quantization
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import TrainInputs
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import TrainInputs
 from ftlab.train.checkpoints import CheckpointNamer, announce, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
 from ftlab.train.device import probe, resolve
 from ftlab.train.loss import WEIGHT, sample_weight

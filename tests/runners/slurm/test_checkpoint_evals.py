@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ftlab.cli import main
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.follow import _config, job_states, slurm_command
 from ftlab.runners.slurm.jobs import JobTable

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ftlab.cli import main
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.checkpoints import planned_checkpoints, step_checkpoints
 from ftlab.spec.plan import load_plan
@@ -113,7 +113,7 @@ def test_checkpoint_evals_fill_the_cache_and_the_run_eval_only_selects(tmp_path:
 RELEASE_SCRIPT = """
 import json, os, signal, subprocess, sys
 from pathlib import Path
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm import checkpoints, follow
 from ftlab.spec.plan import load_plan

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ftlab.cli import main
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.runners.slurm.estimate import estimate
 from ftlab.runners.slurm.profile import ClusterProfile, load_profile
 from ftlab.runners.slurm.resources import ModelSize, choose, count_params, params_from_name, policy_table

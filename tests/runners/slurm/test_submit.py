@@ -15,7 +15,7 @@ import pytest
 
 from ftlab.cli import main
 from ftlab.errors import SlurmError
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.follow import job_states
 from ftlab.runners.slurm.jobs import JobTable

@@ -50,7 +50,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.evaluate.prepare import checkpoints_to_score
-from ftlab.stages import STARTED, done_outputs, eval_key, is_done, split_checkpoint_key
+from ftlab.contract import STARTED, done_outputs, eval_key, is_done, split_checkpoint_key
 
 
 def planned_checkpoints(graph, train_task) -> tuple[list[str] | None, str]:
@@ -136,7 +136,7 @@ def run_checkpoint(graph, key: str, registry) -> str:
     """`ftlab stage run SPEC eval/<run>@<checkpoint>`: score one checkpoint into the run's eval cache."""
     from ftlab.errors import StageError
     from ftlab.evaluate.stage import run_eval_checkpoint
-    from ftlab.stages import context
+    from ftlab.contract import context
 
     task_key, name = split_checkpoint_key(key)
     task = graph.task(task_key)

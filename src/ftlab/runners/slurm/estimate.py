@@ -55,7 +55,7 @@ def resource_lines(graph, profile) -> list[str]:
 
 def estimate(graph, profile) -> Cost:
     from ftlab.runners.slurm.checkpoints import planned_checkpoints, without_repeated_step_0
-    from ftlab.stages import eval_key, train_key
+    from ftlab.contract import eval_key, train_key
 
     table = policy_table(profile)
     cost = Cost(gpu_hours={"train": 0.0, "eval": 0.0})

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.errors import SlurmError
-from ftlab.pipeline import Graph
+from ftlab.graph import Graph
 from ftlab.runners.slurm.profile import ClusterProfile
 from ftlab.runners.slurm.checkpoints import planned_checkpoints, without_repeated_step_0
 from ftlab.runners.slurm.resources import Resources, choose, choose_for_run, model_size, policy_table
-from ftlab.stages import REPORT_KEY, checkpoint_key, eval_key
+from ftlab.contract import REPORT_KEY, checkpoint_key, eval_key
 
 
 @dataclass

@@ -5,8 +5,8 @@ Writes under <output_dir>/report/:
     results.csv                  ftlab.results() as CSV (one row per run x checkpoint x split x evaluator x metric)
     aggregated.csv               mean, sd, n and 95% interval per sweep point at the selected checkpoint
     checks.json                  report.checks judged: holds / fails / inconclusive with the numbers
-    plots/*.png, plots/*.svg     chosen from the sweep's shape (ftlab.report.plots)
-    index.html                   one self-contained page of all of the above (ftlab.report.html)
+    plots/*.png, plots/*.svg     chosen from the sweep's shape (ftlab.reporting.plots)
+    index.html                   one self-contained page of all of the above (ftlab.reporting.html)
 and <output_dir>/results.json (the registry, per run with stages and metrics).
 """
 
@@ -15,15 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from ftlab import atomic
 from ftlab.registry import export_results
-from ftlab.report.summary import render_aggregated, render_table, summary_rows
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import ReportInputs
+from ftlab.reporting.summary import render_aggregated, render_table, summary_rows
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import ReportInputs
 
 
 def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
-    from ftlab.report.aggregate import aggregate
-    from ftlab.report.checks import run_checks
-    from ftlab.report.results import results_frame
+    from ftlab.reporting.aggregate import aggregate
+    from ftlab.reporting.checks import run_checks
+    from ftlab.reporting.results import results_frame
 
     out = Path(ctx.out_dir)
     splits = inputs.splits
@@ -36,7 +36,7 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
     checks = run_checks(agg, list(spec.checks), default_split=default_split, default_evaluator=select.evaluator)
     text = render_aggregated(agg, splits) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
     if inputs.curations:  # seed 003: what each curation filter dropped, and why
-        from ftlab.report.curation import render_curation
+        from ftlab.reporting.curation import render_curation
 
         text += "\n\ncuration (examples each filter dropped):\n" + render_curation(inputs.curations)
     if checks:
@@ -48,7 +48,7 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
     atomic.write_json(out / "checks.json", checks)
     export_results(ctx.registry, Path(ctx.experiment_dir) / "results.json")
     plots = _plots(df, agg, out, inputs)
-    from ftlab.report.html import write_html
+    from ftlab.reporting.html import write_html
 
     write_html(out / "index.html", df=df, agg=agg, checks=checks, plots=plots, rows=rows, inputs=inputs,
                registry=ctx.registry, experiment_dir=Path(ctx.experiment_dir))
@@ -61,7 +61,7 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
 
 
 def _plots(df, agg, out: Path, inputs: ReportInputs) -> list[dict]:
-    from ftlab.report.plots import draw_plots
+    from ftlab.reporting.plots import draw_plots
 
     return draw_plots(df, agg, out / "plots", names=list(inputs.report.plots), splits=inputs.splits,
                       select=inputs.select.model_dump(), experiment_dir=Path(df.attrs["experiment_dir"]))

@@ -10,7 +10,7 @@
 
 Every kind takes metric, split (default: the first test split), evaluator (default: the one
 eval.select uses) and where (sweep variable -> value or list of values, plus kind/method; kind
-defaults to trained). Each sweep point has a mean and a 95% interval (see ftlab.report.aggregate).
+defaults to trained). Each sweep point has a mean and a 95% interval (see ftlab.reporting.aggregate).
 A check holds when the interval clears the bar, fails when it lies wholly on the wrong side, and
 is inconclusive when it straddles it, or when nothing matched. A point without an interval (one
 seed, no per-example bootstrap) is judged on its mean and the result says so.
@@ -145,7 +145,7 @@ def _recorded_metrics(exp) -> set[str] | None:
 
 
 def _plot_problems(exp, problems) -> None:
-    from ftlab.report.plots import plot_kinds  # matplotlib loads only when drawing
+    from ftlab.reporting.plots import plot_kinds  # matplotlib loads only when drawing
 
     for i, name in enumerate(exp.report.plots):
         kind = name.partition(":")[0]
@@ -223,7 +223,7 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 def _point(row, variables: list[str]) -> str:
-    from ftlab.report.summary import point_label
+    from ftlab.reporting.summary import point_label
 
     return point_label(row, variables)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.report.chromium import chromium, pixel_spread, render
+from tests.reporting.chromium import chromium, pixel_spread, render
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ftlab.cli import main
-from ftlab.data.curate.filters import FilterContext, filters
+from ftlab.curate.filters import FilterContext, filters
 from ftlab.data.generate import generators
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab.plugins import Plugins
-from ftlab.report.summary import point_label
+from ftlab.reporting.summary import point_label
 
 plot_kinds: Plugins[Callable] = Plugins("report plot")
 

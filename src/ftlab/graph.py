@@ -4,9 +4,9 @@
     data/<dataset>  ->  curate/<dataset>  ->  train/<run>     (a dataset with `curate:`; difficulty also reads a model)
     data/<dataset>  ->  baseline/<model>  ->  report           (`baselines:`, runs of kind baseline)
 
-Every task is a pure function of its inputs (a frozen model of ftlab.stages.inputs) and writes only
+Every task is a pure function of its inputs (a frozen model of ftlab.contract.inputs) and writes only
 into `Task.out_dir`. Its identity hashes those inputs plus its dependencies' identities
-(ftlab.stages.hashing), so a task whose identity and outputs already exist is skipped, and any
+(ftlab.contract.hashing), so a task whose identity and outputs already exist is skipped, and any
 change upstream re-runs what depends on it. Runners (ftlab.runners) decide only where a task runs.
 
 Speed: sweep points share the field objects they did not change (ftlab.spec.points), so the data,
@@ -24,12 +24,12 @@ from ftlab.gcpause import gc_paused
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import Plan
 from ftlab.spec.schema import Dataset, Experiment
-from ftlab.stages import (
+from ftlab.contract import (
     REPORT_KEY, STAGE_ORDER, Memo, StageContext, Task, baseline_key, curate_key, data_key, eval_key, identity,
     model_key, train_key,
 )
-from ftlab.stages.hashing import inputs_json
-from ftlab.stages.inputs import (
+from ftlab.contract.hashing import inputs_json
+from ftlab.contract.inputs import (
     BaselineInputs, CurateInputs, DataInputs, EvalInputs, EvalSettings, EvaluatorRun, FewshotDraw, ModelInputs,
     ReportInputs, Selection, TrainInputs,
 )

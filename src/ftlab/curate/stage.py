@@ -1,6 +1,6 @@
 """Curate stage: apply a dataset's `curate:` filters to the examples its data task wrote.
 
-Inputs (ftlab.stages.inputs.CurateInputs): the filters as the spec gives them, the data task's
+Inputs (ftlab.contract.inputs.CurateInputs): the filters as the spec gives them, the data task's
 dir, and the model a difficulty filter asks (the base model's task, or an HF id / local dir).
 
 Writes in the task's out_dir:
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
-from ftlab.data.curate.filters import FilterContext, filters
+from ftlab.curate.filters import FilterContext, filters
 from ftlab.data.formats import write_examples
 from ftlab.data.stage import load_split
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import CurateInputs
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import CurateInputs
 
 
 def run_curate(inputs: CurateInputs, ctx: StageContext) -> StageResult:

@@ -63,7 +63,7 @@ def results(spec_or_dir: str | Path):
         plan = load_plan(path)
         out, only = plan.output_dir, {r.run_id for r in plan.runs}
         if plan.experiment.baselines is not None:  # its classical baselines are runs of the experiment too
-            from ftlab.pipeline import build_graph
+            from ftlab.graph import build_graph
 
             only |= {t.inputs.run_id for t in build_graph(plan).tasks if t.stage == "baseline"}
         order = list(dict.fromkeys(k for r in plan.runs for k in r.values))

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import load_plan
-from ftlab.stages import STAGE_VERSIONS, identity, result_key
-from ftlab.stages.hashing import field_roles, inputs_json
-from ftlab.stages.inputs import INPUTS
+from ftlab.contract import STAGE_VERSIONS, identity, result_key
+from ftlab.contract.hashing import field_roles, inputs_json
+from ftlab.contract.inputs import INPUTS
 from tests.conftest import write_spec
 
 

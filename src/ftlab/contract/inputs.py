@@ -1,9 +1,9 @@
 """Each stage's typed, frozen inputs: what it reads, and (by annotation) what enters its identity.
 
-A field is identity unless marked (see ftlab.stages.hashing): Runtime fields are where things
+A field is identity unless marked (see ftlab.contract.hashing): Runtime fields are where things
 live or how fast they run, TaskOnly fields are in the eval task's identity but not in each cached
 result's key. Stages read these attributes, never string keys, so what a stage reads and what its
-identity hashes are one list. tests/stages/test_contract.py checks that every identity field moves
+identity hashes are one list. tests/contract/test_contract.py checks that every identity field moves
 the identity and no runtime field does.
 
 Paths are runtime: a dependency's identity stands for its outputs (deps are hashed too).
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ftlab.spec.schema import (
     Dataset, FeaturizerSpec, FilterSpec, Method, Quantization, Report, Task, TinyModel, Train,
 )
-from ftlab.stages.hashing import OmitNone, Runtime, SpecSection, TaskOnly
+from ftlab.contract.hashing import OmitNone, Runtime, SpecSection, TaskOnly
 
 PATH = Runtime("where it lives; the producing task's identity is hashed through deps")
 
@@ -130,7 +130,7 @@ class EvalInputs(StageInputs):
 
 
 class CurateInputs(StageInputs):
-    """A dataset's `curate:` filters over the examples its data task wrote (ftlab.data.curate)."""
+    """A dataset's `curate:` filters over the examples its data task wrote (ftlab.curate)."""
 
     # As the spec gives them: a filter's defaults are its code's (a changed default bumps STAGE_VERSIONS["curate"]).
     filters: list[FilterSpec] = Field(serialization_alias="curate", description="applied in order")

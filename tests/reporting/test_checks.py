@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftlab.errors import SpecError
-from ftlab.report.checks import run_checks
+from ftlab.reporting.checks import run_checks
 from ftlab.spec.schema import CheckSpec
 
 
@@ -121,12 +121,12 @@ def test_monotonic_allows_a_saturated_flat_step_but_not_a_flat_series():
 
 def test_nothing_evaluated_yet_gives_empty_tables_and_inconclusive_checks(tmp_path):
     from ftlab.registry import Registry
-    from ftlab.report.aggregate import aggregate
-    from ftlab.report.html import write_html
-    from ftlab.report.plots import draw_plots
-    from ftlab.report.results import results_frame
+    from ftlab.reporting.aggregate import aggregate
+    from ftlab.reporting.html import write_html
+    from ftlab.reporting.plots import draw_plots
+    from ftlab.reporting.results import results_frame
     from ftlab.spec.schema import Report
-    from ftlab.stages.inputs import ReportInputs, Selection
+    from ftlab.contract.inputs import ReportInputs, Selection
 
     reg = Registry(tmp_path / "registry.sqlite")
     reg.upsert_run("r1-a", index=0, name="lr0.1", kind="sweep", seed=0, sweep={"lr": 0.1}, config={"method": {"name": "full"}})

@@ -54,7 +54,7 @@ def export_mlflow(graph, registry, target: str | Path, *, experiment: str | None
         from mlflow.tracking import MlflowClient
     except ImportError as e:
         raise FtlabError("MLflow is not installed: pip install 'ftlab[mlflow]' (pins mlflow-skinny).") from e
-    from ftlab.report.results import results_frame
+    from ftlab.reporting.results import results_frame
 
     out = graph.plan.output_dir
     if not registry.runs():

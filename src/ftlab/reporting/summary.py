@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
-from ftlab.report.results import meaningless
+from ftlab.reporting.results import meaningless
 
 COLUMNS = ("accuracy", "f1", "auroc")
 

@@ -13,7 +13,7 @@ import pytest
 
 import ftlab
 from ftlab.cli import main
-from tests.report.conftest import CHECKS, FAILING, write_experiment
+from tests.reporting.conftest import CHECKS, FAILING, write_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def test_results_rows_and_columns(finished):
 
 
 def test_aggregated_means_match_the_registry(finished):
-    from ftlab.report.aggregate import aggregate
+    from ftlab.reporting.aggregate import aggregate
 
     agg = aggregate(ftlab.results(finished))
     out = finished.parent / "out"
@@ -69,7 +69,7 @@ def test_aggregated_means_match_the_registry(finished):
 
 
 def test_positives_only_split_shows_recall_and_marks_the_rest_not_meaningful(finished):
-    from ftlab.report.aggregate import aggregate
+    from ftlab.reporting.aggregate import aggregate
 
     df = ftlab.results(finished)
     pos = df[(df["split"] == "pos_only") & df["selected"]]

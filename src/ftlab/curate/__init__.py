@@ -10,7 +10,7 @@
           - {name: diversity, min_tokens: 150, total: 200, balance: specialty, seed: 0}
 
 Every input example gets one decision (kept, or dropped by which filter and why); the curate
-stage (ftlab.data.curate.stage) writes them as filtered.parquet, the kept rows as curated.parquet
+stage (ftlab.curate.stage) writes them as filtered.parquet, the kept rows as curated.parquet
 and examples.jsonl (what the train stage reads) and formatted/ (an HF dataset, save_to_disk), and
-counts each filter's drops in the registry and the report. Filters: ftlab.data.curate.filters.
+counts each filter's drops in the registry and the report. Filters: ftlab.curate.filters.
 """

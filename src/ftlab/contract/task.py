@@ -25,7 +25,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.errors import StageError
-from ftlab.stages.inputs import StageInputs
+from ftlab.contract.inputs import StageInputs
 
 # curate reads data (and a model, for difficulty) and feeds train; baselines read data only.
 STAGE_ORDER = ("data", "model", "curate", "baseline", "train", "eval", "report")
@@ -119,7 +119,7 @@ def stage_function(stage: str) -> StageFn:
     elif stage == "model":
         from ftlab.models.stage import run_model as fn
     elif stage == "curate":
-        from ftlab.data.curate.stage import run_curate as fn
+        from ftlab.curate.stage import run_curate as fn
     elif stage == "baseline":
         from ftlab.baselines.stage import run_baseline as fn
     elif stage == "train":
@@ -127,7 +127,7 @@ def stage_function(stage: str) -> StageFn:
     elif stage == "eval":
         from ftlab.evaluate.stage import run_eval as fn
     elif stage == "report":
-        from ftlab.report.stage import run_report as fn
+        from ftlab.reporting.stage import run_report as fn
     else:
         raise KeyError(stage)
     return fn

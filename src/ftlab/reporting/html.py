@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
-from ftlab.report.summary import aggregated_table
-from ftlab.stages.inputs import ReportInputs
+from ftlab.reporting.summary import aggregated_table
+from ftlab.contract.inputs import ReportInputs
 
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "pandas", "numpy", "scipy", "matplotlib")
 STATUS_COLOURS = {"holds": "#1a7f37", "fails": "#cf222e", "inconclusive": "#9a6700"}
@@ -54,7 +54,7 @@ def write_html(path: Path, *, df, agg, checks: list[dict], plots: list[dict], ro
              "<a href='results.csv'>results.csv</a>, <a href='../results.json'>results.json</a>.</p>",
              _table(header, table_rows, e)]
     if inputs.curations:  # seed 003: each curation filter's drops, per curate task
-        from ftlab.report.curation import curation_table
+        from ftlab.reporting.curation import curation_table
 
         body += ["<h2 id='curation'>Curation</h2>", "<p class='muted'>Per-example decisions: "
                  "data/&lt;dataset&gt;-curated-&lt;id&gt;/filtered.parquet.</p>", _table(*curation_table(inputs.curations), e)]
@@ -80,7 +80,7 @@ def _summary(agg, checks: list[dict], inputs: ReportInputs, e) -> list[str]:
     rows = agg[(agg["metric"] == metric) & (agg["split"] == split) & (agg["kind"] == "trained")].sort_values(
         "mean", ascending=not select.higher_is_better)
     if len(rows):
-        from ftlab.report.summary import mean_sd, point_label
+        from ftlab.reporting.summary import mean_sd, point_label
 
         best = rows.iloc[0].to_dict()
         point = point_label(best, list(agg.attrs.get("sweep_variables", [])))
