@@ -25,16 +25,19 @@ from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import Plan
 from ftlab.spec.schema import Dataset, Experiment
 from ftlab.contract import (
-    REPORT_KEY, STAGE_ORDER, Memo, StageContext, Task, baseline_key, curate_key, data_key, eval_key, identity,
-    model_key, train_key,
+    REPORT_KEY, Memo, StageContext, Task, baseline_key, curate_key, data_key, eval_key, identity, model_key,
+    split_checkpoint_key, train_key,
 )
+from ftlab.contract import layout
 from ftlab.contract.hashing import inputs_json
 from ftlab.contract.inputs import (
     BaselineInputs, CurateInputs, DataInputs, EvalInputs, EvalSettings, EvaluatorRun, FewshotDraw, ModelInputs,
     ReportInputs, Selection, TrainInputs,
 )
 
-__all__ = ["Graph", "StageContext", "Task", "build_graph", "selection", "STAGE_ORDER"]
+from ftlab.stages import ORDER, STAGES
+
+__all__ = ["Graph", "StageContext", "Task", "build_graph", "selection"]
 
 
 @dataclass
@@ -44,11 +47,18 @@ class Graph:
     _by_key: dict[str, Task] = field(default_factory=dict, repr=False)
 
     def task(self, key: str) -> Task:
+        """The task of `key`; `<key>@<part>` is one part of a task run on its own (eval/<run>@<checkpoint>),
+        which waits for its task's dependencies except the producer of its part (a checkpoint is
+        scored while its run still trains)."""
         if len(self._by_key) != len(self.tasks):
             self._by_key = {t.key: t for t in self.tasks}
         found = self._by_key.get(key)
         if found is not None:
             return found
+        whole, part = split_checkpoint_key(key)
+        if part is not None and whole in self._by_key:
+            task = self._by_key[whole]
+            return task.part_of(part, tuple(d for d in task.deps if self._by_key[d].stage != "train"))
         from ftlab.errors import StageError
         from ftlab.plugins import did_you_mean
 
@@ -80,7 +90,6 @@ def _build_graph(plan: Plan) -> Graph:
     graph = Graph(plan)
     out = plan.output_dir
     memo, shared = Memo(), _Shared()
-    runs_dir = out / "runs"
     tasks_by_identity: dict[str, Task] = {}
 
     def add(task: Task) -> Task:
@@ -97,9 +106,9 @@ def _build_graph(plan: Plan) -> Graph:
     def raw_data_task(exp: Experiment, ds: Dataset) -> Task:
         def make() -> Task:
             inputs = _data_inputs(plan, exp, ds)
-            ident = identity("data", inputs, memo=memo)
+            ident = identity(STAGES["data"], inputs, memo=memo)
             key = data_key(ds.name, ident)
-            return add(Task("data", key, ident, out / "data" / key.split("/")[1], (), inputs))
+            return add(Task(STAGES["data"], key, ident, out / "data" / key.split("/")[1], (), inputs))
 
         return shared.get(ds, exp.task, exp.fewshot, make=make)
 
@@ -116,9 +125,9 @@ def _build_graph(plan: Plan) -> Graph:
             # set; and not resampled: runs that differ only in class proportion share one base.
             corpus = [raw_data_task(exp, _unresampled(exp.dataset(name))) for name in exp.model.tiny.tokenizer_corpus]
             inputs = ModelInputs(tiny=exp.model.tiny, corpus=[str(t.out_dir) for t in corpus])
-            ident = identity("model", inputs, [t.identity for t in corpus], memo=memo)
+            ident = identity(STAGES["model"], inputs, [t.identity for t in corpus], memo=memo)
             key = model_key(ident)
-            task = add(Task("model", key, ident, out / "models" / key.split("/")[1], tuple(t.key for t in corpus), inputs))
+            task = add(Task(STAGES["model"], key, ident, out / "models" / key.split("/")[1], tuple(t.key for t in corpus), inputs))
             return str(task.out_dir), ident, task
 
         return shared.get(exp.model, exp.datasets, exp.task, exp.fewshot, make=make)
@@ -132,10 +141,10 @@ def _build_graph(plan: Plan) -> Graph:
         path = gguf.resolve(exp.model.gguf, plan.base_dir)
         sha = gguf.digest(path)
         inputs = ModelInputs(gguf_sha256=sha, gguf_file=str(path))
-        ident = identity("model", inputs, memo=memo)
+        ident = identity(STAGES["model"], inputs, memo=memo)
         key = model_key(ident, "gguf")
         folder = gguf.converted_dir(sha)
-        task = add(Task("model", key, ident, folder.with_name(f"{folder.name}.task"), (), inputs))
+        task = add(Task(STAGES["model"], key, ident, folder.with_name(f"{folder.name}.task"), (), inputs))
         return str(folder), ident, task
 
     def curate_task(exp: Experiment, ds: Dataset, raw: Task) -> Task:
@@ -153,10 +162,10 @@ def _build_graph(plan: Plan) -> Graph:
                 model_id = stable_hash({"model": wanted[0]})
             inputs = CurateInputs(filters=ds.curate, model_id=model_id, data_id=raw.identity, labels=exp.task.labels,
                                   dataset=ds.name, data_dir=str(raw.out_dir), model_dir=model_dir)
-            ident = identity("curate", inputs, [t.identity for t in deps], memo=memo)
+            ident = identity(STAGES["curate"], inputs, [t.identity for t in deps], memo=memo)
             key = curate_key(ds.name, ident)
             out_dir = out / "data" / f"{ds.name}-curated-{ident[:8]}"
-            return add(Task("curate", key, ident, out_dir, tuple(t.key for t in deps), inputs))
+            return add(Task(STAGES["curate"], key, ident, out_dir, tuple(t.key for t in deps), inputs))
 
         return shared.get(ds, exp.task, exp.fewshot, exp.model, exp.datasets, make=make)
 
@@ -184,22 +193,21 @@ def _build_graph(plan: Plan) -> Graph:
         # One lookup per run: sweep points share the spec objects their values do not reach.
         g = shared.get(exp.model, exp.datasets, exp.task, exp.fewshot, exp.eval, exp.method, run.trains,
                        make=lambda: group(exp, run.trains))
-        run_dir = runs_dir / run.name
         train_task = None
         if g.train is not None:
             # Copies of the group's validated prototypes share its field objects, whose JSON the
             # memo then holds (validating per run would copy lists and dicts to be dumped anew).
             inputs = g.train.model_copy(update={"run_id": run.run_id, "kind": run.kind, "seed": run.seed, "train": exp.train})
-            ident = identity("train", inputs, [t.identity for t in g.train_upstream], memo=memo)
-            train_task = Task("train", train_key(run.name), ident, run_dir / "train", g.train_deps, inputs, run)
+            ident = identity(STAGES["train"], inputs, [t.identity for t in g.train_upstream], memo=memo)
+            train_task = Task(STAGES["train"], train_key(run.name), ident, layout.train_dir(out, run.name), g.train_deps, inputs, run)
             graph.tasks.append(train_task)
             inputs = g.evaluation.model_copy(update={"run_id": run.run_id, "source": ident, "train_dir": str(train_task.out_dir)})
             upstream = [train_task, *g.splits]  # a trained run reaches the train data (and the pool) through it
         else:
             inputs = g.evaluation.model_copy(update={"run_id": run.run_id})
             upstream = g.untrained_upstream + g.splits
-        ident = identity("eval", inputs, [t.identity for t in upstream], memo=memo)
-        eval_task = Task("eval", eval_key(run.name), ident, run_dir / "eval", tuple(t.key for t in upstream), inputs, run)
+        ident = identity(STAGES["eval"], inputs, [t.identity for t in upstream], memo=memo)
+        eval_task = Task(STAGES["eval"], eval_key(run.name), ident, layout.eval_dir(out, run.name), tuple(t.key for t in upstream), inputs, run)
         graph.tasks.append(eval_task)
         evals.append(eval_task)
 
@@ -215,9 +223,9 @@ def _build_graph(plan: Plan) -> Graph:
         curations=curations or None,  # None: not hashed, so an experiment without curation keeps its report identity
     )
     upstream = evals + baselines
-    graph.tasks.append(Task("report", REPORT_KEY, identity("report", report_inputs, [t.identity for t in upstream], memo=memo),
+    graph.tasks.append(Task(STAGES["report"], REPORT_KEY, identity(STAGES["report"], report_inputs, [t.identity for t in upstream], memo=memo),
                             out / "report", tuple(t.key for t in upstream), report_inputs))
-    graph.tasks.sort(key=lambda t: STAGE_ORDER.index(t.stage))  # stable: keeps plan order within a stage
+    graph.tasks.sort(key=lambda t: ORDER.index(t.stage))  # stable: keeps plan order within a stage
     return graph
 
 
@@ -298,12 +306,12 @@ def _baseline_tasks(plan: Plan, data_task, memo: Memo) -> list[Task]:
             index=len(plan.runs) + i, task=exp.task, train_dir=str(train.out_dir),
             split_dirs={n: str(t.out_dir) for n, t in splits.items()},
         )
-        ident = identity("baseline", inputs, [t.identity for t in upstream], memo=memo)
+        ident = identity(STAGES["baseline"], inputs, [t.identity for t in upstream], memo=memo)
         # The run id hashes the identity's inputs plus the identity, as before the typed contract:
         # baseline runs recorded then keep their ids.
         hashed = json.loads(inputs_json(inputs, memo=memo)) | {"data": ident}
         inputs = inputs.model_copy(update={"run_id": f"b1-{stable_hash(hashed)[:12]}"})
-        tasks.append(Task("baseline", baseline_key(model), ident, plan.output_dir / "runs" / inputs.name / "eval",
+        tasks.append(Task(STAGES["baseline"], baseline_key(model), ident, layout.eval_dir(plan.output_dir, inputs.name),
                           tuple(t.key for t in upstream), inputs))
     return tasks
 

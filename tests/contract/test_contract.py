@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from ftlab.graph import build_graph
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import load_plan
-from ftlab.contract import STAGE_VERSIONS, identity, result_key
+from ftlab.contract import identity, result_key
 from ftlab.contract.hashing import field_roles, inputs_json
-from ftlab.contract.inputs import INPUTS
+from ftlab.stages import STAGES
 from tests.conftest import write_spec
 
 
@@ -60,15 +60,15 @@ def _changed(value: Any) -> Any:
 
 
 @pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # a list of checks grows by a string
-@pytest.mark.parametrize("stage", list(INPUTS))
+@pytest.mark.parametrize("stage", list(STAGES))
 def test_every_input_field_moves_the_identity_unless_declared_runtime(tmp_path: Path, stage: str):
     task = _one_task_per_stage(tmp_path)[stage]
     inputs = task.inputs
-    assert type(inputs) is INPUTS[stage]
-    base = identity(stage, inputs)
+    assert type(inputs) is STAGES[stage].inputs_class()
+    base = identity(STAGES[stage], inputs)
     for role in field_roles(type(inputs)):
         changed = inputs.model_copy(update={role.name: _changed(getattr(inputs, role.name))})
-        moved = identity(stage, changed) != base
+        moved = identity(STAGES[stage], changed) != base
         assert moved == (role.role != "runtime"), f"{stage}.{role.name} ({role.role})"
 
 
@@ -86,10 +86,11 @@ def test_eval_result_key_follows_identity_fields_not_task_only_ones(tmp_path: Pa
 def test_runtime_spec_fields_inside_a_stage_input_are_not_hashed(tmp_path: Path):
     """train.logging_steps and train.report_to are RUNTIME in the spec: the train stage reads them, its identity does not."""
     train = _one_task_per_stage(tmp_path)["train"].inputs
-    base = identity("train", train)
+    row = STAGES["train"]
+    base = identity(row, train)
     for update in ({"logging_steps": 99}, {"report_to": ["tensorboard"]}):
-        assert identity("train", train.model_copy(update={"train": train.train.model_copy(update=update)})) == base
-    assert identity("train", train.model_copy(update={"train": train.train.model_copy(update={"learning_rate": 0.5})})) != base
+        assert identity(row, train.model_copy(update={"train": train.train.model_copy(update=update)})) == base
+    assert identity(row, train.model_copy(update={"train": train.train.model_copy(update={"learning_rate": 0.5})})) != base
 
 
 def test_the_fast_identity_is_the_plain_hash_of_the_payload(tmp_path: Path):
@@ -103,15 +104,22 @@ def test_the_fast_identity_is_the_plain_hash_of_the_payload(tmp_path: Path):
             payload["train"] = {k: v for k, v in payload["train"].items() if k not in ("logging_steps", "report_to")}
         assert json.loads(inputs_json(inputs)) == payload
         deps = ["b" * 64, "a" * 64]
-        expected = stable_hash({"v": 1, "stage": stage, "stage_version": STAGE_VERSIONS[stage], "inputs": payload, "deps": sorted(deps)})
-        assert identity(stage, inputs, deps) == expected
+        expected = stable_hash({"v": 1, "stage": stage, "stage_version": STAGES[stage].version, "inputs": payload, "deps": sorted(deps)})
+        assert identity(STAGES[stage], inputs, deps) == expected
+
+
+def test_stage_versions_are_pinned():
+    """Every task identity hashes its stage's version: changing one re-runs every finished task of
+    that stage. These are the versions identities were recorded with (STAGE_VERSIONS before issue 19)."""
+    assert {name: row.version for name, row in STAGES.items()} == {
+        "data": 1, "model": 1, "curate": 1, "baseline": 1, "train": 3, "eval": 3, "report": 1}
 
 
 def test_graph_identities_hash_inputs_and_dependencies(tmp_path: Path):
     graph = _graph(tmp_path)
     for task in graph.tasks:
         deps = [graph.task(d).identity for d in task.deps]
-        assert task.identity == identity(task.stage, task.inputs, deps), task.key
+        assert task.identity == identity(task.definition, task.inputs, deps), task.key
 
 
 def test_data_model_and_train_identities_did_not_move_with_the_contract(tmp_path: Path):

@@ -1,6 +1,6 @@
 """The one function that turns a stage's typed inputs into its identity (and the eval cache key).
 
-    task_id = identity("train", inputs, deps)                        # a stage task's identity
+    task_id = identity(stages.row("train"), inputs, deps)            # a stage task's identity
     key = result_key(eval_inputs, evaluator=..., split=..., ...)     # one cached eval result
 
 Every field of a stage's input model is identity unless its annotation says otherwise:
@@ -24,10 +24,6 @@ from pydantic import BaseModel
 
 from ftlab.spec.identity import IDENTITY_VERSION, _dumps
 from ftlab.spec.schema import RUNTIME_FIELDS
-
-# Bump a stage's version when its code changes what it produces: old outputs then re-run.
-STAGE_VERSIONS = {"data": 1, "model": 1, "curate": 1, "baseline": 1, "train": 3, "eval": 3, "report": 1}
-
 
 @dataclass(frozen=True)
 class Runtime:
@@ -156,14 +152,15 @@ def _hashed(model: type[BaseModel], scope: str) -> list[tuple[str, str, tuple, b
     return found
 
 
-def identity(stage: str, inputs: BaseModel, deps: list[str] | tuple[str, ...] = (), *, memo: Memo | None = None) -> str:
-    """A stage task's identity: its hashed inputs plus its dependencies' identities, versioned.
+def identity(stage, inputs: BaseModel, deps: list[str] | tuple[str, ...] = (), *, memo: Memo | None = None) -> str:
+    """A stage task's identity: its hashed inputs plus its dependencies' identities, versioned by
+    the stage's row of the stage table (`stage`: a ftlab.contract.Stage, its name and version).
 
     Same text as stable_hash({"v", "stage", "stage_version", "inputs", "deps": sorted(deps)})."""
     deps_text = ",".join(map(encode_basestring_ascii, sorted(deps)))
     text = (
         f'{{"deps":[{deps_text}],"inputs":{inputs_json(inputs, memo=memo)},'
-        f'"stage":{_dumps(stage)},"stage_version":{STAGE_VERSIONS[stage]},"v":{IDENTITY_VERSION}}}'
+        f'"stage":{_dumps(stage.name)},"stage_version":{stage.version},"v":{IDENTITY_VERSION}}}'
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -132,7 +132,7 @@ class EvalInputs(StageInputs):
 class CurateInputs(StageInputs):
     """A dataset's `curate:` filters over the examples its data task wrote (ftlab.curate)."""
 
-    # As the spec gives them: a filter's defaults are its code's (a changed default bumps STAGE_VERSIONS["curate"]).
+    # As the spec gives them: a filter's defaults are its code's (a changed default bumps the curate row's version in ftlab.stages).
     filters: list[FilterSpec] = Field(serialization_alias="curate", description="applied in order")
     model_id: str | None = Field(serialization_alias="model", description="identity of the model a difficulty filter asks; None: no filter asks one")
     data_id: str = Field(serialization_alias="data", description="identity of the data task curated")
@@ -172,7 +172,3 @@ class ReportInputs(StageInputs):
     variables: list[str] = Field(description="sweep variables in sweep order, for tables")
     # Added with curation: an experiment without it keeps its report identity.
     curations: Annotated[dict[str, str] | None, OmitNone()] = Field(None, description="curate task key -> its dir")
-
-
-INPUTS = {"data": DataInputs, "model": ModelInputs, "curate": CurateInputs, "baseline": BaselineInputs,
-          "train": TrainInputs, "eval": EvalInputs, "report": ReportInputs}

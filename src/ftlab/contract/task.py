@@ -1,25 +1,35 @@
 """The stage contract: what a stage task is, how it is keyed, run, marked done, and checked ready.
 
-    result = stage_function("train")(task.inputs, ctx)   # run(inputs, ctx) -> StageResult
-    seconds = execute(task, ctx)                          # prepare dir, run, mark done (last)
-    is_done(task); missing_deps(task, graph)              # what every runner asks
+    result = task.definition.function()(task.inputs, ctx)   # run(inputs, ctx) -> StageResult
+    seconds = execute(task, ctx)                             # prepare dir, run, mark done (last)
+    is_done(task); missing_deps(task, graph)                 # what every runner asks
 
-A task is done when its out_dir holds `_done.json` with the task's identity. A task that was
+A task is done when its marker dir holds `_done.json` with the task's identity. A task that was
 interrupted (even by kill -9) has no `_done.json` and runs again; the train stage then resumes
 from its last complete checkpoint and the eval stage from its last scored checkpoint. A task whose
 identity changed (its inputs changed) has its old outputs moved aside, never silently mixed.
-Runners (ftlab.runners) decide only where `execute` runs; this module says what it does.
+
+`execute` is the one door into a stage, for every way a stage runs: in this process, on several
+GPUs through the stage's launcher (`accelerate launch`, whose ranks call `execute_rank`), and one
+part of a task on its own (`eval/<run>@<checkpoint>`: one checkpoint scored into the run's cache).
+Each writes the same `_started.json`, registry row and, on failure, `error.txt`.
+
+What a stage is (its entry point, inputs, version, kept outputs) is a `Stage` row of the one stage
+table, ftlab.stages; this module names no stage and imports none (entry points are "module:function"
+strings, imported when a task of that stage runs). Runners (ftlab.runners) decide only where
+`execute` runs; this module says what it does.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +37,45 @@ from ftlab import atomic
 from ftlab.errors import StageError
 from ftlab.contract.inputs import StageInputs
 
-# curate reads data (and a model, for difficulty) and feeds train; baselines read data only.
-STAGE_ORDER = ("data", "model", "curate", "baseline", "train", "eval", "report")
-# Stages that keep their outputs when their identity changes: they validate each cached piece
-# themselves (eval: per checkpoint, evaluator and split), so adding an evaluator runs only it.
-KEEPS_OUTPUTS = {"eval"}
 DONE = "_done.json"
 STARTED = "_started.json"
+ERROR = "error.txt"
+OUTPUTS = "_outputs.json"  # what rank 0 of a multi-process launch hands back to `execute`
+PARTS = "_parts"  # markers of the parts of a task run on their own: <out_dir>/_parts/<part>/
 REPORT_KEY = "report"
+
+
+def load_entry(entry: str) -> Any:
+    """"package.module:name" -> the object, imported now (lm-eval's lazy registration)."""
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table (ftlab.stages): everything the contract and the runners need to
+    know about a stage. Entry points are "module:function" strings: naming a stage imports nothing."""
+
+    name: str
+    entry: str  # run(inputs, ctx) -> StageResult
+    inputs: str  # "module:Class" of its frozen StageInputs model
+    version: int  # bump when the code changes what it produces: old outputs then re-run
+    slurm_group: str  # the sbatch group its tasks join: prepare | curate | train | eval | report
+    keeps_outputs: bool = False  # validates each cached piece itself (eval): not moved aside on a new identity
+    uses_torch: bool = True  # threads are set before it runs (ftlab.threads)
+    # launch(task, ctx) -> StageResult | None: runs the task in other processes (accelerate launch
+    # on several GPUs), or None when one process suffices
+    launcher: str | None = None
+    # run_part(inputs, ctx, part, run) -> StageResult: one part of a task on its own (eval: one checkpoint)
+    part_entry: str | None = None
+    # plan_parts(task, train_task, data_outputs, seen) -> (parts | None, why): the parts known at submit time
+    parts_planner: str | None = None
+
+    def function(self) -> Callable[..., StageResult]:
+        return load_entry(self.entry)
+
+    def inputs_class(self) -> type[StageInputs]:
+        return load_entry(self.inputs)
 
 
 def data_key(dataset: str, identity: str) -> str:
@@ -81,13 +122,29 @@ def run_key(stage: str, run_name: str) -> str:
 
 @dataclass(frozen=True)
 class Task:
-    stage: str
+    definition: Stage  # its row of the stage table
     key: str  # unique within the experiment, e.g. "train/lr0.001_s0"
     identity: str
     out_dir: Path
     deps: tuple[str, ...]
     inputs: StageInputs
     run: Any = None  # ftlab.spec.plan.Run of a train or eval task
+    part: str | None = None  # one part of the task run on its own (eval: a checkpoint's name)
+
+    @property
+    def stage(self) -> str:
+        return self.definition.name
+
+    @property
+    def marker_dir(self) -> Path:
+        """Where `_started.json`, `_done.json` and `error.txt` live: the out dir, or a part's own dir in it."""
+        return self.out_dir if self.part is None else self.out_dir / PARTS / self.part
+
+    def part_of(self, part: str, deps: tuple[str, ...]) -> Task:
+        """The task of one part of this one (key `<key>@<part>`), needing only `deps` to start."""
+        if self.definition.part_entry is None:
+            raise StageError(f"{self.key}: a {self.stage} task has no parts to run on their own")
+        return replace(self, key=f"{self.key}@{part}", part=part, deps=deps)
 
 
 @dataclass
@@ -100,6 +157,10 @@ class StageContext:
     spec_path: Path | None = None  # what `accelerate launch` hands back to `ftlab stage exec`
     key: str = ""  # the task's key, for messages
     threads: int | None = None  # the spec's `threads:` (ftlab.threads decides with the allocation)
+    # called with each checkpoint's manifest entry ({name, step, epoch, path}) once it is complete
+    # (step_0 when training starts): a runner starts work on it while training goes on
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None
+    run: Any = None  # ftlab.spec.plan.Run of a train or eval task
 
 
 @dataclass
@@ -112,39 +173,22 @@ class StageResult:
 StageFn = Callable[[StageInputs, StageContext], StageResult]
 
 
-def stage_function(stage: str) -> StageFn:
-    """Import lazily: the skip path of `ftlab run` must not pay for importing torch."""
-    if stage == "data":
-        from ftlab.data.stage import run_data as fn
-    elif stage == "model":
-        from ftlab.models.stage import run_model as fn
-    elif stage == "curate":
-        from ftlab.curate.stage import run_curate as fn
-    elif stage == "baseline":
-        from ftlab.baselines.stage import run_baseline as fn
-    elif stage == "train":
-        from ftlab.train.stage import run_train as fn
-    elif stage == "eval":
-        from ftlab.evaluate.stage import run_eval as fn
-    elif stage == "report":
-        from ftlab.reporting.stage import run_report as fn
-    else:
-        raise KeyError(stage)
-    return fn
-
-
 def context(task: Task, experiment_dir: Path, registry=None, spec_path: Path | None = None,
-            threads: int | None = None) -> StageContext:
-    return StageContext(task.out_dir, experiment_dir, registry, spec_path, task.key, threads)
+            threads: int | None = None, on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> StageContext:
+    return StageContext(task.out_dir, experiment_dir, registry, spec_path, task.key, threads, on_checkpoint, task.run)
+
+
+def _marked(marker: Path, identity: str) -> bool:
+    return marker.is_file() and atomic.read_json(marker).get("identity") == identity
 
 
 def is_done(task: Task) -> bool:
-    marker = task.out_dir / DONE
-    return marker.is_file() and atomic.read_json(marker).get("identity") == task.identity
+    """Its own done marker; a part is done too once its whole task is."""
+    return _marked(task.marker_dir / DONE, task.identity) or (task.part is not None and _marked(task.out_dir / DONE, task.identity))
 
 
 def done_outputs(task: Task) -> dict[str, Any]:
-    return atomic.read_json(task.out_dir / DONE)["outputs"]
+    return atomic.read_json(task.marker_dir / DONE)["outputs"]
 
 
 def missing_deps(task: Task, graph, ready: Iterable[str] = ()) -> list[str]:
@@ -153,27 +197,19 @@ def missing_deps(task: Task, graph, ready: Iterable[str] = ()) -> list[str]:
     return [d for d in task.deps if d not in ready and not is_done(graph.task(d))]
 
 
-def select_tasks(graph, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Task]:
-    only, skip = set(only), set(skip)
-    for name in only | skip:
-        if name not in STAGE_ORDER:
-            from ftlab.plugins import did_you_mean
-
-            raise StageError(f"Unknown stage '{name}'.{did_you_mean(name, STAGE_ORDER)} Available: {', '.join(STAGE_ORDER)}")
-    return [t for t in graph.tasks if (not only or t.stage in only) and t.stage not in skip]
-
-
 def execute(task: Task, ctx: StageContext, *, rerun: bool = False) -> float:
-    """Run one task: prepare its directory, run the stage, mark it done (atomically, last)."""
+    """Run one task (or one part of one): prepare its directory, run the stage, mark it done (atomically, last)."""
     prepare_dir(task, rerun=rerun)
-    atomic.write_json(task.out_dir / STARTED, {"identity": task.identity, "host": socket.gethostname(), "pid": os.getpid()})
+    marks = task.marker_dir
+    marks.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(marks / STARTED, {"identity": task.identity, "host": socket.gethostname(), "pid": os.getpid()})
     registry = ctx.registry
     run_id = task.run.run_id if task.run else None
     registry.stage_started(task.key, stage=task.stage, run_id=run_id, identity=task.identity,
                            config=task.inputs.model_dump(mode="json"), host=socket.gethostname(), pid=os.getpid())
     started = time.time()
     try:
-        if task.stage not in ("data", "report"):  # the stages that run torch; the others need not import it
+        if task.definition.uses_torch:  # the others need not import it
             from ftlab import threads
 
             threads.apply(ctx.threads)
@@ -181,41 +217,56 @@ def execute(task: Task, ctx: StageContext, *, rerun: bool = False) -> float:
     except BaseException as err:
         seconds = time.time() - started
         message = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
-        atomic.write_text(task.out_dir / "error.txt", traceback.format_exc())
+        atomic.write_text(marks / ERROR, traceback.format_exc())
         registry.stage_failed(task.key, identity=task.identity, error=message, seconds=seconds)
         raise
     seconds = time.time() - started
-    atomic.write_json(task.out_dir / DONE, {"identity": task.identity, "outputs": outputs, "seconds": seconds})
+    atomic.write_json(marks / DONE, {"identity": task.identity, "outputs": outputs, "seconds": seconds})
     registry.stage_finished(task.key, identity=task.identity, outputs=outputs, seconds=seconds)
     return seconds
 
 
 def run_stage(task: Task, ctx: StageContext) -> StageResult:
-    """Run the stage code here, or on several GPUs through `accelerate launch` (see ftlab.train.launch)."""
-    gpus = task.inputs.train.gpus if task.stage == "train" else 1
-    if gpus <= 1:
-        return stage_function(task.stage)(task.inputs, ctx)
-    import subprocess
+    """Run the stage code: one part of the task, or the whole task here, or through the stage's
+    launcher on several processes (train.gpus > 1: `accelerate launch`, see ftlab.train.launch)."""
+    row = task.definition
+    if task.part is not None:
+        return load_entry(row.part_entry)(task.inputs, ctx, task.part, task.run)
+    if row.launcher is not None:
+        launched = load_entry(row.launcher)(task, ctx)
+        if launched is not None:
+            return launched
+    return row.function()(task.inputs, ctx)
 
-    from ftlab.train.launch import launch_command, render_config
 
-    config = render_config(task.out_dir / "accelerate.yaml", gpus, task.inputs.train.distributed)
-    argv = launch_command(config, ctx.spec_path, task.key)
-    proc = subprocess.run(argv)
-    if proc.returncode != 0:
-        raise StageError(f"{task.key}: accelerate launch exited with {proc.returncode}; see the log above")
-    return StageResult(atomic.read_json(task.out_dir / "_outputs.json"))
+def execute_rank(task: Task, ctx: StageContext, *, main_rank: bool) -> StageResult:
+    """What each rank of a launch runs (`ftlab stage exec`): the stage code only, no bookkeeping;
+    rank 0 hands its outputs back to `execute` (in the launching process) through `_outputs.json`."""
+    result = task.definition.function()(task.inputs, ctx)
+    if main_rank:
+        atomic.write_json(task.out_dir / OUTPUTS, result.outputs)
+    return result
+
+
+def launched_outputs(task: Task) -> StageResult:
+    """The outputs rank 0 of a launch wrote (execute_rank), read back by the launcher."""
+    return StageResult(atomic.read_json(task.out_dir / OUTPUTS))
 
 
 def prepare_dir(task: Task, *, rerun: bool) -> None:
-    """Keep a partial run of the same identity (to resume); move anything else aside."""
+    """Keep a partial run of the same identity (to resume); move anything else aside. A part
+    shares its task's out dir: it only clears its own markers."""
+    if task.part is not None:
+        if rerun and task.marker_dir.exists():
+            shutil.rmtree(task.marker_dir)
+        task.out_dir.mkdir(parents=True, exist_ok=True)
+        return
     out = task.out_dir
     if out.exists():
-        started = out / STARTED
-        same = started.is_file() and atomic.read_json(started).get("identity") == task.identity
+        same = _marked(out / STARTED, task.identity)
         if rerun:
             shutil.rmtree(out)
-        elif not same and task.stage not in KEEPS_OUTPUTS and any(out.iterdir()):
+        elif not same and not task.definition.keeps_outputs and any(out.iterdir()):
             stale = out.with_name(f"{out.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
             out.rename(stale)
     out.mkdir(parents=True, exist_ok=True)

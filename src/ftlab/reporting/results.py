@@ -1,7 +1,7 @@
 """An experiment's results as one long DataFrame: the registry's metrics joined with its runs.
 
     import ftlab
-    df = ftlab.results("examples/quickstart.yaml")      # or the experiment's output directory
+    df = ftlab.results("examples/quickstart.yaml")      # or the experiment's output directory (ftlab.api)
     df[(df.selected) & (df.split == "test") & (df.metric == "accuracy")]
 
 One row per run x checkpoint x split x evaluator x metric (the shape of inspect-ai's log
@@ -49,30 +49,6 @@ def experiment_dir(spec_or_dir: str | Path) -> Path:
     from ftlab.spec.plan import load_plan
 
     return load_plan(path).output_dir
-
-
-def results(spec_or_dir: str | Path):
-    """Every recorded metric of the experiment as a pandas DataFrame (see the module docstring)."""
-    from ftlab.registry import Registry
-
-    path = Path(spec_or_dir)
-    only = None
-    if path.is_file():  # a spec: its plan's runs only (the registry may remember runs of an older sweep)
-        from ftlab.spec.plan import load_plan
-
-        plan = load_plan(path)
-        out, only = plan.output_dir, {r.run_id for r in plan.runs}
-        if plan.experiment.baselines is not None:  # its classical baselines are runs of the experiment too
-            from ftlab.graph import build_graph
-
-            only |= {t.inputs.run_id for t in build_graph(plan).tasks if t.stage == "baseline"}
-        order = list(dict.fromkeys(k for r in plan.runs for k in r.values))
-    else:
-        out, order = experiment_dir(path), None
-    if not (out / "registry.sqlite").is_file():
-        raise RegistryError(f"{out} has no registry.sqlite yet: run the experiment first (ftlab run SPEC).")
-    registry = Registry(out / "registry.sqlite")
-    return results_frame(registry.runs(), registry.metrics(), out, only=only, variables=order)
 
 
 def results_frame(runs: list[dict], metrics: list[dict], out: Path, *, only: set[str] | None = None,

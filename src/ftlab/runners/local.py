@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ftlab.errors import FtlabError, StageError
 from ftlab.graph import Graph
-from ftlab.contract import context, done_outputs, execute, is_done, missing_deps, select_tasks
+from ftlab.contract import context, done_outputs, execute, is_done, missing_deps
+from ftlab.stages import select_tasks
 
 
 @dataclass
@@ -95,7 +96,7 @@ def run_graph(
                 continue
             except Exception as err:  # a bug or a library error: keep the traceback in the registry
                 outcome.failed[task.key] = f"{type(err).__name__}: {err}"
-                echo(f"{head}: FAILED: {type(err).__name__}: {err} (traceback in {task.out_dir / 'error.txt'})")
+                echo(f"{head}: FAILED: {type(err).__name__}: {err} (traceback in {task.marker_dir / 'error.txt'})")
                 continue
             outcome.ran.append(task.key)
             echo(f"{head}: done in {seconds:.1f}s")

@@ -117,7 +117,6 @@ from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm import checkpoints, follow
 from ftlab.spec.plan import load_plan
-from ftlab.train.checkpoints import announce
 
 spec, log, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 calls = []
@@ -129,9 +128,9 @@ follow.slurm_command = fake
 graph = build_graph(load_plan(spec))
 registry = Registry(graph.plan.output_dir / "registry.sqlite")
 train = next(t for t in graph.tasks if t.stage == "train")
-with checkpoints.releasing(graph, train, registry):
-    announce({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})
-    announce({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})  # once is enough
+with checkpoints.releasing(graph, train, registry) as on_checkpoint:  # what the train stage's context calls
+    on_checkpoint({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})
+    on_checkpoint({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})  # once is enough
     if how == "term":
         os.kill(os.getpid(), signal.SIGTERM)  # a time limit or scancel of the running train task
     raise RuntimeError("training failed")
