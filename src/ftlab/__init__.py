@@ -11,7 +11,7 @@ The functions live in ftlab.api and are imported on first use, so `import ftlab`
 (no torch, no pandas) and `ftlab plan` never imports torch.
 """
 
-__version__ = "0.1.0"
+from ftlab.version import __version__
 
 API = ("validate", "plan", "run", "submit", "status", "cancel", "report", "results", "export_mlflow")
 __all__ = ["__version__", *API]

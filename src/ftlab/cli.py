@@ -14,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from ftlab import __version__, api
+from ftlab import api
 from ftlab.errors import FtlabError
 from ftlab.stages import ORDER
+from ftlab.version import __version__
 
 STAGES = ", ".join(ORDER)
 

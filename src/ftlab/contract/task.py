@@ -22,7 +22,6 @@ strings, imported when a task of that stage runs). Runners (ftlab.runners) decid
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import socket
@@ -35,6 +34,7 @@ from typing import Any
 
 from ftlab import atomic
 from ftlab.errors import StageError
+from ftlab.plugins import load_entry
 from ftlab.contract.inputs import StageInputs
 
 DONE = "_done.json"
@@ -43,12 +43,6 @@ ERROR = "error.txt"
 OUTPUTS = "_outputs.json"  # what rank 0 of a multi-process launch hands back to `execute`
 PARTS = "_parts"  # markers of the parts of a task run on their own: <out_dir>/_parts/<part>/
 REPORT_KEY = "report"
-
-
-def load_entry(entry: str) -> Any:
-    """"package.module:name" -> the object, imported now (lm-eval's lazy registration)."""
-    module, _, name = entry.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)

@@ -146,9 +146,9 @@ def _runs(df, runs: list[dict], rows: list[dict], experiment_dir: Path, e) -> st
 
 
 def _versions() -> list[tuple[str, str]]:
-    import ftlab
+    from ftlab.version import __version__
 
-    found = [("ftlab", ftlab.__version__), ("python", platform.python_version())]
+    found = [("ftlab", __version__), ("python", platform.python_version())]
     for lib in LIBRARIES:
         try:
             found.append((lib, metadata.version(lib)))
