@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
+from ftlab.contract import layout
 from ftlab.baselines.features import featurizers
 from ftlab.baselines.models import models
 from ftlab.data.stage import load_split
@@ -74,7 +75,7 @@ def run_baseline(inputs: BaselineInputs, ctx: StageContext) -> StageResult:
         "per_checkpoint": {s: [row] for s, row in at_best.items()},
         "features": feature_names,
     }
-    atomic.write_json(out / "summary.json", summary)
+    atomic.write_json(out / layout.SUMMARY, summary)  # the shape the eval stage writes
     return StageResult({"model": inputs.model, "chosen": point, "features": len(feature_names)})
 
 

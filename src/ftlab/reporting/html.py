@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
+from ftlab.contract import layout
 from ftlab.reporting.summary import aggregated_table
 from ftlab.contract.inputs import ReportInputs
 
@@ -136,8 +137,8 @@ def _runs(df, runs: list[dict], rows: list[dict], experiment_dir: Path, e) -> st
                 metrics_file = ev.replace(".jsonl", ".metrics.json")
                 if (experiment_dir / metrics_file).is_file():
                     links.append(f"<a href='../{e(metrics_file)}'>metrics</a>")
-        for extra in ("train/log_history.json", "eval/summary.json"):
-            if (experiment_dir / "runs" / r["name"] / extra).is_file():
+        for extra in (f"{layout.TRAIN}/{layout.LOG_HISTORY}", f"{layout.EVAL}/{layout.SUMMARY}"):
+            if (layout.run_dir(experiment_dir, r["name"]) / extra).is_file():
                 links.append(f"<a href='../runs/{e(r['name'])}/{extra}'>{extra}</a>")
         sweep = " ".join(f"{k}={v}" for k, v in r["sweep"].items())
         out.append(f"<tr><td>{r['index']}</td><td>{e(r['name'])}</td><td><code>{e(r['run_id'])}</code></td><td>{e(r['kind'])}</td>"

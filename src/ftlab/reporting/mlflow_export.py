@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftlab.contract import layout
 from ftlab.errors import FtlabError
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -93,8 +94,7 @@ def export_mlflow(graph, registry, target: str | Path, *, experiment: str | None
             metrics.append(Metric(key, float(m.value), stamp, int(m.step)))
             if m.selected:
                 metrics.append(Metric(f"selected/{key}", float(m.value), stamp, int(m.step)))
-        run_dir = out / "runs" / r["name"]
-        history = run_dir / "train" / "log_history.json"
+        history = layout.train_dir(out, r["name"]) / layout.LOG_HISTORY
         if history.is_file():
             for h in json.loads(history.read_text()):
                 for k, v in h.items():
@@ -103,7 +103,7 @@ def export_mlflow(graph, registry, target: str | Path, *, experiment: str | None
         for i in range(0, len(metrics), BATCH):
             client.log_batch(rid, metrics=metrics[i:i + BATCH])
         n_metrics += len(metrics)
-        for extra, where in ((run_dir / "eval" / "summary.json", "eval"), (history, "train")):
+        for extra, where in ((layout.eval_dir(out, r["name"]) / layout.SUMMARY, "eval"), (history, "train")):
             if extra.is_file():
                 client.log_artifact(rid, str(extra), where)
                 n_artifacts += 1

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ftlab.contract import layout
 from ftlab.plugins import Plugins
 from ftlab.reporting.summary import point_label
 
@@ -239,7 +240,7 @@ def loss_curves(c: Canvas, _: str | None) -> dict | None:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     drawn = 0
     for run in c.df["run"].unique():
-        path = c.experiment_dir / "runs" / run / "train" / "log_history.json"
+        path = layout.train_dir(c.experiment_dir, run) / layout.LOG_HISTORY
         if not path.is_file():
             continue
         history = [h for h in json.loads(path.read_text()) if "loss" in h and "step" in h]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
+from ftlab.contract import layout
 from ftlab.errors import RegistryError
 
 # The plan calls trained sweep runs "sweep"; the report says what they are.
@@ -65,11 +66,10 @@ def results_frame(runs: list[dict], metrics: list[dict], out: Path, *, only: set
     column_of = {v: (f"sweep_{v}" if v in FIXED_COLUMNS else v) for v in variables}
     info: dict[str, dict[str, Any]] = {}
     for r in runs:
-        run_dir = out / "runs" / r["name"]
-        summary_path = run_dir / "eval" / "summary.json"
+        summary_path = layout.eval_dir(out, r["name"]) / layout.SUMMARY
         summary = atomic.read_json(summary_path) if summary_path.is_file() else {}
         epochs = {}
-        ckpts = run_dir / "train" / "checkpoints.json"
+        ckpts = layout.train_dir(out, r["name"]) / layout.MANIFEST
         if ckpts.is_file():
             epochs = {c["name"]: c.get("epoch") for c in atomic.read_json(ckpts)}
         info[r["run_id"]] = {

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
+from ftlab.contract import layout
 from ftlab.reporting.results import meaningless
 
 COLUMNS = ("accuracy", "f1", "auroc")
@@ -19,7 +20,7 @@ def summary_rows(evals: dict[str, str]) -> list[dict[str, Any]]:
     """One row per run (in plan order) from its eval/summary.json; runs not evaluated yet are marked."""
     rows = []
     for name, eval_dir in evals.items():
-        path = Path(eval_dir) / "summary.json"
+        path = Path(eval_dir) / layout.SUMMARY
         if not path.is_file():
             rows.append({"run": name, "status": "not evaluated"})
             continue
