@@ -6,15 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
-from ftlab.cli import main
+import ftlab
 from tests.conftest import write_spec
 
 
 def _states(spec: Path, capsys) -> dict[str, str]:
-    capsys.readouterr()
-    assert main(["run", str(spec), "--dry-run"]) == 0
-    rows = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.strip()]
-    return {key.split("-")[0]: state.strip() for key, state in rows}
+    return {key.split("-")[0]: state for key, state in ftlab.run(spec, dry_run=True).planned}
 
 
 def test_data_task_follows_content_not_where_the_experiment_lives(tmp_path: Path, capsys):
@@ -24,7 +21,7 @@ def test_data_task_follows_content_not_where_the_experiment_lives(tmp_path: Path
     (here / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = write_spec(here)
     spec.write_text(spec.read_text().replace("generate: {name: hem, n: 240, seed: 0}}", "path: data/train.jsonl}", 1))
-    assert main(["run", str(spec), "--only", "data"]) == 0
+    assert ftlab.run(spec, only=["data"]).ok
     assert _states(spec, capsys)["data/train"] == "done, would skip"
     # Runtime: the resolved file path. The whole experiment (spec, data, outputs) moved elsewhere.
     there = tmp_path / "there"
@@ -42,7 +39,7 @@ def test_data_task_follows_content_not_where_the_experiment_lives(tmp_path: Path
 
 def test_train_task_ignores_runtime_train_fields_and_eval_settings(tmp_path: Path, capsys):
     spec = write_spec(tmp_path)
-    assert main(["run", str(spec), "--only", "data", "model", "train"]) == 0
+    assert ftlab.run(spec, only=["data", "model", "train"]).ok
     text = spec.read_text()
     assert _states(spec, capsys)["train/run"] == "done, would skip"
     for runtime in (("logging_steps: 5", "logging_steps: 7"), ("eval: {batch_size: 32}", "eval: {batch_size: 8, exclude_final: true}")):

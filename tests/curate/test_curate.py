@@ -11,9 +11,10 @@ from collections import Counter
 import pytest
 import yaml
 
-from ftlab.cli import main
+import ftlab
 from ftlab.curate.filters import FilterContext, filters
 from ftlab.data.generate import generators
+from ftlab.errors import FtlabError
 
 
 def _apply(name, examples, **options):
@@ -79,8 +80,9 @@ def test_validate_names_a_misspelt_filter_and_bad_options(tmp_path, capsys):
     spec = json.loads(json.dumps(SPEC))
     spec["datasets"][0]["curate"][0]["token_limt"] = 5
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
-    assert main(["validate", str(tmp_path / "s.yaml")]) != 0
-    err = capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(tmp_path / "s.yaml")
+    err = str(caught.value)
     assert "datasets[0].curate[1].name" in err and "Did you mean 'diversity'" in err
     assert "datasets[0].curate[0].token_limt" in err and "Did you mean 'token_limit'" in err
     assert "datasets[1].curate" in err and "only the train dataset may be curated" in err

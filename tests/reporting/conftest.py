@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import ftlab
+
 SPEC = """
 name: reptiny
 output_dir: out
@@ -56,9 +58,7 @@ def write_experiment(directory: Path, checks: str = CHECKS) -> Path:
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> Path:
-    """The spec of a finished experiment (ftlab run through the real CLI)."""
-    from ftlab.cli import main
-
+    """The spec of a finished experiment (ftlab.run, as the CLI runs it)."""
     spec = write_experiment(tmp_path_factory.mktemp("report") / "exp")
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     return spec

@@ -122,7 +122,7 @@ def test_mlflow_export_reads_back(finished, tmp_path):
 
     store = tmp_path / "mlruns"
     for _ in range(2):  # a second export replaces the first, it does not duplicate runs
-        assert main(["export", "mlflow", str(finished), "--tracking-uri", str(store)]) == 0
+        assert ftlab.export_mlflow(finished, store).runs == 5  # 4 trained + untuned (the report has its own run)
     client = MlflowClient(tracking_uri=store.as_uri())
     exp = client.get_experiment_by_name("reptiny")
     runs = client.search_runs([exp.experiment_id])

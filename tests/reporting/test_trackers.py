@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ftlab.cli import main
+import ftlab
 from ftlab.spec.identity import run_id
 from ftlab.spec.plan import load_plan
 from tests.conftest import write_spec
@@ -22,7 +22,7 @@ def test_tensorboard_event_file_is_written(tmp_path):
     # RUNTIME: a tracker does not change results, so the run keeps its id.
     a, b = load_plan(spec).runs[0], load_plan(plain).runs[0]
     assert run_id(a.config, kind=a.kind, seed=a.seed, values=a.values) == b.run_id
-    assert main(["run", str(spec), "--only", "data", "model", "train"]) == 0
+    assert ftlab.run(spec, only=["data", "model", "train"]).ok
     events = list((tmp_path / "tb" / "out" / "runs").rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
 
@@ -31,5 +31,5 @@ def test_tensorboard_event_file_is_written(tmp_path):
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     assert "train/loss" in acc.Tags()["scalars"] and len(acc.Scalars("train/loss")) >= 2
-    assert main(["run", str(plain), "--only", "data", "model", "train"]) == 0
+    assert ftlab.run(plain, only=["data", "model", "train"]).ok
     assert not list((tmp_path / "plain" / "out" / "runs").rglob("events.out.tfevents.*"))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import ftlab
 from ftlab.cli import main
 from ftlab.graph import build_graph
 from ftlab.runners.slurm.estimate import estimate
@@ -89,8 +90,7 @@ def test_golden_train_script_of_the_weighted_loss_sweep(tmp_path: Path, monkeypa
     shutil.copytree(REPO / "examples" / "clusters", tmp_path / "clusters")  # the spec's own profile (--cluster overrides it)
     spec.write_text((REPO / "examples" / "weighted_loss.yaml").read_text().replace("output_dir: ../runs/weighted_loss_full", "output_dir: out"))
     shutil.copy(FIXTURES / "gpu_cluster.yaml", tmp_path / "cluster.yaml")
-    assert main(["submit", str(spec), "--dry-run", "--scale", "full", "--cluster", str(tmp_path / "cluster.yaml")]) == 0
-    capsys.readouterr()
+    assert ftlab.submit(spec, dry_run=True, scale="full", cluster=tmp_path / "cluster.yaml").jobs
     text = (tmp_path / "out" / "slurm" / "scripts" / "train.sbatch").read_text()
     assert "export FTLAB_SCALE=full" in text  # every job reads the full-scale experiment
     assert "#SBATCH --array=0-18" in text and "#SBATCH --gres=gpu:4" in text
@@ -111,7 +111,7 @@ def test_values_reach_the_job_intact_through_bash(tmp_path: Path):
     value = "x'y $(touch PWNED4) `touch PWNED5` \"z\"\nsecond line"
     (nasty / "cluster.yaml").write_text(json.dumps({"ftlab": str(wrapper), "env": {"NASTY": value}}))
     spec.write_text(spec.read_text() + "cluster: cluster.yaml\n")
-    assert main(["submit", str(spec), "--dry-run"]) == 0
+    assert ftlab.submit(spec, dry_run=True).jobs
     graph = build_graph(load_plan(spec))
     out = graph.plan.output_dir
     for task in graph.tasks:  # run names cannot escape the experiment directory
