@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftlab.errors import StageError
+from ftlab.errors import RequirementNotDone, StageError
 
 Echo = Callable[[str], None]
 
@@ -276,7 +276,7 @@ def _run_required(plan, echo: Echo) -> RunResult:
     return result
 
 
-def run_task(spec, key: str, *, rerun: bool = False, echo: Echo | None = print) -> float | None:
+def run_task(spec, key: str, *, rerun: bool = False) -> float | None:
     """Run one stage task (or one part of one: eval/<run>@<checkpoint>) whose dependencies are done,
     as a SLURM job does; None when it was done already. A train task under SLURM releases its
     run's held checkpoint evals as each checkpoint is written."""
@@ -362,10 +362,6 @@ def submit(spec, *, dry_run: bool = False, resubmit_failed: bool = False, cluste
         result = SlurmRunner(registry, profile).submit(graph, dry_run=dry_run, resubmit_failed=resubmit_failed)
     where = slurm_dir(graph)
     return Submission(result, describe(result, dry_run=dry_run), where / "scripts", where / "logs", todo)
-
-
-class RequirementNotDone(StageError):
-    """A spec this one `requires:` has tasks not done, so this one cannot be submitted yet."""
 
 
 @dataclass

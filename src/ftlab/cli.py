@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ftlab import api
-from ftlab.errors import FtlabError
+from ftlab.errors import FtlabError, RequirementNotDone
 from ftlab.stages import ORDER
 from ftlab.version import __version__
 
@@ -224,7 +224,7 @@ def cmd_status(args) -> int:
 def cmd_submit(args) -> int:
     try:
         done = api.submit(args.spec, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed, cluster=args.cluster)
-    except api.RequirementNotDone as err:
+    except RequirementNotDone as err:  # exit 1, as before: the spec is fine, its order of work is not
         print(f"error: {err}", file=sys.stderr)
         return 1
     for spec, todo in done.requires_first:
