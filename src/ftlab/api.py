@@ -125,10 +125,10 @@ class Validation:
     warnings: list[str] = field(default_factory=list)
 
 
-def validate(spec, *, max_runs: int | None = None, scale: str | None = None, warn: Echo | None = None) -> Validation:
+def validate(spec, *, max_runs: int | None = None, scale: str | None = None, warn: Echo | None = _stderr) -> Validation:
     """Check a spec and read its datasets (and those of the specs it requires); SpecError or
-    DataError lists every problem at once. The plan's warnings are in the result (and said
-    through `warn`, when given, as soon as the spec is read)."""
+    DataError lists every problem at once. The plan's warnings are in the result, and said
+    through `warn` (default: stderr; None: silent) as soon as the spec is read."""
     from ftlab.data.check import check_plan
 
     with scaled(scale):
@@ -460,3 +460,15 @@ def export_mlflow(spec, tracking_uri: str | Path, *, experiment: str | None = No
 
     graph, registry = graph_of(spec)
     return export(graph, registry, tracking_uri, experiment=experiment)
+
+
+def build_tiny(out: Path, config, *, corpus: Iterable[Path] = ()) -> Path:
+    """A tiny random-init model (ftlab.models.tiny.TinyConfig) with a tokenizer trained on the text
+    of these datasets (default: 2,000 generated HEM examples), saved as a normal HF directory."""
+    from ftlab.data.formats import load_examples
+    from ftlab.data.generate import generators
+    from ftlab.models.tiny import build_tiny as build
+
+    examples = [e for path in corpus for e in load_examples(path)] or generators.get("hem")(n=2000, split="train", seed=0)
+    texts = [m["content"] for e in examples for m in e.prompt] + [e.completion for e in examples]
+    return build(out, config, texts)

@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_validate(args) -> int:
-    done = api.validate(args.spec, max_runs=args.max_runs, warn=_stderr)
+    done = api.validate(args.spec, max_runs=args.max_runs)
     print(f"{args.spec}: OK, {done.runs} runs")
     print("\n".join(["data:"] + done.data))
     for spec, runs in done.required:
@@ -272,23 +272,15 @@ def cmd_stage_exec(args) -> int:
 
 
 def cmd_build_tiny(args) -> int:
-    from ftlab.data.formats import load_examples
-    from ftlab.data.generate import generators
-    from ftlab.models.tiny import TinyConfig, build_tiny
+    from ftlab.models.tiny import TinyConfig
 
-    examples = [e for path in args.corpus for e in load_examples(path)] or generators.get("hem")(n=2000, split="train", seed=0)
-    texts = [m["content"] for e in examples for m in e.prompt] + [e.completion for e in examples]
     cfg = TinyConfig(
         architecture=args.architecture, hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads,
         num_kv_heads=args.kv_heads, intermediate_size=4 * args.hidden_size, vocab_size=args.vocab_size, seed=args.seed,
     )
-    out = build_tiny(args.out, cfg, texts)
+    out = api.build_tiny(args.out, cfg, corpus=args.corpus)
     print(f"built {cfg.architecture} tiny model in {out}")
     return 0
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def _values(values: dict) -> str:
