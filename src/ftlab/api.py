@@ -79,13 +79,11 @@ def graph_of(spec, *, warn: Echo | None = _stderr):
 
 
 def record_runs(graph, registry) -> None:
-    """Every run of the plan in the registry (its index, name, sweep values, effective config):
-    results() joins metrics with these rows, so a run not recorded has no results."""
-    from ftlab.spec.identity import effective_config
+    """Every run of the plan in the registry: results() joins metrics with these rows (the local
+    and SLURM runners record them themselves; `ftlab stage run` records them here)."""
+    from ftlab.runners.base import record_runs as record
 
-    for r in graph.plan.runs:
-        registry.upsert_run(r.run_id, index=r.index, name=r.name, kind=r.kind, seed=r.seed, sweep=r.values,
-                            config=effective_config(r.config))
+    record(graph, registry)
 
 
 def required_plans(plan) -> list:
@@ -248,7 +246,7 @@ def _run_graph(graph, result: RunResult, *, rerun=False, only=(), skip=(), rerun
     from ftlab.runners.local import LocalRunner
 
     graph, registry = graph_of(graph)
-    record_runs(graph, registry)
+    record_runs(graph, registry)  # before forgetting results: the registry knows every run first
     if rerun_evaluators:
         from ftlab.evaluate.stage import forget_results
 
@@ -357,8 +355,6 @@ def submit(spec, *, dry_run: bool = False, resubmit_failed: bool = False, cluste
             path, n = todo[0]
             raise RequirementNotDone(f"this spec requires {rel(path)}, which has {n} tasks not done; "
                                      f"run or submit it first (ftlab run {rel(path)})")
-        if not dry_run:
-            record_runs(graph, registry)
         result = SlurmRunner(registry, profile).submit(graph, dry_run=dry_run, resubmit_failed=resubmit_failed)
     where = slurm_dir(graph)
     return Submission(result, describe(result, dry_run=dry_run), where / "scripts", where / "logs", todo)

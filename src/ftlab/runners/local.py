@@ -41,6 +41,9 @@ class LocalRunner:
         self.registry, self.echo = registry, echo
 
     def submit(self, graph: Graph, *, rerun: bool = False, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Outcome:
+        from ftlab.runners.base import record_runs
+
+        record_runs(graph, self.registry)  # before any stage: results() joins metrics with these rows
         return run_graph(graph, self.registry, rerun=rerun, only=only, skip=skip, echo=self.echo)
 
     def status(self, graph: Graph) -> dict[str, str]:
