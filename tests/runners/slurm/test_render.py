@@ -203,3 +203,20 @@ def test_curation_gets_its_own_time_row_and_baselines_wait_for_the_curated_set(t
     assert ("afterany", "baselines") in {(d.kind, d.group) for d in jobs["report"].depends}
     cost = estimate(graph, profile)  # the curate array's GPU time is counted too
     assert cost.gpu_hours["curate"] == jobs["curate"].resources.gpus * 8.0 > 0
+
+
+def test_curation_that_asks_no_model_is_prepare_work_and_costs_no_gpu(tmp_path: Path):
+    """quality/length/random filters are CPU seconds: in the prepare job, not a GPU array, and the
+    estimate (the sum of what would be submitted) counts no curate GPU-hours."""
+    from ftlab.runners.slurm.render import build_jobs
+
+    spec = _sweep_spec(tmp_path, "gpu_cluster.yaml")
+    train = "generate: {name: hem, n: 240, seed: 0}"
+    spec.write_text(spec.read_text().replace(train, train + ", curate: [{name: quality}]", 1))
+    graph = build_graph(load_plan(spec))
+    profile = load_profile(tmp_path / "cluster.yaml")
+    jobs = {j.group: j for j in build_jobs(graph, {t.key for t in graph.tasks}, {}, profile)}
+    assert "curate" not in jobs and any(k.startswith("curate/") for k in jobs["prepare"].keys)
+    assert jobs["prepare"].keys.index(next(k for k in jobs["prepare"].keys if k.startswith("curate/"))) > \
+        jobs["prepare"].keys.index(next(k for k in jobs["prepare"].keys if k.startswith("data/train")))
+    assert "curate" not in estimate(graph, profile).gpu_hours

@@ -109,7 +109,11 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         return Dependency("afterok", job_refs=refs) if refs else None
 
     def group_of(task) -> str:
-        return task.definition.slurm_group  # the stage table's SLURM group (ftlab.stages)
+        """The stage table's SLURM group (ftlab.stages). The curate group is an array on the model's
+        GPUs for curation that asks a model (difficulty); one that asks none (quality, length, random)
+        is CPU work of seconds, done in prepare, as the cost estimate has always counted it."""
+        group = task.definition.slurm_group
+        return "prepare" if group == "curate" and task.inputs.model_dir is None else group
 
     curated = {t.key for t in chosen if group_of(t) == "curate"}
     # CPU work of minutes (data, model, baselines) goes in prepare, unless it reads a set curated now.
