@@ -45,7 +45,9 @@ def resource_lines(graph, profile) -> list[str]:
     lines = [f"prepare/report {' '.join(cpu.sbatch_options())}"]
     for line, runs in seen.items():
         lines.append(f"{line}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
-    curates = [t for t in graph.tasks if t.stage == "curate" and t.inputs.model_dir is not None]
+    from ftlab.runners.slurm.render import slurm_group
+
+    curates = [t for t in graph.tasks if slurm_group(t) == "curate"]
     if curates:  # a difficulty filter asks a model: its own array on that model's GPUs (render.py)
         exp = graph.plan.experiment
         res = choose_for_run(table, model_size(graph.plan, exp), stage="curate", exp=exp, limits=profile.limits)

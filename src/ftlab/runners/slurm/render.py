@@ -85,6 +85,14 @@ def default_ftlab(profile: ClusterProfile) -> str:
     return str(here) if here.is_file() else "ftlab"
 
 
+def slurm_group(task) -> str:
+    """The stage table's SLURM group of a task (ftlab.stages). The curate group is an array on the
+    model's GPUs for curation that asks a model (difficulty); one that asks none (quality, length,
+    random) is CPU work of seconds, done in prepare."""
+    group = task.definition.slurm_group
+    return "prepare" if group == "curate" and task.inputs.model_dir is None else group
+
+
 def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profile: ClusterProfile,
                notes: list[str] | None = None) -> list[Job]:
     """Jobs for the task keys in `submit`; `in_flight` maps keys already queued to their job refs.
@@ -108,12 +116,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         refs = tuple(sorted({in_flight[d] for d in task.deps if d in in_flight}))
         return Dependency("afterok", job_refs=refs) if refs else None
 
-    def group_of(task) -> str:
-        """The stage table's SLURM group (ftlab.stages). The curate group is an array on the model's
-        GPUs for curation that asks a model (difficulty); one that asks none (quality, length, random)
-        is CPU work of seconds, done in prepare, as the cost estimate has always counted it."""
-        group = task.definition.slurm_group
-        return "prepare" if group == "curate" and task.inputs.model_dir is None else group
+    group_of = slurm_group
 
     curated = {t.key for t in chosen if group_of(t) == "curate"}
     # CPU work of minutes (data, model, baselines) goes in prepare, unless it reads a set curated now.
