@@ -181,7 +181,7 @@ class RunResult:
     output_dir: Path
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # key -> first line of the error
+    failed: dict[str, str] = field(default_factory=dict)  # key -> why: the domain error's message, or "Type: message"
     blocked: list[str] = field(default_factory=list)
     errors: dict[str, Path] = field(default_factory=dict)  # key -> its error.txt (a traceback) where written
     required: list[RunResult] = field(default_factory=list)  # the `requires:` experiments, run first
@@ -246,12 +246,11 @@ def _run_graph(graph, result: RunResult, *, rerun=False, only=(), skip=(), rerun
     from ftlab.runners.local import LocalRunner
 
     graph, registry = graph_of(graph)
-    record_runs(graph, registry)  # before forgetting results: the registry knows every run first
     if rerun_evaluators:
         from ftlab.evaluate.stage import forget_results
 
         forget_results(graph, list(rerun_evaluators))  # and un-marks the eval tasks: they run, keeping the rest
-    outcome = LocalRunner(registry, echo=echo).submit(graph, rerun=rerun, only=only, skip=skip)
+    outcome = LocalRunner(registry, echo=echo).submit(graph, rerun=rerun, only=only, skip=skip)  # records the runs first
     result.ran, result.skipped, result.failed, result.blocked = outcome.ran, outcome.skipped, outcome.failed, outcome.blocked
     for key in outcome.failed:
         error = graph.task(key).marker_dir / ERROR
