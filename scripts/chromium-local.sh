@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's chromium for the HTML report test (tests/report/test_html.py), installed like SLURM is.
+# Debian's chromium for the HTML report test (tests/reporting/test_html.py), installed like SLURM is.
 #
 #   scripts/chromium-local.sh install   # apt-get installs chromium if it is missing (~30 s, ~300 MB)
 #   scripts/chromium-local.sh path      # prints the browser's path, exit 1 when missing

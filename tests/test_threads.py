@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+import ftlab
 from ftlab import threads
 from ftlab.errors import FtlabError
 
@@ -53,10 +54,9 @@ def test_a_stage_runs_with_the_spec_threads(clean_env, tmp_path):
     """End to end: the spec's `threads: 1` reaches the train stage (it records torch's count)."""
     from tests.conftest import write_spec
 
-    from ftlab.cli import main
-
+    
     torch.set_num_threads(2)
     spec = write_spec(tmp_path)
     spec.write_text("threads: 1\n" + spec.read_text())
-    assert main(["run", str(spec), "--only", "data", "model", "train"]) == 0
+    assert ftlab.run(spec, only=["data", "model", "train"]).ok
     assert torch.get_num_threads() == 1

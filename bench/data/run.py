@@ -83,8 +83,8 @@ def child(case: str, path: str, out: str) -> None:
     n = 0
     if case == "stage":
         from ftlab.spec.schema import Dataset
-        from ftlab.stages import StageContext
-        from ftlab.stages.inputs import DataInputs
+        from ftlab.contract import StageContext
+        from ftlab.contract.inputs import DataInputs
 
         inputs = DataInputs(dataset=Dataset(name="train", role="train", path=str(path)), file=str(path), labels=None,
                             label_field=None, positive=None)

@@ -10,7 +10,7 @@ Two spec shapes per size, both the tiny model and generated data of tests/confte
   which is what the YAML loader has to get through.
 Timed, wall clock: `load_plan` in this process (parse, validate every point, names, run ids: the spec
 side), and the whole `ftlab validate` and `ftlab plan --json` processes (Python start included; plan
-also builds the stage graph and its identities, ftlab.pipeline). Best of --repeats.
+also builds the stage graph and its identities, ftlab.graph). Best of --repeats.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main() -> int:
         "",
         "`.venv/bin/python bench/plan_scale/run.py --append`: seconds, best of "
         f"{args.repeats} (100,000-run `ftlab plan`: one run). `load_plan` is the spec side in process;",
-        "`ftlab validate` / `ftlab plan --json` are whole processes (plan adds the stage graph of ftlab.pipeline).",
+        "`ftlab validate` / `ftlab plan --json` are whole processes (plan adds the stage graph of ftlab.graph).",
         f"Each cell is wall / CPU seconds; the 1-minute load average was {load_average:.1f} on {os.cpu_count()} cores when it started",
         "(above the core count, wall time includes waiting for a core; CPU time is the work itself).",
         f"Before issue 10 (the issue's numbers): `ftlab plan` of 10,000 runs 6.2 s, of 100,000 > 60 s.",

@@ -1,14 +1,29 @@
 """ftlab: run LLM fine-tuning research experiments end to end from one spec.
 
 Pipeline: spec -> plan (runs) -> data -> train -> eval (every checkpoint) -> report,
-executed by a runner (local today) and recorded in one SQLite registry.
+executed by a runner (local or SLURM) and recorded in one SQLite registry.
+
+    import ftlab
+    ftlab.validate("spec.yaml"); ftlab.plan("spec.yaml"); ftlab.run("spec.yaml")
+    ftlab.results("spec.yaml"); ftlab.report("spec.yaml").html
+
+The functions live in ftlab.api and are imported on first use, so `import ftlab` stays light
+(no torch, no pandas) and `ftlab plan` never imports torch.
 """
 
-__version__ = "0.1.0"
+from ftlab.version import __version__
+
+API = ("validate", "plan", "run", "submit", "status", "cancel", "report", "results", "export_mlflow")
+__all__ = ["__version__", *API]
 
 
-def results(spec_or_dir):
-    """The experiment's metrics as a pandas DataFrame; see ftlab.report.results (pandas loads only here)."""
-    from ftlab.report.results import results as _results
+def __getattr__(name: str):
+    if name in API:
+        from ftlab import api
 
-    return _results(spec_or_dir)
+        return getattr(api, name)
+    raise AttributeError(f"module 'ftlab' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *API])

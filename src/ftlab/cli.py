@@ -1,4 +1,5 @@
-"""The `ftlab` command line: a thin layer over the library. Every command's --help ends with an example.
+"""The `ftlab` command line: it parses arguments, calls the Python API (ftlab.api) and prints; every
+domain error becomes one message and exit code 2. Every command's --help ends with an example.
 
     ftlab validate examples/quickstart.yaml
     ftlab plan examples/quickstart.yaml --json
@@ -13,9 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from ftlab.errors import FtlabError
+from ftlab import api
+from ftlab.errors import FtlabError, RequirementNotDone
+from ftlab.stages import ORDER
+from ftlab.version import __version__
 
-STAGES = "data, model, train, eval, report"
+STAGES = ", ".join(ORDER)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  ftlab run examples/quickstart.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ftlab {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     p = _command(sub, "validate", "Check a spec and read its datasets; report every problem at once.", "ftlab validate spec.yaml --max-runs 200000", cmd_validate)
@@ -144,65 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plan(spec: Path, max_runs: int | None = None):
-    from ftlab.spec.plan import load_plan
-
-    plan = load_plan(spec, max_runs=max_runs)
-    for warning in plan.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return plan
-
-
-def _graph(spec: Path):
-    from ftlab.pipeline import build_graph
-
-    graph = build_graph(_plan(spec))
-    return graph, _registry(graph)
-
-
-def _registry(graph):
-    from ftlab.registry import Registry
-
-    return Registry(graph.plan.output_dir / "registry.sqlite")
-
-
 def cmd_validate(args) -> int:
-    plan = _plan(args.spec, args.max_runs)
-    from ftlab.data.check import check_plan
-
-    data = check_plan(plan)  # reads every dataset; DataError lists every bad row
-    print(f"{args.spec}: OK, {len(plan.runs)} runs")
-    print("\n".join(["data:"] + data))
-    for req in _required_plans(plan):
-        check_plan(req)
-        print(f"requires {_rel(req.spec_path)}: OK, {len(req.runs)} runs (ftlab run runs it first)")
+    done = api.validate(args.spec, max_runs=args.max_runs)
+    print(f"{args.spec}: OK, {done.runs} runs")
+    print("\n".join(["data:"] + done.data))
+    for spec, runs in done.required:
+        print(f"requires {api.rel(spec)}: OK, {runs} runs (ftlab run runs it first)")
     return 0
 
 
 def cmd_plan(args) -> int:
-    plan = _plan(args.spec, args.max_runs)
-    from ftlab.pipeline import build_graph
-    from ftlab.runners.slurm.estimate import estimate, resource_lines
-    from ftlab.runners.slurm.profile import profile_for
-
-    rows = [{"index": r.index, "name": r.name, "kind": r.kind, "seed": r.seed, "values": r.values, "run_id": r.run_id} for r in plan.runs]
-    graph, profile = build_graph(plan), profile_for(plan, args.cluster)
-    cost = estimate(graph, profile) if args.cost else None
+    view = api.plan(args.spec, max_runs=args.max_runs, cost=args.cost, cluster=args.cluster)
+    rows, cost, graph, profile = view.runs, view.cost, view.graph, view.profile
     if args.json:
         from ftlab.jsonout import dumps_rows
 
         print(json.dumps({"runs": rows, "cost": cost.as_dict()}, indent=2) if cost else dumps_rows(rows))
         return 0
-    from ftlab.report.summary import table
+    from ftlab.reporting.summary import table
 
     print(table(["index", "name", "kind", "seed", "values", "run id"], [[r["index"], r["name"], r["kind"], r["seed"], _values(r["values"]), r["run_id"]] for r in rows]))
-    print(f"\n{len(rows)} runs -> {plan.output_dir}")
+    print(f"\n{len(rows)} runs -> {view.output_dir}")
     extra = [t for t in graph.tasks if t.stage in ("curate", "baseline")]  # seed 003 curation, seed 000 baselines
     for t in extra:
         print(f"  {t.key}: " + (", ".join(f.name for f in t.inputs.filters) if t.stage == "curate"
                                  else f"{t.inputs.name} (scikit-learn, chosen on {t.inputs.select.split})"))
     print(f"\nSLURM resources (policy {profile.policy}, profile {profile.source or 'default'}):")
-    print("\n".join("  " + line for line in resource_lines(graph, profile)))
+    print("\n".join("  " + line for line in view.resources))
     if cost:
         print("\ncost estimate:")
         print("\n".join("  " + line for line in cost.lines))
@@ -210,250 +183,104 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ftlab.pipeline import build_graph
-    from ftlab.runners.local import LocalRunner
-    from ftlab.stages import is_done, select_tasks
-
-    plan = _plan(args.spec)
-    required = _required_plans(plan)
+    done = api.run(args.spec, rerun=args.rerun, only=args.only, skip=args.skip, dry_run=args.dry_run,
+                   rerun_evaluators=args.rerun_evaluators)
     if args.dry_run:
-        for req in required:
-            todo = _not_done(req)
-            print(f"requires {_rel(req.spec_path)}: " + (f"would run it first ({len(todo)} tasks)" if todo else "done"))
-    else:
-        for req in required:  # innermost first: a judge's spec before the spec whose eval reads it
-            if _run_required(req) != 0:
-                print(f"error: {_rel(req.spec_path)}, which this spec requires, did not finish; fix it and run again", file=sys.stderr)
-                return 1
-        if required:
-            plan = _plan(args.spec)  # again: paths the required experiments wrote now exist
-    graph = build_graph(plan)
-    if args.dry_run:
-        for task in select_tasks(graph, args.only, args.skip):
-            state = "done, would skip" if is_done(task) and not args.rerun else "would run"
-            print(f"{task.key:<40} {state}")
+        for spec, todo in done.required_todo:
+            print(f"requires {api.rel(spec)}: " + (f"would run it first ({todo} tasks)" if todo else "done"))
+        for key, state in done.planned:
+            print(f"{key:<40} {state}")
         return 0
-    registry = _registry(graph)
-    _record_runs(graph, registry)
-    rerun, only = args.rerun, args.only
-    if args.rerun_evaluators:
-        from ftlab.evaluate.stage import forget_results
-
-        forget_results(graph, args.rerun_evaluators)  # and un-marks the eval tasks: they run, keeping the rest
-    outcome = LocalRunner(registry).submit(graph, rerun=rerun, only=only, skip=args.skip)
-    summary = graph.plan.output_dir / "report" / "summary.txt"
-    if summary.is_file():
-        print("\n" + summary.read_text().rstrip())
-    if (summary.parent / "index.html").is_file():
-        print(f"\nHTML report: {summary.parent / 'index.html'}")
-    print(f"\nran {len(outcome.ran)}, skipped {len(outcome.skipped)} (done), failed {len(outcome.failed)}, blocked {len(outcome.blocked)}; results in {graph.plan.output_dir}")
-    for key, error in outcome.failed.items():
+    if done.failed_requirement is not None:
+        print(f"error: {api.rel(done.failed_requirement)}, which this spec requires, did not finish; fix it and run again", file=sys.stderr)
+        return 1
+    if done.summary is not None:
+        print("\n" + done.summary)
+    if done.report is not None:
+        print(f"\nHTML report: {done.report}")
+    print(f"\nran {len(done.ran)}, skipped {len(done.skipped)} (done), failed {len(done.failed)}, blocked {len(done.blocked)}; results in {done.output_dir}")
+    for key, error in done.failed.items():
         print(f"failed: {key}: {error.splitlines()[0]}", file=sys.stderr)
-    return 1 if outcome.failed or outcome.blocked else 0
-
-
-def _required_plans(plan) -> list:
-    """Every spec that `requires:` reaches, each once, those it requires before it."""
-    out: list = []
-    for req in plan.requires:
-        for p in [*_required_plans(req), req]:
-            if all(p.spec_path != q.spec_path for q in out):
-                out.append(p)
-    return out
-
-
-def _not_done(plan) -> list:
-    """The stage tasks of a (required) experiment that are not done."""
-    from ftlab.pipeline import build_graph
-    from ftlab.stages import is_done
-
-    return [t for t in build_graph(plan).tasks if not is_done(t)]
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _run_required(plan) -> int:
-    """Run a required experiment locally (its done tasks are skipped); 0 when nothing failed."""
-    from ftlab.pipeline import build_graph
-    from ftlab.runners.local import LocalRunner
-
-    todo = _not_done(plan)
-    print(f"== requires {_rel(plan.spec_path)}: " + (f"running it first ({len(todo)} tasks)" if todo else "done already"))
-    if not todo:
-        return 0
-    graph = build_graph(plan)
-    registry = _registry(graph)
-    _record_runs(graph, registry)
-    outcome = LocalRunner(registry).submit(graph)
-    print(f"== {_rel(plan.spec_path)}: ran {len(outcome.ran)}, failed {len(outcome.failed)}, blocked {len(outcome.blocked)}")
-    return 1 if outcome.failed or outcome.blocked else 0
+    return 0 if done.ok else 1
 
 
 def cmd_status(args) -> int:
-    from ftlab.runners.status import status_rows
-
-    from ftlab.runners.slurm.follow import merge_status
-
-    graph, registry = _graph(args.spec)
-    rows = status_rows(graph, registry)
-    notes = merge_status(graph, registry, rows)  # SLURM's word on submitted tasks; [] when none were
+    found = api.status(args.spec)
+    rows = found.rows
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    from ftlab.report.summary import table
+    from ftlab.reporting.summary import table
 
-    select = graph.plan.experiment.eval.select
-    metric = f"{select.split}_{select.metric}"
+    metric = found.metric
     stage_names = ["train", "eval"]
     body = [[r["index"], r["name"], r["kind"], r["seed"]] + [r["stages"].get(s, "-") for s in stage_names] + [r["best_checkpoint"] or "", _num(r[metric])] for r in rows]
     print(table(["index", "name", "kind", "seed"] + stage_names + ["best ckpt", metric], body))
-    for note in notes:
+    for note in found.notes:
         print(note)
     return 0
 
 
 def cmd_submit(args) -> int:
-    from ftlab.runners.slurm.profile import profile_for
-    from ftlab.runners.slurm.runner import SlurmRunner
-    from ftlab.runners.slurm.submit import describe
-
-    graph, registry = _graph(args.spec)
-    profile = profile_for(graph.plan, args.cluster)
-    for req in _required_plans(graph.plan):  # not chained into this submission: a separate experiment
-        todo = _not_done(req)
-        if todo and not args.dry_run:
-            print(f"error: this spec requires {_rel(req.spec_path)}, which has {len(todo)} tasks not done; "
-                  f"run or submit it first (ftlab run {_rel(req.spec_path)})", file=sys.stderr)
-            return 1
-        if todo:
-            print(f"note: requires {_rel(req.spec_path)} ({len(todo)} tasks not done): run or submit it before submitting this one")
-    if not args.dry_run:
-        _record_runs(graph, registry)
-    result = SlurmRunner(registry, profile).submit(graph, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed)
-    print("\n".join(describe(result, dry_run=args.dry_run)))
-    if result.jobs:
-        print(f"scripts in {graph.plan.output_dir / 'slurm' / 'scripts'}; logs in {graph.plan.output_dir / 'slurm' / 'logs'}")
+    try:
+        done = api.submit(args.spec, dry_run=args.dry_run, resubmit_failed=args.resubmit_failed, cluster=args.cluster)
+    except RequirementNotDone as err:  # exit 1, as before: the spec is fine, its order of work is not
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for spec, todo in done.requires_first:
+        print(f"note: requires {api.rel(spec)} ({todo} tasks not done): run or submit it before submitting this one")
+    print("\n".join(done.lines))
+    if done.jobs:
+        print(f"scripts in {done.scripts}; logs in {done.logs}")
     return 0
 
 
 def cmd_cancel(args) -> int:
-    from ftlab.runners.slurm.submit import cancel
-
-    graph, registry = _graph(args.spec)
-    cancelled = cancel(graph, registry)  # SlurmRunner.cancel without loading a cluster profile
+    cancelled = api.cancel(args.spec)
     print(f"cancelled {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}: {' '.join(cancelled)}" if cancelled else "no queued or running jobs")
     return 0
 
 
 def cmd_report(args) -> int:
-    from ftlab.stages import REPORT_KEY, context, execute
-
-    graph, registry = _graph(args.spec)
-    task = graph.task(REPORT_KEY)
-    execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads), rerun=True)
-    report = graph.plan.output_dir / "report"
-    print((report / "summary.txt").read_text().rstrip())
-    print(f"\nreport: {report / 'index.html'}")
+    done = api.report(args.spec)
+    print(done.summary)
+    print(f"\nreport: {done.html}")
     if not args.check:
         return 0
-    checks = json.loads((report / "checks.json").read_text())
-    bad = [c for c in checks if c["status"] == "fails" or (args.strict and c["status"] == "inconclusive")]
+    bad = done.failing(strict=args.strict)
     for c in bad:
         print(f"check {c['status']}: {c['name']}: " + "; ".join(c["details"]), file=sys.stderr)
     return 1 if bad else 0
 
 
 def cmd_export_mlflow(args) -> int:
-    from ftlab.report.mlflow_export import export_mlflow
-
-    graph, registry = _graph(args.spec)
-    done = export_mlflow(graph, registry, args.tracking_uri, experiment=args.experiment)
+    done = api.export_mlflow(args.spec, args.tracking_uri, experiment=args.experiment)
     print(f"exported {done.runs} runs ({done.metrics} metric points, {done.artifacts} artifacts) to MLflow experiment "
           f"'{done.experiment}' at {done.uri}")
     return 0
 
 
 def cmd_stage_run(args) -> int:
-    import os
-    from contextlib import nullcontext
-
-    from ftlab.errors import StageError
-    from ftlab.stages import context, execute, is_done, missing_deps, split_checkpoint_key
-
-    graph, registry = _graph(args.spec)
-    if split_checkpoint_key(args.task)[1] is not None:  # eval/<run>@<checkpoint>: one checkpoint, into the run's cache
-        from ftlab.runners.slurm.checkpoints import run_checkpoint
-
-        _record_runs(graph, registry)
-        print(run_checkpoint(graph, args.task, registry))
-        return 0
-    task = graph.task(args.task)
-    releasing = nullcontext()
-    if task.stage == "train" and os.environ.get("SLURM_JOB_ID"):  # this run's checkpoint evals wait, held, for its checkpoints
-        from ftlab.runners.slurm.checkpoints import releasing as release_held
-
-        releasing = release_held(graph, task, registry)
-    with releasing:  # released however this ends: done already, missing inputs, failure, SIGTERM
-        missing = missing_deps(task, graph)
-        if missing:
-            raise StageError(f"{task.key} needs {', '.join(missing)} to be done first")
-        if is_done(task) and not args.rerun:
-            print(f"{task.key}: done already")
-            return 0
-        _record_runs(graph, registry)
-        seconds = execute(task, context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads), rerun=args.rerun)
-    print(f"{task.key}: done in {seconds:.1f}s")
+    seconds = api.run_task(args.spec, args.task, rerun=args.rerun)
+    print(f"{args.task}: done already" if seconds is None else f"{args.task}: done in {seconds:.1f}s")
     return 0
 
 
 def cmd_stage_exec(args) -> int:
-    import os
-    from contextlib import nullcontext
-
-    from ftlab import atomic
-    from ftlab.stages import context, stage_function
-    from ftlab.train.launch import is_main_rank
-
-    graph, registry = _graph(args.spec)
-    task = graph.task(args.task)
-    releasing = nullcontext()
-    if task.stage == "train" and os.environ.get("SLURM_JOB_ID") and is_main_rank():  # rank 0 writes the checkpoints
-        from ftlab.runners.slurm.checkpoints import releasing as release_held
-
-        releasing = release_held(graph, task, registry)
-    with releasing:
-        result = stage_function(task.stage)(task.inputs, context(task, graph.plan.output_dir, registry, graph.plan.spec_path, graph.plan.experiment.threads))
-    if is_main_rank():
-        atomic.write_json(task.out_dir / "_outputs.json", result.outputs)
+    api.run_rank(args.spec, args.task)
     return 0
 
 
 def cmd_build_tiny(args) -> int:
-    from ftlab.data.formats import load_examples
-    from ftlab.data.generate import generators
-    from ftlab.models.tiny import TinyConfig, build_tiny
+    from ftlab.models.tiny import TinyConfig
 
-    examples = [e for path in args.corpus for e in load_examples(path)] or generators.get("hem")(n=2000, split="train", seed=0)
-    texts = [m["content"] for e in examples for m in e.prompt] + [e.completion for e in examples]
     cfg = TinyConfig(
         architecture=args.architecture, hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads,
         num_kv_heads=args.kv_heads, intermediate_size=4 * args.hidden_size, vocab_size=args.vocab_size, seed=args.seed,
     )
-    out = build_tiny(args.out, cfg, texts)
+    out = api.build_tiny(args.out, cfg, corpus=args.corpus)
     print(f"built {cfg.architecture} tiny model in {out}")
     return 0
-
-
-def _record_runs(graph, registry) -> None:
-    from ftlab.spec.identity import effective_config
-
-    for r in graph.plan.runs:
-        registry.upsert_run(r.run_id, index=r.index, name=r.name, kind=r.kind, seed=r.seed, sweep=r.values, config=effective_config(r.config))
 
 
 def _values(values: dict) -> str:

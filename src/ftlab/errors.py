@@ -42,3 +42,7 @@ class UnknownNameError(FtlabError):
 
 class SlurmError(FtlabError):
     """A SLURM command (sbatch, squeue, scancel) failed, or a cluster profile is invalid."""
+
+
+class RequirementNotDone(StageError):
+    """A spec this one `requires:` has tasks not done, so this one cannot be submitted yet."""

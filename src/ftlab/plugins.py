@@ -19,6 +19,15 @@ from ftlab.errors import UnknownNameError
 T = TypeVar("T")
 
 
+def load_entry(entry: str):
+    """"package.module:name" -> that object, imported now (lm-eval's lazy registration: naming a
+    component imports nothing until it is used)."""
+    import importlib
+
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return " Did you mean 'x'?" for the closest choice, or "" when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

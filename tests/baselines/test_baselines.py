@@ -14,7 +14,7 @@ import yaml
 
 import ftlab
 from ftlab.baselines.features import composition_vector, parse_composition, DESCRIPTORS, SYMBOLS
-from ftlab.cli import main
+from ftlab.errors import FtlabError
 
 SPEC = {
     "name": "base", "output_dir": "out",
@@ -52,18 +52,20 @@ def test_composition_descriptors():
 def test_validate_names_a_misspelt_model_and_featurizer_option(tmp_path, capsys):
     spec = json.loads(json.dumps(SPEC))
     spec["baselines"] = {"featurizer": {"name": "compostion"}, "models": ["random_forrest"]}
-    assert main(["validate", str(_write(tmp_path, spec))]) != 0
-    err = capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(_write(tmp_path, spec))
+    err = str(caught.value)
     assert "baselines.featurizer.name" in err and "Did you mean 'composition'" in err
     assert "baselines.models[0]" in err and "Did you mean 'random_forest'" in err
     spec["baselines"] = {"featurizer": {"name": "composition", "feild": "x"}}
-    assert main(["validate", str(_write(tmp_path, spec))]) != 0
-    assert "baselines.featurizer.feild" in capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(_write(tmp_path, spec))
+    assert "baselines.featurizer.feild" in str(caught.value)
 
 
 @pytest.mark.slow
 def test_baselines_beside_llm_runs_and_test_never_selects(tmp_path):
-    assert main(["run", str(_write(tmp_path, SPEC))]) == 0
+    assert ftlab.run(_write(tmp_path, SPEC)).ok
     df = ftlab.results(tmp_path / "spec.yaml")
     base = df[df["kind"] == "baseline"]
     assert set(base["method"]) == {"logistic_regression", "random_forest", "gradient_boosting"}
@@ -88,7 +90,7 @@ def test_baselines_beside_llm_runs_and_test_never_selects(tmp_path):
     other = json.loads(json.dumps(SPEC))
     other["datasets"][2] = {"name": "test", "role": "test", "generate": {"name": "hem", "n": 60, "seed": 7}}
     other["output_dir"] = "out2"
-    assert main(["run", str(_write(tmp_path, other, "other.yaml")), "--only", "data", "baseline"]) == 0
+    assert ftlab.run(_write(tmp_path, other, "other.yaml"), only=["data", "baseline"]).ok
     for model, point in chosen.items():
         s = json.loads((tmp_path / "out2" / "runs" / f"baseline_{model}" / "eval" / "summary.json").read_text())
         assert s["chosen"] == point and s["at_best"]["test"]["n"] == 60

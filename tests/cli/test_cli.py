@@ -24,6 +24,23 @@ def test_every_command_help_ends_with_an_example(command, capsys):
     assert "example:\n  ftlab " + command[0] in text
 
 
+def test_version(capsys):
+    from ftlab import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"ftlab {__version__}"
+
+
+def test_run_help_names_every_stage_of_the_table(capsys):
+    from ftlab.stages import ORDER
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"run only these stages ({', '.join(ORDER)})" in text and "curate, baseline" in text
+
+
 def test_plan_json_lists_runs(tmp_path: Path, capsys):
     spec = write_spec(tmp_path, sweep="[{grid: {x: [1, 2]}}]", seeds="[0, 1]")
     assert main(["plan", str(spec), "--json"]) == 0

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import ftlab
 from ftlab.cli import main
 from ftlab.data.check import check_datasets, check_plan
 from ftlab.errors import DataError
@@ -60,8 +61,7 @@ def test_clean_splits_print_counts_per_split_and_label(tmp_path: Path, capsys):
     assert problems == []
     assert counts["train"] == {"role": "train", "n": 6, "labels": {"N": 3, "P": 3}, "unanswered": 0}
     assert counts["test"] == {"role": "test", "n": 5, "labels": {"N": 2, "P": 2, "null": 1}, "unanswered": 1}
-    assert main(["validate", str(path)]) == 0
-    out = capsys.readouterr().out
+    out = "\n".join(ftlab.validate(path).data)
     assert "  train (train): 6 rows; N 3, P 3" in out
     assert "  valid (valid): 3 rows; N 2, P 1" in out
     assert "  test (test): 5 rows; N 2, P 2; 1 without an answer" in out

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ftlab.cli import main
+import ftlab
 from ftlab.data.formats import read_examples
 from ftlab.data.generate import generators
 from ftlab.registry import Registry
@@ -49,11 +49,10 @@ def test_parquet_registration_and_csv_datasets_train_and_score(tmp_path: Path, c
         text = text.replace(old, new)
     spec.write_text(text)
 
-    assert main(["validate", str(spec)]) == 0
-    out = capsys.readouterr().out
+    out = "\n".join(ftlab.validate(spec).data)
     assert "train (train): 240 rows; N 120, P 120" in out and "test (test): 40 rows; N 20, P 20" in out
 
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     data = tmp_path / "out" / "data"
     valid_examples = read_examples(next(data.glob("valid-*")) / "examples.jsonl")
     assert valid_examples[0].prompt[0]["role"] == "system" and valid_examples[0].label in ("P", "N")
@@ -76,9 +75,8 @@ def test_hf_dataset_directory_trains(tmp_path: Path, capsys):
     old = "generate: {name: hem, n: 240, seed: 0}"
     assert old in text
     spec.write_text(text.replace(old, "path: hf/train", 1))
-    assert main(["validate", str(spec)]) == 0
-    assert "train (train): 240 rows; N 120, P 120" in capsys.readouterr().out
-    assert main(["run", str(spec)]) == 0
+    assert "train (train): 240 rows; N 120, P 120" in "\n".join(ftlab.validate(spec).data)
+    assert ftlab.run(spec).ok
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     assert reg.stage("train/run")["status"] == "done"
     steps = {m["checkpoint"] for m in reg.metrics(split="valid") if m["metric"] == "accuracy"}

@@ -14,8 +14,8 @@ from ftlab.data.example import Example
 from ftlab.data.formats import load_examples, read_examples, write_examples
 from ftlab.data.stage import fewshot_text, run_data
 from ftlab.spec.schema import Dataset
-from ftlab.stages import StageContext
-from ftlab.stages.inputs import DataInputs
+from ftlab.contract import StageContext
+from ftlab.contract.inputs import DataInputs
 from ftlab.errors import DataError
 
 

@@ -17,8 +17,8 @@ import pytest
 from ftlab.data.formats import load_examples, read_examples
 from ftlab.data.stage import run_data
 from ftlab.spec.schema import Dataset
-from ftlab.stages import StageContext
-from ftlab.stages.inputs import DataInputs
+from ftlab.contract import StageContext
+from ftlab.contract.inputs import DataInputs
 
 ROWS = 12_000  # x ~1 kB = ~12 MB of JSONL: big enough that holding it would show, ~2 s to stream
 

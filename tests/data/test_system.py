@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ftlab.cli import main
+import ftlab
 from ftlab.data.example import Example
 from ftlab.data.stage import with_system
 from ftlab.spec.identity import run_id
@@ -24,7 +24,7 @@ def test_the_data_stage_writes_it_into_every_split(tmp_path):
     # sentiment's prompts have no system message of their own (hem's have one, which is kept)
     text = spec.read_text().replace("{labels: [P, N], positive: P}", "{labels: [positive, negative], system: 'Answer tersely.'}")
     spec.write_text(text.replace("name: hem", "name: sentiment"))
-    assert main(["run", str(spec), "--only", "data"]) == 0
+    assert ftlab.run(spec, only=["data"]).ok
     for split in (tmp_path / "out" / "data").glob("*/examples.jsonl"):
         first = json.loads(split.read_text().splitlines()[0])
         assert first["prompt"][0] == {"role": "system", "content": "Answer tersely."}, split

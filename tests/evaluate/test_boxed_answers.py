@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import ftlab
 from ftlab.data.answers import answer_template
 from ftlab.data.example import Example
-from ftlab.errors import DataError
+from ftlab.errors import FtlabError, DataError
 
 SPEC = """
 name: boxed
@@ -52,13 +53,12 @@ def test_answer_shape_is_detected_and_checked():
 
 @pytest.mark.slow
 def test_a_model_trained_on_boxed_answers_scores_high_by_logits(tmp_path: Path):
-    from ftlab.cli import main
     from ftlab.data.generate import generators
 
     _write(tmp_path / "train.jsonl", generators.get("hem")(n=2000, split="train", seed=0))
     _write(tmp_path / "valid.jsonl", generators.get("hem")(n=200, split="valid", seed=0))
     (tmp_path / "spec.yaml").write_text(SPEC)
-    assert main(["run", str(tmp_path / "spec.yaml")]) == 0
+    assert ftlab.run(tmp_path / "spec.yaml").ok
     summary = json.loads((tmp_path / "out/runs/run/eval/summary.json").read_text())
     best = summary["at_best"]["valid"]
     assert best["accuracy"] >= 0.9, best
@@ -70,11 +70,11 @@ def test_a_model_trained_on_boxed_answers_scores_high_by_logits(tmp_path: Path):
 
 
 def test_mixed_answer_shapes_fail_at_validate(tmp_path: Path):
-    from ftlab.cli import main
 
     ex = [Example([{"role": "user", "content": f"q{i}"}], "\\boxed{P}" if i % 2 else "N", "P" if i % 2 else "N", {}) for i in range(10)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps({"messages": e.prompt + [{"role": "assistant", "content": e.completion}]}) + "\n" for e in ex))
     (tmp_path / "valid.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "v"}, {"role": "assistant", "content": "P"}]}) + "\n")
     spec = SPEC.replace("  - {name: valid, role: valid, path: valid.jsonl}", "  - {name: valid, role: valid, path: valid.jsonl}")
     (tmp_path / "spec.yaml").write_text(spec)
-    assert main(["validate", str(tmp_path / "spec.yaml")]) == 2  # before any training, not in the eval stage
+    with pytest.raises(FtlabError) as caught:  # before any training, not in the eval stage
+        ftlab.validate(tmp_path / "spec.yaml")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.cli import main
+import ftlab
 from ftlab.errors import SpecError
 from ftlab.registry import Registry
 from ftlab.spec.plan import load_plan
@@ -35,7 +35,7 @@ def test_all_four_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Pat
     spec = write_spec(tmp_path)
     pytest.importorskip("inspect_ai")
     _with_evaluators(spec, ALL_EVALUATORS.format(judge=tiny_model_dir, fixtures=FIXTURES))
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     rows = reg.metrics()
     checkpoints = {"step_0", "step_10", "epoch_0"}
@@ -64,11 +64,11 @@ def test_all_four_evaluators_run_on_every_checkpoint_with_evidence(tmp_path: Pat
 
 def test_adding_an_evaluator_runs_only_what_is_missing(tmp_path: Path):
     spec = write_spec(tmp_path)
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     logits_file = tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0" / "logits" / "valid.metrics.json"
     stamp = logits_file.stat().st_mtime_ns
     _with_evaluators(spec, "\n  evaluators:\n    - {name: logits}\n    - {name: generate, splits: [valid], max_new_tokens: 2}\n")
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     assert reg.stage("train/run")["attempt"] == 1  # training was not redone
     assert logits_file.stat().st_mtime_ns == stamp  # nor the logits evaluation
@@ -94,34 +94,35 @@ def test_unknown_evaluator_and_misordered_judge_are_spec_errors(tmp_path: Path):
 def test_vllm_backend_without_vllm_or_cuda_is_one_clear_error(tmp_path: Path, capsys):
     spec = write_spec(tmp_path)
     _with_evaluators(spec, "\n  evaluators:\n    - {name: logits}\n    - {name: generate, splits: [valid], backend: vllm}\n")
-    assert main(["run", str(spec)]) == 1
-    out = capsys.readouterr().out
-    assert "the vllm backend needs" in out and "Traceback" not in out
+    done = ftlab.run(spec, echo=None)
+    assert not done.ok and list(done.failed) == ["eval/run"]
+    assert "the vllm backend needs" in done.failed["eval/run"] and "Traceback" not in done.failed["eval/run"]
 
 
 def test_rerun_evaluators_rescores_only_those(tmp_path: Path, capsys):
     """Seed 001's --rerun per evaluator: the judge (here: generate) again, training and logits kept."""
     spec = write_spec(tmp_path)
     _with_evaluators(spec, "\n  evaluators:\n    - {name: logits}\n    - {name: generate, splits: [valid], max_new_tokens: 2}\n")
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     ckpt = tmp_path / "out" / "runs" / "run" / "eval" / "epoch_0"
     logits_stamp = (ckpt / "logits" / "valid.metrics.json").stat().st_mtime_ns
     generate_stamp = (ckpt / "generate" / "valid.metrics.json").stat().st_mtime_ns
-    assert main(["run", str(spec)]) == 0 and "ran 0," in capsys.readouterr().out  # all done: nothing runs
-    assert main(["run", str(spec), "--rerun-evaluators", "generate"]) == 0
+    again = ftlab.run(spec)
+    assert again.ok and again.ran == []  # all done: nothing runs
+    assert ftlab.run(spec, rerun_evaluators=["generate"]).ok
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     assert reg.stage("train/run")["attempt"] == 1
     assert (ckpt / "logits" / "valid.metrics.json").stat().st_mtime_ns == logits_stamp
     assert (ckpt / "generate" / "valid.metrics.json").stat().st_mtime_ns != generate_stamp
-    assert main(["run", str(spec), "--rerun-evaluators", "judge"]) == 2  # not listed: a clear error
-    assert "'judge' is not among eval.evaluators" in capsys.readouterr().err
+    with pytest.raises(SpecError, match="'judge' is not among eval.evaluators"):  # not listed: a clear error
+        ftlab.run(spec, rerun_evaluators=["judge"])
 
 
 def test_step_0_is_scored_once_per_base_and_copied_to_every_run(tmp_path: Path):
     """Every trained run (and the untuned control) starts from the same base: its step-0 score is
     computed once and copied, evidence included; a random-init run's step 0 is its own."""
     spec = write_spec(tmp_path, seeds="[0, 1]", controls="[random_init, untuned]")
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     out = tmp_path / "out"
     runs = {r.name: r for r in load_plan(spec).runs}
     step_0 = {name: json.loads((out / "runs" / name / "eval" / "step_0" / "logits" / "valid.metrics.json").read_text()) for name in runs}
@@ -140,6 +141,6 @@ def test_step_0_is_scored_once_per_base_and_copied_to_every_run(tmp_path: Path):
     assert {m["run_id"] for m in rows} == {r.run_id for r in runs.values()}  # each run records its own row
     shared = sorted((out / "shared" / "step_0").glob("*/metrics.json"))
     assert len(shared) == 2  # logits on valid and on test
-    assert main(["run", str(spec), "--rerun-evaluators", "logits"]) == 0  # forgets the shared score too
+    assert ftlab.run(spec, rerun_evaluators=["logits"]).ok  # forgets the shared score too
     again = [json.loads((out / "runs" / n / "eval" / "step_0" / "logits" / "valid.metrics.json").read_text()) for n in from_base]
     assert sum("scored_by" not in s for s in again) == 1

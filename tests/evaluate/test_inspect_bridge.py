@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.cli import main
+import ftlab
 from ftlab.errors import SpecError, StageError
 from ftlab.evaluate.evaluators import evaluators
 from ftlab.evaluate.inspect_bridge import require_inspect, score_metrics, split_task
@@ -54,7 +54,7 @@ def _spec_with_inspect(tmp_path: Path, **kwargs) -> Path:
 def test_inspect_runs_on_every_checkpoint_and_keeps_its_log(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory either
     spec = _spec_with_inspect(tmp_path, method="lora", save_steps=100)
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     rows = Registry(tmp_path / "out" / "registry.sqlite").metrics()
     checkpoints = {m["checkpoint"] for m in rows if m["evaluator"] == "logits"}
     assert checkpoints == {"step_0", "epoch_0"}

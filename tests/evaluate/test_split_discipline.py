@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ftlab.cli import main
+import ftlab
 from ftlab.data.example import Example
 from ftlab.data.formats import read_examples
 from ftlab.errors import StageError
@@ -21,7 +21,7 @@ def _edit(spec: Path, eval_block: str, extra: str = "") -> None:
 def test_fewshot_pool_leaves_training_and_prefixes_eval_prompts(tmp_path: Path):
     spec = write_spec(tmp_path)
     _edit(spec, "  test_fraction: 0.25\n  exclude_final: true\n  group_by: [n_elements]\n", "fewshot: {pool: 4, k: 2, seed: 7}\n")
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     out = tmp_path / "out"
     train_dir = next((out / "data").glob("train-*"))
     pool = read_examples(train_dir / "fewshot.jsonl")
@@ -42,7 +42,7 @@ def test_fewshot_pool_leaves_training_and_prefixes_eval_prompts(tmp_path: Path):
     # the scored prompts carry the first k pool examples as earlier turns
     from ftlab.data.stage import load_split
     from ftlab.evaluate.prepare import eval_splits
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.spec.plan import load_plan
 
     task = build_graph(load_plan(spec)).task("eval/run")
@@ -69,8 +69,8 @@ def test_with_shots_and_overlap_refusal():
 def test_declared_denominators_are_checked(tmp_path: Path, capsys):
     spec = write_spec(tmp_path)
     _edit(spec, "  expected: {valid: 40, test: 39}\n")
-    assert main(["run", str(spec)]) == 1
-    assert "test: expected 39 examples, got 40" in capsys.readouterr().out
+    done = ftlab.run(spec, echo=None)
+    assert not done.ok and "test: expected 39 examples, got 40" in done.failed["eval/run"]
 
 
 def test_downsample_truncates_like_seed_001():

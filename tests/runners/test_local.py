@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
+import ftlab
 from ftlab.cli import main
 from ftlab.registry import Registry
 from tests.conftest import write_spec
@@ -23,7 +24,7 @@ def _ftlab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def test_run_records_every_checkpoint_and_skips_when_done(tmp_path: Path, capsys):
     spec = write_spec(tmp_path, controls="[untuned]")
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     out = tmp_path / "out"
     reg = Registry(out / "registry.sqlite")
     assert [r["name"] for r in reg.runs()] == ["run", "untuned"]
@@ -66,7 +67,7 @@ def test_same_spec_and_seed_give_the_same_numbers(tmp_path: Path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         spec = write_spec(tmp_path / name)
-        assert main(["run", str(spec)]) == 0
+        assert ftlab.run(spec).ok
         reg = Registry(tmp_path / name / "out" / "registry.sqlite")
         results.append([(m["checkpoint"], m["split"], m["metric"], m["value"]) for m in reg.metrics()])
     assert results[0] == results[1]
@@ -107,7 +108,7 @@ def test_kill_9_during_training_then_resume(tmp_path: Path):
     (tmp_path / "clean").mkdir()
     clean_spec = write_spec(tmp_path / "clean", epochs=6, save_steps=10)
     clean_spec.write_text(spec.read_text())
-    assert main(["run", str(clean_spec)]) == 0
+    assert ftlab.run(clean_spec).ok
     clean = Registry(tmp_path / "clean" / "out" / "registry.sqlite")
     def numbers(registry):
         return [(m["checkpoint"], m["split"], m["metric"], m["value"]) for m in registry.metrics()]
@@ -127,7 +128,7 @@ def test_dry_run_and_only_skip(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "train/run" in out and "would run" in out
     assert not (tmp_path / "out" / "registry.sqlite").exists()
-    assert main(["run", str(spec), "--only", "data"]) == 0
+    assert ftlab.run(spec, only=["data"]).ok
     assert main(["run", str(spec), "--dry-run"]) == 0
     lines = capsys.readouterr().out
     assert "data/train" in lines and "done, would skip" in lines

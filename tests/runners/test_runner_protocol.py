@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.base import Runner
 from ftlab.runners.local import LocalRunner
@@ -39,3 +39,18 @@ def test_local_runner_protocol(tmp_path: Path):
     assert {k: v for k, v in status.items() if v == "done"} == {t.key: "done" for t in graph.tasks if t.stage == "data"}
     assert runner.cancel(graph) == []
     assert "jobs" not in _tables(graph.plan.output_dir / "registry.sqlite")  # nothing SLURM-shaped
+
+
+def test_the_local_runner_records_the_runs_before_any_stage(tmp_path):
+    """A caller that drives the runner itself (not through ftlab.run) still gets every run in the
+    registry, so results() does not silently drop its metrics."""
+    from ftlab.graph import build_graph
+    from ftlab.registry import Registry
+    from ftlab.runners.local import LocalRunner
+    from ftlab.spec.plan import load_plan
+    from tests.conftest import write_spec
+
+    graph = build_graph(load_plan(write_spec(tmp_path, seeds="[0, 1]")))
+    registry = Registry(graph.plan.output_dir / "registry.sqlite")
+    LocalRunner(registry, echo=lambda _: None).submit(graph, only=["data"])
+    assert [r["run_id"] for r in registry.runs()] == [r.run_id for r in graph.plan.runs]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+import ftlab
 from ftlab.cli import main
+from ftlab.errors import FtlabError
 from ftlab.spec.plan import load_plan
 from ftlab.spec.sweep import Problems, expand_sweep, safe_name
 
@@ -91,8 +95,9 @@ def test_a_control_per_sweep_variable_gives_one_control_per_value(tmp_path: Path
     assert runs[0].config.description == "a" and runs[1].config.description == "b"  # each at its own base's point
 
     spec.write_text(spec.read_text().replace("per: [base]", "per: [bsae]"))
-    assert main(["validate", str(spec)]) == 2  # a spec error
-    err = capsys.readouterr().err
+    with pytest.raises(FtlabError) as caught:  # a spec error
+        ftlab.validate(spec)
+    err = str(caught.value)
     assert "controls[0].per: 'bsae' is not a sweep variable. Did you mean 'base'?" in err
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftlab.cli import main
+import ftlab
 from ftlab.errors import ModelError
-from ftlab.spec.schema import Quantization
 from ftlab.registry import Registry
+from ftlab.spec.schema import Quantization
 from tests.conftest import write_spec
 
 
@@ -21,7 +21,7 @@ def test_random_init_copy_of_a_local_hf_base_with_lora(tmp_path: Path, tiny_mode
     text = spec.read_text()
     start = text.index("  tiny:")
     spec.write_text(text[:start] + f"  path: {tiny_model_dir}\n" + text[text.index("\n", start) + 1 :])
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     out = tmp_path / "out"
     init = out / "runs" / "random_init" / "train" / "init"
     fresh, base = load_file(str(init / "model.safetensors")), load_file(str(tiny_model_dir / "model.safetensors"))

@@ -199,7 +199,7 @@ def test_padding_free_trains_through_the_trainer(tiny_model_dir, tmp_path):
 ])
 def test_run_and_train_ids_follow_precision_not_kernels(tmp_path, extra, moves):
     """Kernels are runtime (same loss); precision is identity; defaults keep today's ids."""
-    from ftlab.pipeline import build_graph
+    from ftlab.graph import build_graph
     from ftlab.spec.plan import load_plan
     from tests.conftest import write_spec
 

@@ -6,6 +6,7 @@ Re-record the goldens after an intended change:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def test_multi_gpu_run_goes_through_accelerate(tmp_path: Path, monkeypatch):
     """The local runner hands a gpus>1 train task to `accelerate launch` with the rendered config."""
     import subprocess
 
-    from ftlab.pipeline import build_graph
-    from ftlab.stages import context, run_stage
+    from ftlab.graph import build_graph
+    from ftlab.contract import context, run_stage
     from ftlab.spec.plan import load_plan
     from tests.conftest import write_spec
 
@@ -69,3 +70,42 @@ def test_multi_gpu_run_goes_through_accelerate(tmp_path: Path, monkeypatch):
     assert seen["argv"][1:4] == ["launch", "--config_file", str(task.out_dir / "accelerate.yaml")]
     assert seen["argv"][-4:] == ["stage", "exec", str(plan.spec_path), "train/run"]
     assert load_config_from_file(str(task.out_dir / "accelerate.yaml")).num_processes == 2
+
+
+def test_a_launched_task_keeps_the_markers_registry_row_and_error_record(tmp_path: Path, monkeypatch):
+    """One door: execute() of a gpus>1 train task goes through the train row's launcher and records
+    it like any task; each rank's `ftlab stage exec` (execute_rank) hands rank 0's outputs back."""
+    import subprocess
+
+    from ftlab.contract import DONE, STARTED, StageResult, context, execute, execute_rank
+    from ftlab.errors import StageError
+    from ftlab.graph import build_graph
+    from ftlab.registry import Registry
+    from ftlab.spec.plan import load_plan
+    from tests.conftest import write_spec
+
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text().replace("logging_steps: 5", "logging_steps: 5, gpus: 2, distributed: ddp"))
+    plan = load_plan(spec)
+    task = build_graph(plan).task("train/run")
+    registry = Registry(plan.output_dir / "registry.sqlite")
+    ctx = context(task, plan.output_dir, registry, plan.spec_path)
+    rank = {"code": 0}
+    import ftlab.train.stage
+
+    # what each rank runs is the row's entry point: a stand-in (no GPUs here)
+    monkeypatch.setattr(ftlab.train.stage, "run_train", lambda inputs, c: StageResult({"global_step": 7}))
+
+    def fake_launch(argv, **kwargs):
+        execute_rank(task, ctx, main_rank=True)  # rank 0's `ftlab stage exec`
+        return subprocess.CompletedProcess(argv, rank["code"])
+
+    monkeypatch.setattr(subprocess, "run", fake_launch)
+    execute(task, ctx)
+    assert json.loads((task.out_dir / DONE).read_text())["outputs"] == {"global_step": 7}
+    assert (task.out_dir / STARTED).is_file() and registry.stage("train/run")["status"] == "done"
+
+    rank["code"] = 3  # a rank failed
+    with pytest.raises(StageError, match="accelerate launch exited with 3"):
+        execute(task, ctx, rerun=True)
+    assert registry.stage("train/run")["status"] == "failed" and "exited with 3" in (task.out_dir / "error.txt").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.cli import main
+import ftlab
 from ftlab.registry import Registry
 from ftlab.spec.plan import load_plan
 from ftlab.spec.schema import Quantization
@@ -19,7 +19,7 @@ def test_qlora_trains_a_4bit_base_and_evaluates(tmp_path: Path):
     spec = write_spec(tmp_path, method="qlora")
     # bitsandbytes' CPU inference kernel packs weights in blocks of 64 inputs: hidden 32 is too narrow.
     spec.write_text(spec.read_text().replace("hidden_size: 32", "hidden_size: 64").replace("intermediate_size: 64", "intermediate_size: 128"))
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     train = reg.stage("train/run")
     assert train["status"] == "done" and train["outputs"]["global_step"] == 15
@@ -45,7 +45,7 @@ def test_same_seed_same_loss_curve_and_other_seed_differs(tmp_path: Path):
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         (tmp_path / name).mkdir()
         spec = write_spec(tmp_path / name, method="lora", seeds=f"[{seed}]")
-        assert main(["run", str(spec), "--only", "data", "model", "train"]) == 0
+        assert ftlab.run(spec, only=["data", "model", "train"]).ok
         history = json.loads((tmp_path / name / "out" / "runs" / "run" / "train" / "log_history.json").read_text())
         curves[name] = [h["loss"] for h in history if "loss" in h]
     assert len(curves["a"]) >= 3

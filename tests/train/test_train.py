@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ftlab.pipeline import build_graph
+import ftlab
+from ftlab.contract import context, execute
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
-from ftlab.stages import context, execute
 from ftlab.spec.plan import load_plan
 from tests.conftest import write_spec
 
@@ -63,11 +64,10 @@ def test_full_training_changes_weights_and_names_epoch_checkpoints(tmp_path: Pat
 
 
 def test_keep_last_rotates_checkpoints_and_eval_scores_what_is_kept(tmp_path: Path):
-    from ftlab.cli import main
-
+    
     spec = write_spec(tmp_path, epochs=2, save_steps=5)
     spec.write_text(spec.read_text().replace("logging_steps: 5", "logging_steps: 5, keep_last: 2"))
-    assert main(["run", str(spec)]) == 0
+    assert ftlab.run(spec).ok
     train_dir = tmp_path / "out" / "runs" / "run" / "train"
     kept = sorted(p.name for p in (train_dir / "checkpoints").glob("checkpoint-*"))
     assert kept == ["checkpoint-25", "checkpoint-30"]

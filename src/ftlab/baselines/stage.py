@@ -1,7 +1,7 @@
 """Baseline stage: fit one scikit-learn model on train features, choose its grid point on the
 selection split (role valid), then score every eval split with ftlab's own metrics.
 
-Inputs (ftlab.stages.inputs.BaselineInputs): the model's name, the featuriser, the selection, the
+Inputs (ftlab.contract.inputs.BaselineInputs): the model's name, the featuriser, the selection, the
 label set and the train and split data dirs.
 
 Writes in the task's out_dir (runs/baseline_<model>/eval/, where the report looks for a run's
@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
+from ftlab.contract import layout
 from ftlab.baselines.features import featurizers
 from ftlab.baselines.models import models
 from ftlab.data.stage import load_split
 from ftlab.errors import DataError
 from ftlab.evaluate.calibration import top_label_calibration
 from ftlab.evaluate.metrics import EMPTY_SPLIT, Metric, classification_metrics, metric_values
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import BaselineInputs
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import BaselineInputs
 
 EVALUATOR = "sklearn"
 CHECKPOINT = "fit"
@@ -74,7 +75,7 @@ def run_baseline(inputs: BaselineInputs, ctx: StageContext) -> StageResult:
         "per_checkpoint": {s: [row] for s, row in at_best.items()},
         "features": feature_names,
     }
-    atomic.write_json(out / "summary.json", summary)
+    atomic.write_json(out / layout.SUMMARY, summary)  # the shape the eval stage writes
     return StageResult({"model": inputs.model, "chosen": point, "features": len(feature_names)})
 
 

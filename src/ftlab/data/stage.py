@@ -1,7 +1,7 @@
 """Data stage: load or generate one dataset, check labels, write ftlab's normalised JSONL.
 
 Outputs (in ctx.out_dir): examples.jsonl (one Example per line) and stats.json.
-Inputs: ftlab.stages.inputs.DataInputs (`file` is a file, an HF dataset directory or a
+Inputs: ftlab.contract.inputs.DataInputs (`file` is a file, an HF dataset directory or a
 dataset_info.json; ftlab.data.sources.data_digest hashes it, following directories and registrations).
 """
 
@@ -15,8 +15,8 @@ from ftlab.data.formats import iter_examples, read_examples, write_examples
 from ftlab.data.generate import generators
 from ftlab.data.resample import resample
 from ftlab.errors import DataError
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import DataInputs
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import DataInputs
 
 
 def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:

@@ -15,7 +15,7 @@ from ftlab.data.formats import read_examples
 from ftlab.data.stage import fewshot_text
 from ftlab.errors import StageError
 from ftlab.evaluate.groups import check_denominators
-from ftlab.stages.inputs import EvalInputs
+from ftlab.contract.inputs import EvalInputs
 
 
 def eval_splits(inputs: EvalInputs, data: dict[str, list[Example]]) -> dict[str, list[Example]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlab import atomic
-from ftlab.stages.hashing import result_key
+from ftlab.contract.hashing import result_key
 
 SHARED = Path("shared") / "step_0"
 

@@ -24,15 +24,16 @@ from ftlab.evaluate.prepare import checkpoints_to_score, eval_splits
 from ftlab.evaluate.shared import load_step_0, step_0_key, store_step_0
 from ftlab.evaluate.metrics import metric_values, select_best
 from ftlab.spec.schema import Quantization
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.hashing import result_key
-from ftlab.stages.inputs import EvalInputs, EvaluatorRun
+from ftlab.contract import layout
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.hashing import result_key
+from ftlab.contract.inputs import EvalInputs, EvaluatorRun
 
 
 def checkpoints_of(inputs: EvalInputs) -> list[dict[str, Any]]:
     if inputs.train_dir is None:  # untuned control: the base model as it is
         return [{"name": "step_0", "step": 0, "epoch": 0.0, "path": inputs.base_dir}]
-    return atomic.read_json(Path(inputs.train_dir) / "checkpoints.json")
+    return atomic.read_json(Path(inputs.train_dir) / layout.MANIFEST)
 
 
 class LoadedCheckpoint:
@@ -92,7 +93,7 @@ def run_eval(inp: EvalInputs, ctx: StageContext) -> StageResult:
         "per_checkpoint": chosen,
         "per_checkpoint_by_evaluator": rows,
     }
-    atomic.write_json(Path(ctx.out_dir) / "summary.json", summary)
+    atomic.write_json(Path(ctx.out_dir) / layout.SUMMARY, summary)
     return StageResult({"best_checkpoint": summary["best_checkpoint"], "checkpoints": len(chosen[select.split])})
 
 
@@ -119,7 +120,7 @@ def score_checkpoint(inp: EvalInputs, ctx: StageContext, ckpt: dict[str, Any], d
 def run_eval_checkpoint(inp: EvalInputs, ctx: StageContext, ckpt: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """Score one checkpoint of the run into the same per-checkpoint cache `run_eval` reads, so the
     run's eval task afterwards only selects and summarises. A runner calls this to score each
-    checkpoint in its own job while training goes on (ftlab.runners.slurm.checkpoints)."""
+    checkpoint in its own job while training goes on (a part of the eval task: ftlab.evaluate.parts)."""
     data = eval_splits(inp, {name: load_split(path) for name, path in inp.split_dirs.items()})
     return score_checkpoint(inp, ctx, ckpt, data, task_answer_template(inp))
 
@@ -130,7 +131,7 @@ def _evaluate(inp: EvalInputs, ctx: StageContext, ckpt, evaluator, spec: Evaluat
     options = spec.options
     base = Path(ctx.out_dir) / ckpt["name"] / evaluator.name
     # The eval inputs' identity fields, plus what is specific to this result: one function
-    # (ftlab.stages.hashing) so the key cannot miss an input the stage reads.
+    # (ftlab.contract.hashing) so the key cannot miss an input the stage reads.
     specific = dict(evaluator=evaluator.name, version=evaluator.version, options=options,
                     checkpoint=ckpt["name"], split=inp.split_ids[split], answer_template=template)
     key = result_key(inp, **specific)
@@ -206,13 +207,16 @@ def forget_results(graph, names: list[str]) -> int:
         if name not in listed:
             raise SpecError([f"--rerun-evaluators: '{name}' is not among eval.evaluators.{did_you_mean(name, listed)} Listed: {', '.join(sorted(listed))}"])
     from ftlab.evaluate.shared import forget_step_0
-    from ftlab.stages.contract import DONE
+    import shutil
+
+    from ftlab.contract.task import DONE, PARTS
 
     dropped = 0
     for task in graph.tasks:
         if task.stage not in ("eval", "report"):
             continue
         (Path(task.out_dir) / DONE).unlink(missing_ok=True)  # not done: the next run executes it
+        shutil.rmtree(Path(task.out_dir) / PARTS, ignore_errors=True)  # nor is any checkpoint scored on its own
         for name in names:
             for path in Path(task.out_dir).glob(f"*/{name}/*.metrics.json"):
                 path.unlink()  # the marker of a cached result; its evidence is rewritten beside it

@@ -8,8 +8,8 @@ from pathlib import Path
 from ftlab.data.stage import load_split
 from ftlab.models import gguf
 from ftlab.models.tiny import TinyConfig, build_tiny
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import ModelInputs
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import ModelInputs
 
 
 def run_model(inputs: ModelInputs, ctx: StageContext) -> StageResult:

@@ -50,10 +50,13 @@ def export_results(registry: Registry, path: Path) -> None:
 
 
 def _run_entry(run: dict, stages: list[dict], metrics: list[dict]) -> dict:
-    statuses = {s["status"] for s in stages}
+    # A part of a task run on its own (eval/<run>@<checkpoint>, a SLURM checkpoint eval) is listed
+    # but does not speak for the run: its whole task (eval/<run>) selects and summarises.
+    whole = [s for s in stages if "@" not in s["key"]]
+    statuses = {s["status"] for s in whole}
     status = ("failed" if "failed" in statuses else "running" if "running" in statuses
-              else "done" if stages and statuses == {"done"} and any(s["stage"] == "eval" for s in stages) else "pending")
-    by_stage = {s["stage"]: {k: s[k] for k in ("status", "config", "outputs", "seconds", "attempt", "error")} for s in stages}
+              else "done" if whole and statuses == {"done"} and any(s["stage"] == "eval" for s in whole) else "pending")
+    by_stage = {s["stage"]: {k: s[k] for k in ("status", "config", "outputs", "seconds", "attempt", "error")} for s in whole}
     best = (by_stage.get("eval", {}).get("outputs") or {}).get("best_checkpoint")
     selected: dict = {}
     undefined: dict = {}

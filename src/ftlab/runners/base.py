@@ -1,4 +1,4 @@
-"""The Runner protocol: where stage tasks run. Both runners call the same stage code (ftlab.stages).
+"""The Runner protocol: where stage tasks run. Both runners call the same stage code (ftlab.contract).
 
     runner.submit(graph)   # local: runs every task not done, in order; slurm: sbatch arrays
     runner.status(graph)   # {task key: state word} for every task the runner knows
@@ -22,3 +22,14 @@ class Runner(Protocol):
     def status(self, graph) -> dict[str, str]: ...
 
     def cancel(self, graph) -> list[str]: ...
+
+
+def record_runs(graph, registry) -> None:
+    """Every run of the plan in the registry (its index, name, sweep values, effective config).
+    results() joins metrics with these rows, so a runner records them before any stage runs:
+    metrics of a run not recorded would be silently left out."""
+    from ftlab.spec.identity import effective_config
+
+    for r in graph.plan.runs:
+        registry.upsert_run(r.run_id, index=r.index, name=r.name, kind=r.kind, seed=r.seed, sweep=r.values,
+                            config=effective_config(r.config))

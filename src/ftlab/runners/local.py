@@ -4,7 +4,7 @@
     outcome = runner.submit(graph)       # runs every task that is not done (same as run_graph)
     runner.status(graph)                 # {task key: done | pending | running | failed | interrupted}
 
-What a task is, when it is done and how it runs is the stage contract (ftlab.stages); this module
+What a task is, when it is done and how it runs is the stage contract (ftlab.contract); this module
 only chooses the order and keeps going: a failed task does not stop independent runs, only the
 tasks that depend on it are skipped. One `ftlab run` per experiment at a time (a lock file).
 """
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.errors import FtlabError, StageError
-from ftlab.pipeline import Graph
-from ftlab.stages import context, done_outputs, execute, is_done, missing_deps, select_tasks
+from ftlab.graph import Graph
+from ftlab.contract import context, done_outputs, execute, is_done, missing_deps
+from ftlab.stages import select_tasks
 
 
 @dataclass
@@ -40,6 +41,9 @@ class LocalRunner:
         self.registry, self.echo = registry, echo
 
     def submit(self, graph: Graph, *, rerun: bool = False, only: Iterable[str] = (), skip: Iterable[str] = ()) -> Outcome:
+        from ftlab.runners.base import record_runs
+
+        record_runs(graph, self.registry)  # before any stage: results() joins metrics with these rows
         return run_graph(graph, self.registry, rerun=rerun, only=only, skip=skip, echo=self.echo)
 
     def status(self, graph: Graph) -> dict[str, str]:
@@ -95,7 +99,7 @@ def run_graph(
                 continue
             except Exception as err:  # a bug or a library error: keep the traceback in the registry
                 outcome.failed[task.key] = f"{type(err).__name__}: {err}"
-                echo(f"{head}: FAILED: {type(err).__name__}: {err} (traceback in {task.out_dir / 'error.txt'})")
+                echo(f"{head}: FAILED: {type(err).__name__}: {err} (traceback in {task.marker_dir / 'error.txt'})")
                 continue
             outcome.ran.append(task.key)
             echo(f"{head}: done in {seconds:.1f}s")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ftlab import atomic
-from ftlab.pipeline import Graph
-from ftlab.stages import eval_key, is_done, run_key
+from ftlab.contract import layout
+from ftlab.graph import Graph
+from ftlab.contract import eval_key, is_done, run_key
 
 
 def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
@@ -22,7 +23,7 @@ def status_rows(graph: Graph, registry) -> list[dict[str, Any]]:
         for stage in ("train", "eval") if run.trains else ("eval",):  # by key: a scan per run is quadratic
             task = graph.task(run_key(stage, run.name))
             row["stages"][stage] = task_state(task, stages.get(task.key))
-        summary = graph.task(eval_key(run.name)).out_dir / "summary.json"
+        summary = graph.task(eval_key(run.name)).out_dir / layout.SUMMARY
         best = atomic.read_json(summary) if summary.is_file() and row["stages"]["eval"] == "done" else None
         row["best_checkpoint"] = best["best_checkpoint"] if best else None
         row[f"{select.split}_{select.metric}"] = best["at_best"].get(select.split, {}).get(select.metric) if best else None

@@ -132,15 +132,15 @@ def _load_plan(spec_path: Path, max_runs: int | None, scale: str | None) -> Plan
         ] if len(problems.items) <= MAX_SHOWN else []
     if configs[0] is not None and configs[0].cluster:
         # The profile is its own file, but a typo in it (`tme:`) should fail here, not at submit time.
-        from ftlab.runners.slurm.profile import check_profile
+        from ftlab.spec.checks import owner
 
-        for found in check_profile(spec_path.parent / configs[0].cluster)[1]:
+        for found in owner("runners.check_profile")(spec_path.parent / configs[0].cluster)[1]:
             problems.add(("cluster",), f"in {clip_text(configs[0].cluster, 100)}: {found}")
     template = body.get("run_name")
     if configs[0] is not None:  # report.checks may name sweep variables: only the plan knows them
-        from ftlab.report.checks import report_variable_problems
+        from ftlab.spec.checks import owner
 
-        report_variable_problems(configs[0], {k for p in points for k in p}, problems)
+        owner("reporting.variable_problems")(configs[0], {k for p in points for k in p}, problems)
     runs: list[Run] = []
     if not problems.items:
         runs = _build_runs(points, configs, seeds, controls, control_configs, template, problems)

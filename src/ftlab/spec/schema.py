@@ -151,7 +151,7 @@ DataColumn = Literal[
 
 
 class FilterSpec(BaseModel):
-    """One curation filter; its other keys are the filter's options (ftlab.data.curate.filters)."""
+    """One curation filter; its other keys are the filter's options (ftlab.curate.filters)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str = Field(description="quality, difficulty, diversity or random")
@@ -333,7 +333,7 @@ class Eval(Strict):
 
 class CheckSpec(BaseModel):
     """One declared check (report.checks); its other keys are the kind's options
-    (validated against that kind's Options model, see ftlab.report.checks)."""
+    (validated against that kind's Options model, see ftlab.reporting.checks)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: str
@@ -344,7 +344,7 @@ class CheckSpec(BaseModel):
 
 
 class Report(Strict):
-    """What the report stage checks and draws beyond its defaults (ftlab.report)."""
+    """What the report stage checks and draws beyond its defaults (ftlab.reporting)."""
 
     checks: list[CheckSpec] = Field(default_factory=list, description="threshold, monotonic, compare, range")
     plots: list[str] = Field(

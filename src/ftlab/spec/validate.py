@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ftlab.plugins import did_you_mean
+from ftlab.spec.checks import owner
 from ftlab.spec.schema import Experiment
 from ftlab.spec.source import clip, clip_text, safe_exists, safe_is_file
 from ftlab.spec.sweep import Problems
@@ -71,22 +72,20 @@ def _unwrap(annotation: Any) -> Any:
 def _check_gguf(ref: str, base_dir: Path, problems: Problems) -> None:
     """The GGUF file exists (or its wheel is installed) and the gguf reader is importable."""
     from ftlab.errors import ModelError
-    from ftlab.models import gguf
 
     try:
-        gguf.resolve(ref, base_dir)
+        owner("models.gguf_resolve")(ref, base_dir)
     except ModelError as err:
         problems.add(("model", "gguf"), str(err))
         return
-    hint = gguf.missing_gguf_package()
+    hint = owner("models.gguf_missing_package")()
     if hint:
         problems.add(("model", "gguf"), hint)
 
 
 def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
     """Checks that span fields: exactly-one choices, names that must exist, split discipline."""
-    from ftlab.data.generate import generators
-
+    generators = owner("data.generators")
     m = exp.model
     if [m.path, m.tiny, m.gguf].count(None) != 2:
         problems.add(("model",), "give exactly one of 'path' (HF id or local dir), 'gguf' (a .gguf file or a "
@@ -114,9 +113,7 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
         if d.curate and d.role != "train":  # a filter that consults a model would choose the test set by that model
             problems.add(at + ("curate",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be curated")
         for j, f in enumerate(d.curate or []):  # filter names and options, at their YAML path
-            from ftlab.data.curate.filters import filter_problems
-
-            for loc, message in filter_problems(f.name, f.options):
+            for loc, message in owner("curate.filter_problems")(f.name, f.options):
                 problems.add(at + ("curate", j) + loc, message)
         if (d.path is None) == (d.generate is None):
             problems.add(at, "give exactly one of 'path' (a JSONL/JSON file) or 'generate' (a built-in generator)")
@@ -155,12 +152,9 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
             problems.add(("fewshot", "splits", j), f"no dataset named {clip(name)}{_hint(name, names)}")
     _check_test_fraction(exp, names, problems)
     _check_select(exp, names, base_dir, problems)
-    from ftlab.baselines.check import baseline_problems
-    from ftlab.report.checks import report_problems  # report.checks: kinds, options, split names
+    owner("baselines.problems")(exp, names, problems)
 
-    baseline_problems(exp, names, problems)
-
-    report_problems(exp, problems)
+    owner("reporting.problems")(exp, problems)  # report.checks: kinds, options, split names
 
 
 def _check_task(exp: Experiment, problems: Problems) -> None:
@@ -219,7 +213,7 @@ def _check_test_fraction(exp: Experiment, names: list[str], problems: Problems) 
 
 def _check_evaluators(exp: Experiment, names: list[str], base_dir: Path, problems: Problems) -> None:
     """Names, splits and each evaluator's own options (its resolve/check members: ftlab.evaluate.base)."""
-    from ftlab.evaluate.evaluators import evaluators, reads, resolve_options
+    evaluators, reads, resolve_options = (owner(f"evaluate.{n}") for n in ("evaluators", "reads", "resolve_options"))
 
     seen: list[str] = []
     for i, ev in enumerate(exp.eval.evaluators):
@@ -273,7 +267,7 @@ def _check_select(exp: Experiment, names: list[str], base_dir: Path, problems: P
 
 def _check_select_metric(exp: Experiment, chosen, base_dir: Path, problems: Problems) -> None:
     """The selection metric must be one the evaluator records with these options (when it says up front)."""
-    from ftlab.evaluate.evaluators import evaluators, produced_metrics, resolve_options
+    evaluators, produced_metrics, resolve_options = (owner(f"evaluate.{n}") for n in ("evaluators", "produced_metrics", "resolve_options"))
 
     if chosen.name not in evaluators:
         return

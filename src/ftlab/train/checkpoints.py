@@ -15,23 +15,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 from ftlab import atomic
+from ftlab.contract.layout import CHECKPOINT_MARKER as MARKER
+from ftlab.contract.layout import checkpoint_path, complete_checkpoints, epoch_name, step_name
 
-MARKER = "ftlab_checkpoint.json"
-# Called with each checkpoint's manifest entry ({name, step, epoch, path}) once it is complete (its
-# marker written; step_0 when training starts). A runner installs one to start work on a checkpoint
-# while training goes on (the SLURM runner releases that checkpoint's held eval job).
-HOOKS: list = []
-
-
-def announce(checkpoint: dict[str, Any]) -> None:
-    for hook in list(HOOKS):
-        hook(checkpoint)
+__all__ = ["MARKER", "CheckpointNamer", "complete_checkpoints", "drop_dangling_links", "last_complete_checkpoint", "rotate"]
 
 
 def _whole(epoch: float | None) -> bool:
@@ -43,10 +37,14 @@ class CheckpointNamer(TrainerCallback):
     """Save at every epoch end and at the last step, each step once; name each checkpoint, mark it
     complete, then rotate to the newest `keep_last` (None: keep all)."""
 
-    def __init__(self, train_dir: Path, keep_last: int | None = None):
+    def __init__(self, train_dir: Path, keep_last: int | None = None,
+                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None):
         self.train_dir = Path(train_dir)
         self.keep_last = keep_last
         self.epoch_end = False
+        # the stage context's callback (StageContext.on_checkpoint): a runner starts work on each
+        # checkpoint while training goes on (the SLURM runner releases its held eval job)
+        self.on_checkpoint = on_checkpoint
 
     # Every save is also a logging step (the trainer logs before it saves), so each checkpoint's
     # log_history accounts for every step up to it and a resumed run's history covers the whole
@@ -71,11 +69,11 @@ class CheckpointNamer(TrainerCallback):
         if not state.is_world_process_zero:  # under accelerate launch only rank 0 saved the checkpoint
             self.epoch_end = False
             return control
-        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        path = checkpoint_path(Path(args.output_dir), state.global_step)
         if self.epoch_end:
-            name = f"epoch_{round(state.epoch) - 1}"
+            name = epoch_name(round(state.epoch) - 1)
         else:
-            name = f"step_{state.global_step}"
+            name = step_name(state.global_step)
         entry = {"name": name, "step": state.global_step, "epoch": state.epoch}
         atomic.write_json(path / MARKER, entry)
         if self.epoch_end:
@@ -86,7 +84,8 @@ class CheckpointNamer(TrainerCallback):
         self.epoch_end = False
         if self.keep_last is not None:
             rotate(Path(args.output_dir), self.keep_last)
-        announce(entry | {"path": str(path)})
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(entry | {"path": str(path)})
         return control
 
 
@@ -103,15 +102,6 @@ def rotate(ckpt_dir: Path, keep_last: int) -> list[str]:
         shutil.rmtree(c["path"])
     return [c["path"] for c in old]
 
-
-def complete_checkpoints(ckpt_dir: Path) -> list[dict[str, Any]]:
-    """Manifest of finished checkpoints, by step: [{name, step, epoch, path}]."""
-    found = []
-    for path in Path(ckpt_dir).glob("checkpoint-*"):
-        marker = path / MARKER
-        if marker.is_file():
-            found.append(atomic.read_json(marker) | {"path": str(path)})
-    return sorted(found, key=lambda c: c["step"])
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> str | None:

@@ -85,3 +85,21 @@ def shell_line(argv: list[str]) -> str:
 def is_main_rank() -> bool:
     """True outside a distributed launch, and on global rank 0 inside one."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def launch(task, ctx):
+    """The train row's launcher (ftlab.stages): with train.gpus > 1, run the task on every rank
+    through `accelerate launch` and return rank 0's outputs; None: one process suffices."""
+    gpus = task.inputs.train.gpus
+    if gpus <= 1:
+        return None
+    import subprocess
+
+    from ftlab.contract.task import launched_outputs
+    from ftlab.errors import StageError
+
+    config = render_config(task.out_dir / "accelerate.yaml", gpus, task.inputs.train.distributed)
+    proc = subprocess.run(launch_command(config, ctx.spec_path, task.key))
+    if proc.returncode != 0:
+        raise StageError(f"{task.key}: accelerate launch exited with {proc.returncode}; see the log above")
+    return launched_outputs(task)

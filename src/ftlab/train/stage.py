@@ -1,6 +1,6 @@
 """Train stage: TRL SFTTrainer, full or LoRA, completion-only loss, seeded, resumable.
 
-Inputs (ftlab.stages.inputs.TrainInputs): base model dir, normalised train data, method and
+Inputs (ftlab.contract.inputs.TrainInputs): base model dir, normalised train data, method and
 training settings, seed, and the run kind (`random_init` trains a fresh copy of the base's
 architecture). Outputs: checkpoints/ (see checkpoints.py), checkpoints.json, log_history.json.
 """
@@ -18,9 +18,10 @@ from ftlab.data.stage import load_split
 from ftlab.models.load import load_model, load_tokenizer
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.schema import Method, Quantization
-from ftlab.stages.contract import StageContext, StageResult
-from ftlab.stages.inputs import TrainInputs
-from ftlab.train.checkpoints import CheckpointNamer, announce, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
+from ftlab.contract.task import StageContext, StageResult
+from ftlab.contract.inputs import TrainInputs
+from ftlab.contract import layout
+from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
 from ftlab.train.device import probe, resolve
 from ftlab.train.loss import WEIGHT, sample_weight
 from ftlab.train.trainer import TrainerSetup, build_trainer
@@ -36,8 +37,9 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     dtype = settings.dtype
     base = inputs.base_dir
     if inputs.kind == "random_init":
-        base = str(fresh_copy(base, out / "init", seed, dtype))
-    announce({"name": "step_0", "step": 0, "epoch": 0.0, "path": base})  # the untrained model is there already
+        base = str(fresh_copy(base, out / layout.INIT, seed, dtype))
+    if ctx.on_checkpoint is not None:  # the untrained model is there already
+        ctx.on_checkpoint({"name": "step_0", "step": 0, "epoch": 0.0, "path": base})
     tokenizer = load_tokenizer(base)
 
     set_seed(seed)  # before LoRA init: the adapter's A matrices are drawn from torch's RNG
@@ -58,10 +60,10 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     warnings = truncation_warning(truncated, len(rows), hp.max_length)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = out / layout.CHECKPOINTS_DIR
     # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
     # save_total_limit would delete old checkpoints before the new one is marked).
-    namer = CheckpointNamer(out, keep_last=hp.keep_last)
+    namer = CheckpointNamer(out, keep_last=hp.keep_last, on_checkpoint=ctx.on_checkpoint)
     trainer = build_trainer(model, tokenizer, rows, hp.model_copy(update={"keep_last": None}),
                             TrainerSetup(ckpt_dir, seed, weighted, [namer], settings))
     resume = last_complete_checkpoint(ckpt_dir)
@@ -70,8 +72,8 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     manifest = [{"name": "step_0", "step": 0, "epoch": 0.0, "path": base}] + complete_checkpoints(ckpt_dir)
     if trainer.is_world_process_zero():
         drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint
-        atomic.write_json(out / "checkpoints.json", manifest)
-        atomic.write_json(out / "log_history.json", trainer.state.log_history)
+        atomic.write_json(out / layout.MANIFEST, manifest)
+        atomic.write_json(out / layout.LOG_HISTORY, trainer.state.log_history)
     return StageResult({
         "checkpoints": [c["name"] for c in manifest],
         "global_step": trainer.state.global_step,
@@ -144,7 +146,7 @@ def fresh_copy(base: str, out: Path, seed: int, dtype) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    if (out / "ftlab_init.json").is_file():
+    if (out / layout.INIT_MARKER).is_file():
         return out
     config = AutoConfig.from_pretrained(base)
     # Derived, not `seed` itself: a tiny base built with init seed 0 must not equal the control of seed 0.
@@ -152,5 +154,5 @@ def fresh_copy(base: str, out: Path, seed: int, dtype) -> Path:
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.save_pretrained(out)
     load_tokenizer(base).save_pretrained(out)
-    atomic.write_json(out / "ftlab_init.json", {"from": base, "seed": seed})  # last write: marks complete
+    atomic.write_json(out / layout.INIT_MARKER, {"from": base, "seed": seed})  # last write: marks complete
     return out

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+import ftlab
 from ftlab.cli import main
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.follow import _config, job_states, slurm_command
 from ftlab.runners.slurm.jobs import JobTable
@@ -120,7 +121,7 @@ def test_each_checkpoint_is_its_own_job_released_and_started_while_its_run_train
 
 def test_a_failed_train_leaves_nothing_held_and_the_report_runs(slurm, tmp_path: Path, capsys):
     spec = _spec(tmp_path / "exp", sweep="[{grid: {ntrain: [16]}}]")
-    assert main(["run", str(spec), "--only", "data", "model"]) == 0
+    assert ftlab.run(spec, only=["data", "model"]).ok
     graph = build_graph(load_plan(spec))
     (Path(graph.task("train/ntrain16").inputs.data_dir) / "examples.jsonl").unlink()  # train/ntrain16 fails reading it
     capsys.readouterr()

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.cli import main
-from ftlab.pipeline import build_graph
+import ftlab
+from ftlab.api import run_task
+from ftlab.errors import StageError
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.checkpoints import planned_checkpoints, step_checkpoints
 from ftlab.spec.plan import load_plan
@@ -43,12 +45,12 @@ def test_plan_equals_what_training_writes(tmp_path: Path, train):
     spec = write_spec(tmp_path)
     text = spec.read_text()
     spec.write_text(text[:text.index("train: {")] + f"train: {train}\n" + text[text.index("eval: {"):])
-    assert main(["run", str(spec), "--only", "data", "model"]) == 0
+    assert ftlab.run(spec, only=["data", "model"]).ok
     graph = build_graph(load_plan(spec))
     train_task = next(t for t in graph.tasks if t.stage == "train")
     planned, why = planned_checkpoints(graph, train_task)
     assert planned is not None, why
-    assert main(["run", str(spec), "--only", "train"]) == 0
+    assert ftlab.run(spec, only=["train"]).ok
     written = [c["name"] for c in json.loads((train_task.out_dir / "checkpoints.json").read_text())]
     assert planned == written
 
@@ -81,24 +83,27 @@ def _no_scoring(monkeypatch):
 def test_checkpoint_evals_fill_the_cache_and_the_run_eval_only_selects(tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "local").mkdir()
     local = write_spec(tmp_path / "local", epochs=2, save_steps="null")
-    assert main(["run", str(local)]) == 0
+    assert ftlab.run(local).ok
 
     (tmp_path / "parts").mkdir()
     spec = write_spec(tmp_path / "parts", epochs=2, save_steps="null")
-    assert main(["run", str(spec), "--only", "data", "model", "train"]) == 0
+    assert ftlab.run(spec, only=["data", "model", "train"]).ok
     graph = build_graph(load_plan(spec))
     train_task = next(t for t in graph.tasks if t.stage == "train")
     run = train_task.run.name
     names, _ = planned_checkpoints(graph, train_task)
     for name in names:
-        assert main(["stage", "run", str(spec), f"eval/{run}@{name}"]) == 0
-    assert main(["stage", "run", str(spec), f"eval/{run}@epoch_7"]) == 2
-    assert f"train/{run} finished without writing checkpoint epoch_7 (it wrote step_0, epoch_0, epoch_1)" in capsys.readouterr().err
+        assert run_task(spec, f"eval/{run}@{name}") is not None  # scored, with the markers of a task
+        assert (graph.task(f"eval/{run}").out_dir / "_parts" / name / "_done.json").is_file()
+    with pytest.raises(StageError, match=rf"train/{run} finished without writing checkpoint epoch_7 \(it wrote step_0, epoch_0, epoch_1\)"):
+        run_task(spec, f"eval/{run}@epoch_7")
+    failed = Registry(spec.parent / "out" / "registry.sqlite").stage(f"eval/{run}@epoch_7")
+    assert failed["status"] == "failed" and (graph.task(f"eval/{run}").out_dir / "_parts" / "epoch_7" / "error.txt").is_file()
 
     with monkeypatch.context() as m:
         _no_scoring(m)
-        assert main(["stage", "run", str(spec), f"eval/{run}"]) == 0
-        assert main(["run", str(spec)]) == 0  # the report too
+        assert run_task(spec, f"eval/{run}") is not None
+        assert ftlab.run(spec).ok  # the report too
 
     summary = json.loads((graph.task(f"eval/{run}").out_dir / "summary.json").read_text())
     local_out = local.parent / "out"
@@ -113,11 +118,10 @@ def test_checkpoint_evals_fill_the_cache_and_the_run_eval_only_selects(tmp_path:
 RELEASE_SCRIPT = """
 import json, os, signal, subprocess, sys
 from pathlib import Path
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm import checkpoints, follow
 from ftlab.spec.plan import load_plan
-from ftlab.train.checkpoints import announce
 
 spec, log, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 calls = []
@@ -129,9 +133,9 @@ follow.slurm_command = fake
 graph = build_graph(load_plan(spec))
 registry = Registry(graph.plan.output_dir / "registry.sqlite")
 train = next(t for t in graph.tasks if t.stage == "train")
-with checkpoints.releasing(graph, train, registry):
-    announce({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})
-    announce({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})  # once is enough
+with checkpoints.releasing(graph, train, registry) as on_checkpoint:  # what the train stage's context calls
+    on_checkpoint({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})
+    on_checkpoint({"name": "epoch_0", "step": 15, "epoch": 1.0, "path": "x"})  # once is enough
     if how == "term":
         os.kill(os.getpid(), signal.SIGTERM)  # a time limit or scancel of the running train task
     raise RuntimeError("training failed")

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+import ftlab
 from ftlab.cli import main
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.runners.slurm.estimate import estimate
 from ftlab.runners.slurm.profile import ClusterProfile, load_profile
 from ftlab.runners.slurm.resources import ModelSize, choose, count_params, params_from_name, policy_table
@@ -89,8 +90,7 @@ def test_golden_train_script_of_the_weighted_loss_sweep(tmp_path: Path, monkeypa
     shutil.copytree(REPO / "examples" / "clusters", tmp_path / "clusters")  # the spec's own profile (--cluster overrides it)
     spec.write_text((REPO / "examples" / "weighted_loss.yaml").read_text().replace("output_dir: ../runs/weighted_loss_full", "output_dir: out"))
     shutil.copy(FIXTURES / "gpu_cluster.yaml", tmp_path / "cluster.yaml")
-    assert main(["submit", str(spec), "--dry-run", "--scale", "full", "--cluster", str(tmp_path / "cluster.yaml")]) == 0
-    capsys.readouterr()
+    assert ftlab.submit(spec, dry_run=True, scale="full", cluster=tmp_path / "cluster.yaml").jobs
     text = (tmp_path / "out" / "slurm" / "scripts" / "train.sbatch").read_text()
     assert "export FTLAB_SCALE=full" in text  # every job reads the full-scale experiment
     assert "#SBATCH --array=0-18" in text and "#SBATCH --gres=gpu:4" in text
@@ -111,7 +111,7 @@ def test_values_reach_the_job_intact_through_bash(tmp_path: Path):
     value = "x'y $(touch PWNED4) `touch PWNED5` \"z\"\nsecond line"
     (nasty / "cluster.yaml").write_text(json.dumps({"ftlab": str(wrapper), "env": {"NASTY": value}}))
     spec.write_text(spec.read_text() + "cluster: cluster.yaml\n")
-    assert main(["submit", str(spec), "--dry-run"]) == 0
+    assert ftlab.submit(spec, dry_run=True).jobs
     graph = build_graph(load_plan(spec))
     out = graph.plan.output_dir
     for task in graph.tasks:  # run names cannot escape the experiment directory
@@ -203,3 +203,20 @@ def test_curation_gets_its_own_time_row_and_baselines_wait_for_the_curated_set(t
     assert ("afterany", "baselines") in {(d.kind, d.group) for d in jobs["report"].depends}
     cost = estimate(graph, profile)  # the curate array's GPU time is counted too
     assert cost.gpu_hours["curate"] == jobs["curate"].resources.gpus * 8.0 > 0
+
+
+def test_curation_that_asks_no_model_is_prepare_work_and_costs_no_gpu(tmp_path: Path):
+    """quality/length/random filters are CPU seconds: in the prepare job, not a GPU array, and the
+    estimate (the sum of what would be submitted) counts no curate GPU-hours."""
+    from ftlab.runners.slurm.render import build_jobs
+
+    spec = _sweep_spec(tmp_path, "gpu_cluster.yaml")
+    train = "generate: {name: hem, n: 240, seed: 0}"
+    spec.write_text(spec.read_text().replace(train, train + ", curate: [{name: quality}]", 1))
+    graph = build_graph(load_plan(spec))
+    profile = load_profile(tmp_path / "cluster.yaml")
+    jobs = {j.group: j for j in build_jobs(graph, {t.key for t in graph.tasks}, {}, profile)}
+    assert "curate" not in jobs and any(k.startswith("curate/") for k in jobs["prepare"].keys)
+    assert jobs["prepare"].keys.index(next(k for k in jobs["prepare"].keys if k.startswith("curate/"))) > \
+        jobs["prepare"].keys.index(next(k for k in jobs["prepare"].keys if k.startswith("data/train")))
+    assert "curate" not in estimate(graph, profile).gpu_hours

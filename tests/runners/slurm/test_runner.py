@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.base import Runner
 from ftlab.runners.slurm.jobs import JobTable

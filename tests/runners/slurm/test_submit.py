@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+import ftlab
 from ftlab.cli import main
 from ftlab.errors import SlurmError
-from ftlab.pipeline import build_graph
+from ftlab.graph import build_graph
 from ftlab.registry import Registry
 from ftlab.runners.slurm.follow import job_states
 from ftlab.runners.slurm.jobs import JobTable
@@ -51,11 +52,11 @@ def _metrics(registry: Registry) -> dict:
 
 def test_sweep_matches_local_failed_train_cancels_its_eval_and_resubmit_fixes_it(slurm, tmp_path: Path, capsys):
     local = _spec(tmp_path / "local")
-    assert main(["run", str(local)]) == 0
+    assert ftlab.run(local).ok
     expected = _metrics(Registry(local.parent / "out" / "registry.sqlite"))
 
     spec = _spec(tmp_path / "on slurm 'q' $(x)")  # the experiment dir's quote, $() and space reach jobs intact
-    assert main(["run", str(spec), "--only", "data", "model"]) == 0
+    assert ftlab.run(spec, only=["data", "model"]).ok
     graph = build_graph(load_plan(spec))
     broken = Path(graph.task("train/ds1").inputs.data_dir) / "examples.jsonl"
     saved = broken.read_bytes()

@@ -45,7 +45,9 @@ def resource_lines(graph, profile) -> list[str]:
     lines = [f"prepare/report {' '.join(cpu.sbatch_options())}"]
     for line, runs in seen.items():
         lines.append(f"{line}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
-    curates = [t for t in graph.tasks if t.stage == "curate" and t.inputs.model_dir is not None]
+    from ftlab.runners.slurm.render import slurm_group
+
+    curates = [t for t in graph.tasks if slurm_group(t) == "curate"]
     if curates:  # a difficulty filter asks a model: its own array on that model's GPUs (render.py)
         exp = graph.plan.experiment
         res = choose_for_run(table, model_size(graph.plan, exp), stage="curate", exp=exp, limits=profile.limits)
@@ -54,41 +56,29 @@ def resource_lines(graph, profile) -> list[str]:
 
 
 def estimate(graph, profile) -> Cost:
-    from ftlab.runners.slurm.checkpoints import planned_checkpoints, without_repeated_step_0
-    from ftlab.stages import eval_key, train_key
+    """GPU-hours of the jobs `ftlab submit` would render for every task (render.build_jobs), summed by
+    stage group: an array asks its request once per task; checkpoint storage per trained run."""
+    from ftlab.runners.slurm.render import build_jobs
 
     table = policy_table(profile)
     cost = Cost(gpu_hours={"train": 0.0, "eval": 0.0})
     eval_tasks = 0
-    bases: set[str] = set()  # step 0 is scored once per base
+    for job in build_jobs(graph, {t.key for t in graph.tasks}, {}, profile):
+        stage = _stage_of(job.group)
+        tasks = len(job.keys) if job.array else 1
+        if stage == "eval":
+            eval_tasks += tasks
+        if job.resources.gpus:
+            cost.gpu_hours[stage] = cost.gpu_hours.get(stage, 0.0) + tasks * job.resources.gpus * job.resources.hours()
     for run in graph.plan.runs:
-        exp = run.config
-        size = model_size(graph.plan, exp)
-        method = exp.method.name
-        evaluation = choose_for_run(table, size, stage="eval", exp=exp, limits=profile.limits)
-        # A run whose checkpoints are known at submit time gets one eval task per checkpoint plus
-        # its run-level task (ftlab.runners.slurm.checkpoints): each asks the eval row's GPUs and time.
-        names = planned_checkpoints(graph, graph.task(train_key(run.name)))[0] if run.trains else None
-        if names:
-            train_task = graph.task(train_key(run.name))
-            names = without_repeated_step_0(names, graph.task(eval_key(run.name)), train_task, bases)
-        tasks = 1 + len(names) if names else 1
-        eval_tasks += tasks
-        cost.gpu_hours["eval"] += tasks * evaluation.gpus * evaluation.hours()
         if not run.trains:
             continue
-        train = choose_for_run(table, size, stage="train", exp=exp, limits=profile.limits)
-        cost.gpu_hours["train"] += train.gpus * train.hours()
+        exp = run.config
         count = checkpoint_count(graph.plan, exp)
-        params = size.params or _default_params(table)
+        params = model_size(graph.plan, exp).params or _default_params(table)
         cost.checkpoints += count
-        cost.checkpoint_gb += count * params * table["checkpoint_bytes_per_param"].get(method, 2.0) / 1e9
+        cost.checkpoint_gb += count * params * table["checkpoint_bytes_per_param"].get(exp.method.name, 2.0) / 1e9
         cost.final_weights_gb += params * table["final_weights_bytes_per_param"] / 1e9
-    for task in graph.tasks:  # curation that asks a model (a difficulty filter) runs on its GPU
-        if task.stage == "curate" and task.inputs.model_dir is not None:
-            res = choose_for_run(table, model_size(graph.plan, graph.plan.experiment), stage="curate",
-                                 exp=graph.plan.experiment, limits=profile.limits)
-            cost.gpu_hours["curate"] = cost.gpu_hours.get("curate", 0.0) + res.gpus * res.hours()
     total = sum(cost.gpu_hours.values())
     trained = sum(1 for r in graph.plan.runs if r.trains)
     cost.lines = [
@@ -99,6 +89,14 @@ def estimate(graph, profile) -> Cost:
         f"final weights only (one bf16 copy per trained run): {cost.final_weights_gb:,.1f} GB",
     ]
     return cost
+
+
+def _stage_of(group: str) -> str:
+    """The stage a job group's GPU time is counted under: eval-ckpt-2 -> eval, train-2 -> train."""
+    for stage in ("eval", "train", "curate", "release"):
+        if group.startswith(stage):
+            return stage
+    return group
 
 
 def _default_params(table) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ftlab.errors import SlurmError
 from ftlab.runners.slurm.jobs import JobTable
-from ftlab.stages import REPORT_KEY, is_done, run_key, split_checkpoint_key
+from ftlab.contract import REPORT_KEY, is_done, run_key, split_checkpoint_key
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SUBMITTED"}
 

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.errors import SlurmError
-from ftlab.pipeline import Graph
+from ftlab.graph import Graph
 from ftlab.runners.slurm.profile import ClusterProfile
-from ftlab.runners.slurm.checkpoints import planned_checkpoints, without_repeated_step_0
+from ftlab.runners.slurm.checkpoints import plan_parts
 from ftlab.runners.slurm.resources import Resources, choose, choose_for_run, model_size, policy_table
-from ftlab.stages import REPORT_KEY, checkpoint_key, eval_key
+from ftlab.contract import checkpoint_key, eval_key
 
 
 @dataclass
@@ -85,6 +85,14 @@ def default_ftlab(profile: ClusterProfile) -> str:
     return str(here) if here.is_file() else "ftlab"
 
 
+def slurm_group(task) -> str:
+    """The stage table's SLURM group of a task (ftlab.stages). The curate group is an array on the
+    model's GPUs for curation that asks a model (difficulty); one that asks none (quality, length,
+    random) is CPU work of seconds, done in prepare."""
+    group = task.definition.slurm_group
+    return "prepare" if group == "curate" and task.inputs.model_dir is None else group
+
+
 def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profile: ClusterProfile,
                notes: list[str] | None = None) -> list[Job]:
     """Jobs for the task keys in `submit`; `in_flight` maps keys already queued to their job refs.
@@ -108,10 +116,12 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         refs = tuple(sorted({in_flight[d] for d in task.deps if d in in_flight}))
         return Dependency("afterok", job_refs=refs) if refs else None
 
-    curated = {t.key for t in chosen if t.stage == "curate"}
-    # Baselines are CPU work of minutes: in prepare, unless they read a curated set curated now.
-    late_baselines = [t for t in chosen if t.stage == "baseline" and curated & set(t.deps)]
-    prepare = [t for t in chosen if t.stage in ("data", "model", "baseline") and t not in late_baselines]
+    group_of = slurm_group
+
+    curated = {t.key for t in chosen if group_of(t) == "curate"}
+    # CPU work of minutes (data, model, baselines) goes in prepare, unless it reads a set curated now.
+    late_baselines = [t for t in chosen if group_of(t) == "prepare" and curated & set(t.deps)]
+    prepare = [t for t in chosen if group_of(t) == "prepare" and t not in late_baselines]
     if prepare:
         job = Job("prepare", [t.key for t in prepare], False, choose(table, None, stage="cpu", method="", limits=profile.limits))
         refs = tuple(sorted({in_flight[d] for t in prepare for d in t.deps if d in in_flight}))
@@ -120,7 +130,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         jobs.append(job)
     prepare_dep = [Dependency("afterok", group="prepare")] if prepare else []
     # Curation that asks a model (difficulty) needs that model's GPU, like an eval: its own array, before train.
-    curates = [t for t in chosen if t.stage == "curate"]
+    curates = [t for t in chosen if group_of(t) == "curate"]
     if curates:
         job = Job("curate", [t.key for t in curates], True, res(curates[0], "curate"), list(prepare_dep))
         job.depends += [d for d in (upstream(t) for t in curates) if d]
@@ -133,7 +143,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         jobs.append(job)
 
     # Train arrays, split where resources differ (an array has one request); each gets a paired eval array.
-    trains = [t for t in chosen if t.stage == "train"]
+    trains = [t for t in chosen if group_of(t) == "train"]
     paired: dict[str, list] = {}
     for t in trains:
         evaluation = by_key[eval_key(t.run.name)]
@@ -152,11 +162,10 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         # lands (ftlab.runners.slurm.checkpoints); submitted first, so the train tasks find its job id.
         ckpt_keys, bases = [], set()
         for t in group:
-            names, why = planned_checkpoints(graph, t)
+            names, why = plan_parts(graph, t, bases)
             if names is None:
                 unplanned.setdefault(why, []).append(eval_key(t.run.name))
             else:
-                names = without_repeated_step_0(names, by_key[eval_key(t.run.name)], t, bases)
                 ckpt_keys += [checkpoint_key(t.run.name, name) for name in names]
         if ckpt_keys:
             jobs.append(Job(f"eval-ckpt{suffix}", ckpt_keys, True, res(evals[0], "eval"), hold=True))
@@ -173,21 +182,22 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         notes.append(f"{shown}: one task scores every checkpoint after training: {why}")
     in_pairs = {k for j in jobs if j.group.startswith("eval") for k in j.keys}
 
-    ready = [t for t in chosen if t.stage == "eval" and t.key not in in_pairs]
+    ready = [t for t in chosen if group_of(t) == "eval" and t.key not in in_pairs]
     by_res: dict[str, list] = {}
     for t in ready:
         by_res.setdefault(repr(res(t, "eval").sbatch_options()), []).append(t)
     for n, group in enumerate(by_res.values()):
         deps = list(prepare_dep)
         for t in group:
-            if any(d in submit and by_key[d].stage == "train" for d in t.deps):
+            if any(d in submit and group_of(by_key[d]) == "train" for d in t.deps):
                 raise SlurmError(f"{t.key} would need its train task in another array; submit both together")
         refs = tuple(sorted({in_flight[d] for t in group for d in t.deps if d in in_flight}))
         if refs:
             deps.append(Dependency("afterok", job_refs=refs))
         jobs.append(Job("eval-ready" if n == 0 else f"eval-ready-{n + 1}", [t.key for t in group], True, res(group[0], "eval"), deps))
 
-    if REPORT_KEY in submit:
+    reports = [t for t in chosen if group_of(t) == "report"]
+    if reports:
         eval_groups = [j.group for j in jobs if j.group.startswith("eval")]
         refs = tuple(sorted({in_flight[k] for k in in_flight if k.startswith("eval/")}))
         deps = [Dependency("afterany", group=g) for g in eval_groups + (["baselines"] if late_baselines else [])]
@@ -195,7 +205,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
             deps.append(Dependency("afterany", job_refs=refs))
         if not eval_groups and not refs:
             deps += prepare_dep
-        jobs.append(Job("report", [REPORT_KEY], False, choose(table, None, stage="cpu", method="", limits=profile.limits), deps))
+        jobs.append(Job("report", [t.key for t in reports], False, choose(table, None, stage="cpu", method="", limits=profile.limits), deps))
     return jobs
 
 

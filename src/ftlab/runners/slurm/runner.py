@@ -23,6 +23,10 @@ class SlurmRunner:
         self.registry, self.profile = registry, profile
 
     def submit(self, graph, *, dry_run: bool = False, resubmit_failed: bool = False) -> SubmitResult:
+        if not dry_run:  # before any job starts: results() joins metrics with these rows
+            from ftlab.runners.base import record_runs
+
+            record_runs(graph, self.registry)
         return submit(graph, self.registry, self.profile, dry_run=dry_run, resubmit_failed=resubmit_failed)
 
     def status(self, graph) -> dict[str, str]:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ftlab import atomic
 from ftlab.errors import SlurmError
-from ftlab.pipeline import Graph
+from ftlab.graph import Graph
 from ftlab.runners.slurm.jobs import JobTable
 from ftlab.runners.slurm.follow import clean_message, job_states, slurm_command
 from ftlab.runners.slurm.profile import ClusterProfile
 from ftlab.runners.slurm.render import Context, Job, build_jobs, default_ftlab, dependency_option, render_script
-from ftlab.stages import REPORT_KEY, is_done, missing_deps
+from ftlab.contract import REPORT_KEY, is_done, missing_deps
 
 
 @dataclass
