@@ -35,13 +35,16 @@ GENERATION_COLUMNS = ("accuracy_strict", "accuracy_flexible", "safety_rate")
 
 
 def columns_for(present: set[str], default: tuple[str, ...]) -> tuple[str, ...]:
-    """The default columns when the task records them (classification), else the generation ones present."""
+    """The default columns when the task records them (classification), else the generation ones
+    present, else whatever the evaluators recorded (an inspect task's `match_accuracy`), counts and
+    standard errors aside: a column of "missing" under names no evaluator writes says nothing."""
     if any(c in present for c in ("f1", "auroc", "precision")):
         return default
     found = tuple(c for c in GENERATION_COLUMNS if c in present)
     if "accuracy_strict" not in found and "accuracy" in present:
         found = ("accuracy",) + found
-    return found or default
+    own = tuple(sorted(c for c in present - {"n", "checkpoint", "step", "epoch"} if not c.startswith("n_") and not c.endswith("_stderr")))
+    return found or own or default
 
 
 def render_table(rows: list[dict[str, Any]], splits: list[str]) -> str:
