@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftlab.errors import DataError
 from ftlab.gcpause import gc_paused
 from ftlab.spec.identity import stable_hash
 from ftlab.spec.plan import Plan
@@ -329,6 +330,9 @@ def _data_inputs(plan: Plan, exp: Experiment, ds: Dataset) -> DataInputs:
         from ftlab.data.sources import data_digest
 
         path = (plan.base_dir / ds.path).resolve()
-        file, digest = str(path), data_digest(path, ds.name_in_registry)
+        try:
+            file, digest = str(path), data_digest(path, ds.name_in_registry)
+        except DataError as err:  # name the dataset too: the resolved path may not be the one the spec wrote
+            raise DataError(f"datasets '{ds.name}' (path: {ds.path}): {err}") from None
     return DataInputs(dataset=ds, labels=exp.task.labels, positive=exp.task.positive_label,
                       label_field=exp.task.label_field, fewshot=fewshot, file=file, digest=digest, system=exp.task.system)

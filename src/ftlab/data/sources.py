@@ -28,6 +28,7 @@ import csv
 import hashlib
 import json
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,10 @@ _WHITESPACE = re.compile(r"[ \t\r\n]*")  # JSON's four whitespace characters
 _BOM = b"\xef\xbb\xbf"  # files saved by Windows editors start with a byte-order mark
 BATCH_ROWS = 1024  # parquet/arrow rows decoded at a time: ~1 MB of 1 kB rows, flat in memory
 CSV_FIELD_LIMIT = 64 << 20  # stdlib default is 131,072 chars; a long reasoning trace can pass it
+# Chat rows nest 4 levels ({"messages": [{"content": ...}]}); 64 leaves room for any metadata and
+# stops a hostile row long before Python's recursion limit (1,000) in json, pydantic or copying.
+MAX_DEPTH = 64
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a \ud800-\udfff escape: legal JSON, not encodable alone
 
 # LLaMA-Factory column roles -> ftlab's row keys (see LLaMA-Factory data/README.md).
 LF_COLUMNS = {
@@ -69,12 +74,10 @@ class Source:
 def open_source(path: Path, name_in_registry: str | None = None) -> Source:
     """The reader for `path`; a LLaMA-Factory registry needs `name_in_registry`."""
     path = Path(path)
-    if path.is_dir():
+    if check_kind(path) == "dir":
         if name_in_registry is not None:
             raise DataError(f"{path}: name_in_registry is set but the path is a directory; point path at dataset_info.json")
         return Source(path, "row", _hf_rows(path))
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
     if name_in_registry is not None and path.suffix.lower() != ".json":
         raise DataError(
             f"{path}: name_in_registry names an entry of a LLaMA-Factory dataset_info.json; "
@@ -98,21 +101,61 @@ def _file_source(path: Path) -> Source:
     return Source(path, unit, reader(path))
 
 
+def check_kind(path: Path) -> str:
+    """"file" or "dir" (an HF dataset directory); anything else raises DataError before a byte is
+    read: opening a FIFO blocks until a writer comes, and a device never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror}); check its permissions") from None
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    raise DataError(f"{path}: is {kind}, not a data file; point path at a regular file (copy the data into one)")
+
+
+def _hf_dir(path: Path) -> None:
+    if not (path / "state.json").is_file() and not (path / "dataset_dict.json").is_file():
+        raise DataError(
+            f"{path}: is a directory but not an HF dataset saved with save_to_disk (no state.json); "
+            "point path at a data file or at the saved dataset's directory"
+        )
+
+
 def data_digest(path: Path, name_in_registry: str | None = None) -> str:
     """sha256 of everything a dataset reads: the file, every file of an HF directory, or a
-    registry entry plus its data, so editing the data re-runs the stages that used it."""
+    registry entry plus its data, so editing the data re-runs the stages that used it. What the
+    path is gets checked first (open_source's rules), so planning never blocks on a FIFO nor
+    hashes a directory that is no dataset."""
     path = Path(path)
     h = hashlib.sha256()
-    if path.is_file() and (path.name == "dataset_info.json" or name_in_registry is not None):
+    kind = check_kind(path)
+    if kind == "file" and (path.name == "dataset_info.json" or name_in_registry is not None):
         entry = _registry_entry(path, name_in_registry)
         h.update(json.dumps(entry, sort_keys=True).encode())
         path = path.parent / entry["file_name"]
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        kind = check_kind(path)
+    if kind == "dir":
+        _hf_dir(path)
+        files = []
+        for p in sorted(path.rglob("*")):
+            if not p.is_dir():
+                check_kind(p)  # a FIFO inside the dataset directory would block the read
+                files.append(p)
+    else:
+        files = [path]
     for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0")
-        with open(f, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                h.update(block)
+        h.update(str(f.relative_to(path) if kind == "dir" else f.name).encode() + b"\0")
+        try:
+            with open(f, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as e:
+            raise DataError(f"{f}: cannot read the file ({e.strerror}); check its permissions and the disk") from None
     return h.hexdigest()
 
 
@@ -122,21 +165,74 @@ def data_digest(path: Path, name_in_registry: str | None = None) -> str:
 def _jsonl_rows(path: Path) -> Iterator[Item]:
     # Binary lines split on b"\n" only: U+2028 inside a JSON string is legal and must not split a
     # row, and a bad byte costs one line, not the file.
+    n = 0
     with _open_binary(path) as f:
-        for n, raw in enumerate(f, start=1):
-            if n == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield n, None, f"not UTF-8 text (byte {e.start} of the line); re-save the file as UTF-8"
-                continue
-            try:
-                yield n, json.loads(text), None
-            except json.JSONDecodeError as e:
-                yield n, None, f"not valid JSON ({e.msg}, column {e.colno}); each line must be one JSON object"
+        try:
+            for n, raw in enumerate(f, start=1):
+                if n == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM):]
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    yield n, None, f"not UTF-8 text (byte {e.start} of the line); re-save the file as UTF-8"
+                    continue
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as e:
+                    yield n, None, f"not valid JSON ({e.msg}, column {e.colno}); each line must be one JSON object"
+                    continue
+                except RecursionError:
+                    yield n, None, _TOO_DEEP
+                    continue
+                problem = json_problem(obj, text)
+                yield n, None if problem else obj, problem
+        except OSError as e:
+            raise DataError(f"{path}, line {n + 1}: cannot read the file ({e.strerror}); check the disk") from None
+
+
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep; flatten the row (chat rows need 4 levels)"
+
+
+def json_problem(obj: Any, text: str) -> str | None:
+    """What makes a decoded JSON value unusable although it parsed: nesting deeper than MAX_DEPTH
+    (json, pydantic and copying recurse), or a lone UTF-16 surrogate ("\\ud800"), which decodes
+    but cannot be written as UTF-8. `text` is the value's source; the walks run only when it could
+    hold either, so a plain row costs two scans of its text."""
+    if text.count("{") + text.count("[") > MAX_DEPTH:
+        stack = [(obj, 1)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                return _TOO_DEEP
+            children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+            stack += [(c, depth + 1) for c in children if isinstance(c, (dict, list))]
+    if _SURROGATE.search(text):
+        stack2: list[tuple[Any, str]] = [(obj, "")]
+        while stack2:
+            value, where = stack2.pop()
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    name = f"{where}.{k}" if where else str(k)
+                    if not _encodable(str(k)):
+                        return "a key holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); fix or drop the row"
+                    stack2.append((v, name))
+            elif isinstance(value, list):
+                stack2 += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            elif isinstance(value, str) and not _encodable(value):
+                at = f"'{where}'" if where else "the value"
+                return (f"{at} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), "
+                        "which is not text; fix or drop the row")
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_rows(path: Path) -> Iterator[Item]:
@@ -165,7 +261,11 @@ def _json_rows(path: Path) -> Iterator[Item]:
             # Past a syntax error the item boundaries are unknown, so stop here.
             yield e.lineno, None, f"not valid JSON ({e.msg}, column {e.colno})"
             return
-        yield line_at(i), obj, None
+        except RecursionError:
+            yield line_at(i), None, _TOO_DEEP + "; the items after it were not read"
+            return
+        problem = json_problem(obj, text[i:end])
+        yield line_at(i), None if problem else obj, problem
         i = _skip_ws(text, end)
         closed = text.startswith("]", i)
         if not closed and not text.startswith(",", i):
@@ -232,6 +332,8 @@ def _csv_rows(path: Path) -> Iterator[Item]:
             raise DataError(f"{path}, after line {reader.line_num}: not UTF-8 text (byte {e.start}); re-save as UTF-8") from None
         except csv.Error as e:
             raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({e}); fix the quoting") from None
+        except OSError as e:
+            raise DataError(f"{path}, after line {reader.line_num}: cannot read the file ({e.strerror}); check the disk") from None
 
 
 def _parquet_rows(path: Path) -> Iterator[Item]:
@@ -256,11 +358,7 @@ def _parquet_rows(path: Path) -> Iterator[Item]:
 
 
 def _hf_rows(path: Path) -> Iterator[Item]:
-    if not (path / "state.json").is_file() and not (path / "dataset_dict.json").is_file():
-        raise DataError(
-            f"{path}: is a directory but not an HF dataset saved with save_to_disk (no state.json); "
-            "point path at a data file or at the saved dataset's directory"
-        )
+    _hf_dir(path)
     import datasets
 
     datasets.disable_progress_bars()
@@ -290,10 +388,16 @@ def _hf_rows(path: Path) -> Iterator[Item]:
 
 
 def _registry_entry(path: Path, name: str | None) -> dict[str, Any]:
+    text = _read_text(path)
     try:
-        info = json.loads(_read_text(path))
+        info = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: {_TOO_DEEP}") from None
+    problem = json_problem(info, text)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     if not isinstance(info, dict) or not all(isinstance(v, dict) for v in info.values()):
         raise DataError(f"{path}: a LLaMA-Factory dataset_info.json maps dataset names to objects")
     names = sorted(info)

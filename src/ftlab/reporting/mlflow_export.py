@@ -40,12 +40,26 @@ class Exported:
 
 
 def tracking_uri(target: str | Path) -> str:
+    """A local directory or file: URI is created here, so one that cannot be (read-only, under a
+    file, no permission) is one clear FtlabError rather than MLflow's traceback midway."""
+    from urllib.parse import unquote, urlparse
+
     text = str(target)
-    if "://" in text or text.startswith("file:"):
-        return text
-    path = Path(text).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path.as_uri()
+    if text.startswith("file:"):
+        path = Path(unquote(urlparse(text).path))
+    elif "://" in text:
+        return text  # a tracking server: MLflow reports its own connection errors
+    else:
+        path = Path(text)
+    try:
+        path = path.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FtlabError(
+            f"--tracking-uri {text}: cannot create the directory {path} ({e.strerror or e}); "
+            "give a directory you can write to"
+        ) from None
+    return path.as_uri() if not text.startswith("file:") else text
 
 
 def export_mlflow(graph, registry, target: str | Path, *, experiment: str | None = None) -> Exported:
