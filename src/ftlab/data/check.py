@@ -67,6 +67,7 @@ def check_datasets(exp, base_dir: Path, cache: dict | None = None) -> tuple[list
         scans[d.name] = scan
     problems += overlap_problems(exp, scans, Path(base_dir))
     problems += shape_problems(exp, scans)
+    problems += selection_problems(exp, scans)
     counts = {
         d.name: {"role": d.role, "n": scans[d.name].n, "labels": dict(sorted(scans[d.name].labels.items())),
                  "unanswered": scans[d.name].unanswered}
@@ -89,6 +90,17 @@ def shape_problems(exp, scans: dict[str, SplitScan]) -> list[str]:
     except DataError as err:
         return [f"datasets '{train.name}': {err}"]
     return []
+
+
+def selection_problems(exp, scans: dict[str, SplitScan]) -> list[str]:
+    """eval.select picks the best checkpoint by a metric on its split; with no answers there is no
+    metric, and every run would end with no checkpoint chosen after all its training."""
+    select = exp.eval.select
+    scan = scans.get(select.split)
+    if select.checkpoint != "best" or scan is None or scan.n == 0 or scan.unanswered < scan.n:
+        return []
+    return [f"{scan.where}: datasets '{select.split}' chooses checkpoints (eval.select.split) but none of its "
+            f"{scan.n} rows has an answer; add the answers, or set eval.select.checkpoint: final"]
 
 
 def check_plan(plan) -> list[str]:

@@ -125,6 +125,7 @@ def iter_examples(
         raise DataError(f"{path}: columns may map {', '.join(COLUMN_KEYS)}; not {', '.join(unknown)}")
     source = open_source(path, name_in_registry)
     mapping = {**source.columns, **(columns or {})}
+    _check_mapping(source.path, mapping)
     fmt = source.format if format == "auto" and source.format else format
     if "label" in mapping and label_field in (None, mapping["label"]):
         label_field = "label"  # _remap renames the mapped column to "label"
@@ -196,6 +197,21 @@ def _remap(row: dict[str, Any], columns: dict[str, str], tags: dict[str, str] | 
             for t in turns
         ]}
     return row
+
+
+def _check_mapping(path: Path, mapping: dict[str, str]) -> None:
+    """One column feeds one key: mapping prompt and completion to one column would train the model
+    to repeat its input. The label may share the answer's column (the label is read from it)."""
+    by_column: dict[str, list[str]] = {}
+    for key, column in mapping.items():
+        by_column.setdefault(column, []).append(key)
+    for column, keys in by_column.items():
+        if len([k for k in keys if k != "label"]) > 1 or (
+                "label" in keys and len(keys) > 1 and not set(keys) - {"label"} <= _ANSWER_KEYS):
+            raise DataError(
+                f"{path}: columns maps {' and '.join(keys)} to the same column '{column}'; "
+                "give each its own column"
+            )
 
 
 def _json_type(obj: Any) -> str:
@@ -331,10 +347,22 @@ def _prompt_completion(row: dict[str, Any], require_answer: bool) -> tuple[Messa
             prompt = prompt + before
         if not completion.strip():
             raise RowError(f"'completion' is empty; write the answer or drop the row{NO_ANSWER}")
+        _check_prompt(prompt, completion)
         return prompt, completion, {"prompt", "completion"}
     if row.get("label") is not None:
+        _check_prompt(prompt, str(row["label"]))
         return prompt, str(row["label"]), {"prompt", "label"}
     raise RowError(f"has 'prompt' but no 'completion' (or 'label'); add the answer{NO_ANSWER}")
+
+
+def _check_prompt(prompt: Messages, completion: str) -> None:
+    """A prompt of messages answered by `completion`: it asks something, and it does not end with
+    an assistant turn (the answer would follow an answer)."""
+    if not any(m["role"] == "user" for m in prompt):
+        raise RowError("'prompt' has no user message; add the question")
+    if prompt[-1]["role"] == "assistant":
+        raise RowError("'prompt' ends with an assistant turn, so the completion is a second answer in a row; "
+                       "end the prompt with the user's turn")
 
 
 def _alpaca(row: dict[str, Any], require_answer: bool) -> tuple[Messages, str | None, set[str]]:
@@ -397,10 +425,22 @@ def _message_list(row: dict[str, Any], key: str) -> Messages:
     return messages
 
 
+def _check_turns(messages: Messages, key: str) -> None:
+    """Two assistant turns in a row are two answers to one question (a lost user turn, or a reply
+    split in two): the template would train on a turn that answers nothing."""
+    for k in range(1, len(messages)):
+        if messages[k]["role"] == messages[k - 1]["role"] == "assistant":
+            raise RowError(
+                f"'{key}' has two assistant turns in a row ({key}[{k - 1}] and {key}[{k}]); "
+                "merge them or add the user turn between them"
+            )
+
+
 def _split_last(messages: Messages, key: str, require_answer: bool) -> tuple[Messages, str | None]:
     """The last message is the answer to train on, so it must be the assistant's and not empty.
     Without require_answer, a conversation ending in a user turn (or a blank assistant turn) is
     a prompt with no answer."""
+    _check_turns(messages, key)
     last = messages[-1]
     if not require_answer and (last["role"] != "assistant" or not last["content"].strip()):
         prompt = messages if last["role"] != "assistant" else messages[:-1]
@@ -415,4 +455,6 @@ def _split_last(messages: Messages, key: str, require_answer: bool) -> tuple[Mes
         raise RowError(f"the last (assistant) message in '{key}' is empty; write the answer or drop the row")
     if key != "completion" and len(messages) < 2:
         raise RowError(f"'{key}' has only the answer; add the user message before it")
+    if key != "completion" and not any(m["role"] == "user" for m in messages[:-1]):
+        raise RowError(f"'{key}' has no user message before the answer; add the question")
     return messages[:-1], last["content"]

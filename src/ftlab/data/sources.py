@@ -326,6 +326,15 @@ def _csv_rows(path: Path) -> Iterator[Item]:
                     yield start, None, (
                         f"has {len(cells)} cells, the header has {len(header)}; quote cells that contain commas"
                     )
+                    continue
+                swallowed = _swallowed_rows(cells, len(header)) if end - start >= UNCLOSED_LINES else None
+                if swallowed is not None:
+                    k, rows = swallowed
+                    yield start, None, (
+                        f"the quoted cell '{header[k]}' opened here runs to line {end} and holds {rows} lines "
+                        "shaped like rows: an unclosed quote merged them; close the quote (or double it, \"\", "
+                        "inside the cell)"
+                    )
                 else:
                     yield start, dict(zip(header, cells)), None
         except UnicodeDecodeError as e:
@@ -334,6 +343,23 @@ def _csv_rows(path: Path) -> Iterator[Item]:
             raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({e}); fix the quoting") from None
         except OSError as e:
             raise DataError(f"{path}, after line {reader.line_num}: cannot read the file ({e.strerror}); check the disk") from None
+
+
+UNCLOSED_LINES = 3  # a record spanning more lines than this is checked for rows swallowed by a quote
+
+
+def _swallowed_rows(cells: list[str], width: int) -> tuple[int, int] | None:
+    """(cell index, line count) when a cell's inner lines read as whole CSV records of `width`
+    cells, at least 3 of them and most of its lines: what an unclosed quote does to the rows after
+    it. A multi-line answer in prose rarely has every line split into exactly `width` cells."""
+    for k, cell in enumerate(cells):
+        lines = [line for line in cell.split("\n")[1:] if line.strip()]
+        if len(lines) < UNCLOSED_LINES:
+            continue
+        rowlike = sum(1 for cells in csv.reader(lines) if len(cells) == width and all(c.strip() for c in cells))
+        if rowlike >= UNCLOSED_LINES and rowlike * 2 > len(lines):
+            return k, rowlike
+    return None
 
 
 def _parquet_rows(path: Path) -> Iterator[Item]:

@@ -112,6 +112,14 @@ def cross_checks(exp: Experiment, base_dir: Path, problems: Problems) -> None:
                          "resampled (scores on a resampled valid/test set do not measure the real distribution)")
         if d.curate and d.role != "train":  # a filter that consults a model would choose the test set by that model
             problems.add(at + ("curate",), f"dataset '{d.name}' has role {d.role}; only the train dataset may be curated")
+        for column in sorted({c for c in (d.columns or {}).values() if isinstance(c, str)}):
+            # One column per key (label may share the answer's column, the label is read from it):
+            # prompt and completion from one column trains the model to echo its input.
+            keys = [k for k, c in (d.columns or {}).items() if c == column]
+            others = [k for k in keys if k != "label"]
+            if len(others) > 1 or (len(keys) > len(others) and others and others[0] not in ("completion", "output")):
+                problems.add(at + ("columns",), f"maps {' and '.join(keys)} to the same column {clip(column)}; "
+                             "give each its own column")
         for j, f in enumerate(d.curate or []):  # filter names and options, at their YAML path
             for loc, message in owner("curate.filter_problems")(f.name, f.options):
                 problems.add(at + ("curate", j) + loc, message)
