@@ -396,6 +396,7 @@ class ReportResult:
     output_dir: Path  # <experiment>/report
     summary: str  # the aggregated table, as summary.txt holds it
     checks: list[dict[str, Any]]  # each declared check: name, status (passes | fails | inconclusive), details
+    pending: list[str] = field(default_factory=list)  # tasks not done: the report is partial and not marked done
 
     @property
     def html(self) -> Path:
@@ -409,16 +410,19 @@ class ReportResult:
 def report(spec, *, scale: str | None = None) -> ReportResult:
     """Rebuild the report (aggregated table, checks, plots, index.html, results.json) from what has run."""
     from ftlab import atomic
-    from ftlab.contract import REPORT_KEY, context, execute
+    from ftlab.contract import REPORT_KEY, context, execute, missing_deps
 
     with scaled(scale):
         graph, registry = graph_of(spec)
         task = graph.task(REPORT_KEY)
         exp = graph.plan
-        execute(task, context(task, exp.output_dir, registry, exp.spec_path, exp.experiment.threads), rerun=True)
+        pending = missing_deps(task, graph)  # a report of what has run so far is not the finished report
+        execute(task, context(task, exp.output_dir, registry, exp.spec_path, exp.experiment.threads), rerun=True,
+                partial=bool(pending))
     out = task.out_dir
     checks = out / "checks.json"
-    return ReportResult(out, (out / "summary.txt").read_text().rstrip(), atomic.read_json(checks) if checks.is_file() else [])
+    return ReportResult(out, (out / "summary.txt").read_text().rstrip(), atomic.read_json(checks) if checks.is_file() else [],
+                        pending)
 
 
 def results(spec_or_dir):

@@ -245,6 +245,11 @@ def cmd_report(args) -> int:
     done = api.report(args.spec)
     print(done.summary)
     print(f"\nreport: {done.html}")
+    if done.pending:
+        n = len(done.pending)
+        print(f"note: {n} task{'s' if n != 1 else ''} not done yet ({', '.join(done.pending[:3])}"
+              f"{', ...' if n > 3 else ''}): this report shows what has run and is not marked done; "
+              "ftlab run SPEC finishes the experiment and rebuilds it", file=sys.stderr)
     if not args.check:
         return 0
     bad = done.failing(strict=args.strict)

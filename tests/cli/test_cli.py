@@ -90,3 +90,16 @@ def test_output_piped_into_head_is_not_a_traceback(tmp_path: Path):
     spec = write_spec(tmp_path, sweep="[{grid: {lr: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}}]", seeds="[0, 1, 2, 3, 4, 5, 6, 7]")
     proc = subprocess.run(f"{sys.executable} -m ftlab.cli plan {spec} | head -1", shell=True, capture_output=True, text=True, timeout=60)
     assert proc.stdout.startswith("index") and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_report_on_a_spec_never_run_is_not_marked_done(tmp_path: Path, capsys):
+    # issue 22: `ftlab report` before `run` used to mark the report done, so `run --dry-run` skipped it.
+    spec = write_spec(tmp_path)
+    assert main(["report", str(spec)]) == 0
+    err = capsys.readouterr().err
+    assert "not done yet" in err and "is not marked done" in err and err.count("note:") == 1
+    assert main(["run", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    report_lines = [line for line in out.splitlines() if "report" in line and "would" in line]
+    assert report_lines and all("would run" in line for line in report_lines), out
+    assert "report done" not in out

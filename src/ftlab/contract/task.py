@@ -191,11 +191,20 @@ def missing_deps(task: Task, graph, ready: Iterable[str] = ()) -> list[str]:
     return [d for d in task.deps if d not in ready and not is_done(graph.task(d))]
 
 
-def execute(task: Task, ctx: StageContext, *, rerun: bool = False) -> float:
-    """Run one task (or one part of one): prepare its directory, run the stage, mark it done (atomically, last)."""
+def execute(task: Task, ctx: StageContext, *, rerun: bool = False, partial: bool = False) -> float:
+    """Run one task (or one part of one): prepare its directory, run the stage, mark it done (atomically, last).
+
+    partial: its dependencies are not all done (`ftlab report` on an experiment that has not run,
+    or has half run): the outputs are written but the task is neither marked done nor recorded,
+    so a later `run` still builds it from the finished inputs."""
     prepare_dir(task, rerun=rerun)
     marks = task.marker_dir
     marks.mkdir(parents=True, exist_ok=True)
+    if partial:
+        (marks / DONE).unlink(missing_ok=True)
+        started = time.time()
+        run_stage(task, ctx)
+        return time.time() - started
     atomic.write_json(marks / STARTED, {"identity": task.identity, "host": socket.gethostname(), "pid": os.getpid()})
     registry = ctx.registry
     run_id = task.run.run_id if task.run else None
