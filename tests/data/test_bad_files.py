@@ -137,3 +137,13 @@ def test_mlflow_tracking_dir_that_cannot_be_created(tmp_path: Path):
             tracking_uri(target)
     assert tracking_uri(tmp_path / "store") == (tmp_path / "store").as_uri()
     assert json.dumps(tracking_uri("http://host:5000")) == '"http://host:5000"'
+
+
+@pytest.mark.parametrize("bad_line", [2, 4, 3000], ids=["first-row", "early", "far-in"])
+def test_invalid_utf8_in_csv_is_reported_on_its_own_line(tmp_path: Path, bad_line: int):
+    # A text stream decodes 8 kB ahead of the csv reader, so the line used to be 0 or thousands off.
+    lines = [b"prompt,completion"] + [f"q{i},P".encode() for i in range(1, 4000)]
+    lines[bad_line - 1] = b"q,\xff\xfeP"
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    assert _error(path) == f"{path}, line {bad_line}: not UTF-8 text (byte 2 of the line); re-save the file as UTF-8"

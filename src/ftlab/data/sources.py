@@ -302,12 +302,8 @@ def _open_binary(path: Path):
 
 def _csv_rows(path: Path) -> Iterator[Item]:
     csv.field_size_limit(CSV_FIELD_LIMIT)
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the file ({e.strerror})") from None
-    with f:
-        reader = csv.reader(f)
+    with _open_binary(path) as f:
+        reader = csv.reader(_utf8_lines(path, f))
         try:
             header = next(reader, None)
             if header is None:
@@ -337,12 +333,23 @@ def _csv_rows(path: Path) -> Iterator[Item]:
                     )
                 else:
                     yield start, dict(zip(header, cells)), None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}, after line {reader.line_num}: not UTF-8 text (byte {e.start}); re-save as UTF-8") from None
         except csv.Error as e:
             raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({e}); fix the quoting") from None
         except OSError as e:
             raise DataError(f"{path}, after line {reader.line_num}: cannot read the file ({e.strerror}); check the disk") from None
+
+
+def _utf8_lines(path: Path, f) -> Iterator[str]:
+    """The file's lines decoded one at a time, so a bad byte is reported on its own line (a text
+    stream decodes 8 kB blocks ahead of the csv reader's line count). Lines keep their endings:
+    the csv reader needs them inside quoted cells."""
+    for n, raw in enumerate(f, start=1):
+        if n == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}, line {n}: not UTF-8 text (byte {e.start} of the line); re-save the file as UTF-8") from None
 
 
 UNCLOSED_LINES = 3  # a record spanning more lines than this is checked for rows swallowed by a quote
