@@ -217,8 +217,9 @@ def run(spec, *, rerun: bool = False, only: Iterable[str] = (), skip: Iterable[s
 def _run(spec, *, rerun, only, skip, dry_run, rerun_evaluators, echo: Echo) -> RunResult:
     from ftlab.contract import is_done
     from ftlab.graph import build_graph
-    from ftlab.stages import select_tasks
+    from ftlab.stages import check_selection, select_tasks
 
+    check_selection(only, skip)  # before the output directory is made
     loaded = load(spec)
     required = required_plans(loaded)
     result = RunResult(loaded.output_dir)

@@ -55,6 +55,17 @@ def row(name: str) -> Stage:
 def select_tasks(graph, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list:
     """The graph's tasks of the stages in `only` (all when empty) and not in `skip`, in order."""
     only, skip = set(only), set(skip)
+    check_selection(only, skip)
+    return [t for t in graph.tasks if (not only or t.stage in only) and t.stage not in skip]
+
+
+def check_selection(only: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
+    """Unknown stage names, and a stage both chosen and skipped, are errors before anything runs."""
+    only, skip = set(only), set(skip)
     for name in sorted(only | skip):
         row(name)
-    return [t for t in graph.tasks if (not only or t.stage in only) and t.stage not in skip]
+    both = sorted(only & skip, key=ORDER.index)
+    if both:  # `--only train --skip train` would run nothing and exit 0, which reads as success
+        raise StageError(f"--only and --skip both name {', '.join(both)}, so {'they' if len(both) > 1 else 'it'} "
+                         f"would not run{' and nothing else is chosen' if only <= skip else ''}; "
+                         "drop it from one of them")

@@ -103,3 +103,14 @@ def test_report_on_a_spec_never_run_is_not_marked_done(tmp_path: Path, capsys):
     report_lines = [line for line in out.splitlines() if "report" in line and "would" in line]
     assert report_lines and all("would run" in line for line in report_lines), out
     assert "report done" not in out
+
+
+def test_only_and_skip_naming_one_stage_is_an_error(tmp_path: Path, capsys):
+    # issue 22: `--only data --skip data` ran nothing and exited 0.
+    spec = write_spec(tmp_path)
+    for extra in ([], ["--dry-run"]):
+        assert main(["run", str(spec), "--only", "data", "--skip", "data", *extra]) != 0
+        err = capsys.readouterr().err
+        assert "--only and --skip both name data, so it would not run and nothing else is chosen" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
