@@ -131,12 +131,16 @@ def validate(spec, *, max_runs: int | None = None, scale: str | None = None, war
 
     with scaled(scale):
         plan = load(spec, max_runs=max_runs, warn=warn)
-        data = check_plan(plan)  # reads every dataset; DataError lists every bad row
+        suspicious: list[str] = []  # legal but suspicious data: said, never fatal
+        data = check_plan(plan, suspicious)  # reads every dataset; DataError lists every bad row
         required = []
         for req in required_plans(plan):
             check_plan(req)
             required.append((req.spec_path, len(req.runs)))
-    return Validation(plan.spec_path, len(plan.runs), data, required, list(plan.warnings))
+    for line in suspicious:
+        if warn is not None:
+            warn(f"warning: {line}")
+    return Validation(plan.spec_path, len(plan.runs), data, required, list(plan.warnings) + suspicious)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 from ftlab.data.example import Example
 from ftlab.data.formats import Problems, iter_examples
 from ftlab.data.generate import generators
+from ftlab.data.suspicious import Suspicious, normalised
 from ftlab.errors import DataError, FtlabError
 
 DIGEST_BYTES = 8  # 64-bit keys: P(any collision among 10^6 rows) ~ 10^12 / 2^65 ~ 3e-8
@@ -44,15 +45,20 @@ class SplitScan:
     repeats: Problems | None = None
     problems: list[str] = field(default_factory=list)
     answered: list[Example] = field(default_factory=list)  # the first SHAPE_SAMPLE labelled answers
+    normal: dict[bytes, str] = field(default_factory=dict)  # normalised prompt digest -> first source
+    suspicious: Suspicious | None = None
 
 
 SHAPE_SAMPLE = 5000  # answers whose shape around the label is checked up front (the eval stage checks all)
 
 
-def check_datasets(exp, base_dir: Path, cache: dict | None = None) -> tuple[list[str], dict[str, dict[str, Any]]]:
+def check_datasets(exp, base_dir: Path, cache: dict | None = None,
+                   warnings: list[str] | None = None) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """(problems, counts): every problem as one line with its file and line/row and what to do,
     and per split {"role", "n", "labels": {label: count}, "unanswered"}. `cache` (any dict) lets
-    sweep points that read the same dataset share one read."""
+    sweep points that read the same dataset share one read. Legal but suspicious data (suspicious.py,
+    and prompts shared across splits once whitespace and case are normalised) is appended to
+    `warnings`, each line once."""
     problems: list[str] = []
     scans: dict[str, SplitScan] = {}
     cache = {} if cache is None else cache
@@ -68,6 +74,10 @@ def check_datasets(exp, base_dir: Path, cache: dict | None = None) -> tuple[list
     problems += overlap_problems(exp, scans, Path(base_dir))
     problems += shape_problems(exp, scans)
     problems += selection_problems(exp, scans)
+    if warnings is not None:
+        found = [line for d in exp.datasets if scans[d.name].suspicious for line in scans[d.name].suspicious.lines()]
+        found += normalised_overlaps(exp, scans)
+        warnings += [w for w in found if w not in warnings]
     counts = {
         d.name: {"role": d.role, "n": scans[d.name].n, "labels": dict(sorted(scans[d.name].labels.items())),
                  "unanswered": scans[d.name].unanswered}
@@ -103,9 +113,32 @@ def selection_problems(exp, scans: dict[str, SplitScan]) -> list[str]:
             f"{scan.n} rows has an answer; add the answers, or set eval.select.checkpoint: final"]
 
 
-def check_plan(plan) -> list[str]:
+def normalised_overlaps(exp, scans: dict[str, SplitScan]) -> list[str]:
+    """Prompts two splits share once whitespace and case are normalised, but not as written (those
+    are problems, overlap_problems): "What is X?" in train and "what  is x?" in test still leak."""
+    out = []
+    by_name = {d.name: d for d in exp.datasets}
+    for a, b in combinations([d.name for d in exp.datasets], 2):
+        da, db = by_name[a], by_name[b]
+        if da.role == db.role == "test" or (da.path is not None and da.path == db.path):
+            continue
+        sa, sb = scans[a], scans[b]
+        if any(k in sa.prompts for k in sb.prompts):
+            continue  # shares prompts as written: a problem already (overlap_problems); fix that first
+        pairs = [(sb.normal[k], sa.normal[k]) for k in sb.normal if k in sa.normal]
+        if not pairs:
+            continue
+        shown = ", ".join(f"{x} ~ {y}" for x, y in pairs[:3])
+        out.append(f"datasets '{a}' ({da.role}) and '{b}' ({db.role}) share {len(pairs)} prompt"
+                   f"{'s' if len(pairs) != 1 else ''} once whitespace and case are ignored ({shown}"
+                   f"{', ...' if len(pairs) > 3 else ''}); remove them from one split so {db.role} results are not inflated")
+    return out
+
+
+def check_plan(plan, warnings: list[str] | None = None) -> list[str]:
     """Check the datasets of every distinct sweep point; return the counts as printable lines,
-    or raise one DataError listing every problem."""
+    or raise one DataError listing every problem. Warnings (legal but suspicious data) are
+    appended to `warnings`."""
     seen: set[str] = set()
     cache: dict = {}
     problems: list[str] = []
@@ -117,7 +150,7 @@ def check_plan(plan) -> list[str]:
         if key in seen:
             continue
         seen.add(key)
-        found, counts = check_datasets(exp, plan.base_dir, cache)
+        found, counts = check_datasets(exp, plan.base_dir, cache, warnings)
         problems += [p for p in found if p not in problems]
         lines += [line for line in count_lines(counts) if line not in lines]
     if problems:
@@ -142,6 +175,7 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
         if d.generate.name not in generators:
             return SplitScan(where=f"generator '{d.generate.name}'")  # cross_checks names it
         scan = SplitScan(where=f"generator '{d.generate.name}'")
+        scan.suspicious = _suspicious(exp, d, scan.where)
         try:
             examples = generators.get(d.generate.name)(n=d.generate.n, split=d.generate.split or d.role,
                                                        seed=d.generate.seed)
@@ -158,6 +192,7 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
         return scan
     path = base_dir / d.path
     scan = SplitScan(where=str(path))
+    scan.suspicious = _suspicious(exp, d, path)
     if not path.exists():
         return scan  # cross_checks already says "file not found"
     rows = Problems(path)
@@ -174,7 +209,7 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
     except DataError as e:  # the file itself is unreadable: one problem, no rows
         scan.problems.append(str(e))
         return scan
-    scan.where = str(rows.path)
+    scan.where = scan.suspicious.where = str(rows.path)
     scan.repeats.path, scan.repeats.unit = rows.path, rows.unit
     if rows.count:
         scan.problems += _grouped(rows, "bad row", "fix or drop each row")
@@ -185,8 +220,15 @@ def scan_dataset(exp, d, base_dir: Path) -> SplitScan:
     return scan
 
 
+def _suspicious(exp, d, where) -> Suspicious:
+    # A split cut to some labels on purpose (seed 000's positives-only valid_hem_only) is one class by design.
+    return Suspicious(d.name, "train" if d.only_labels else d.role, where, classification=_labels(exp) is not None)
+
+
 def _add(scan: SplitScan, e: Example, exact: set[bytes] | None = None) -> None:
     scan.n += 1
+    if scan.suspicious is not None:
+        scan.suspicious.add(e)
     if e.label is not None and e.completion is not None and len(scan.answered) < SHAPE_SAMPLE:
         scan.answered.append(e)
     scan.labels["null" if e.label is None else e.label] += 1
@@ -200,6 +242,7 @@ def _add(scan: SplitScan, e: Example, exact: set[bytes] | None = None) -> None:
             scan.repeats.add(_position(source), f"repeats {scan.prompts.get(key, 'an earlier row')} (same prompt and answer)")
         exact.add(full)
     scan.prompts.setdefault(key, source)
+    scan.normal.setdefault(_digest(normalised(e.prompt)), source)
 
 
 def overlap_problems(exp, scans: dict[str, SplitScan], base_dir: Path) -> list[str]:

@@ -14,6 +14,7 @@ from ftlab import atomic
 from ftlab.data.formats import iter_examples, read_examples, write_examples
 from ftlab.data.generate import generators
 from ftlab.data.resample import resample
+from ftlab.data.suspicious import Suspicious
 from ftlab.errors import DataError
 from ftlab.contract.task import StageContext, StageResult
 from ftlab.contract.inputs import DataInputs
@@ -57,16 +58,21 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
     # memory (bench/data/run.py).
     counts: Counter = Counter()
     unanswered = 0
+    role = "train" if ds.only_labels else ds.role  # a split cut to some labels is one class on purpose
+    seen = Suspicious(ds.name, role, inputs.file or f"generator '{ds.generate.name}'", classification=labels is not None)
 
     def counted(stream):
         nonlocal unanswered
         for e in stream:
             counts["null" if e.label is None else e.label] += 1  # "null": no label (generation task)
             unanswered += e.completion is None
+            seen.add(e)
             yield e
 
     n = write_examples(out / "examples.jsonl", counted(examples))
     stats = {"n": n, "labels": dict(sorted(counts.items())), "unanswered": unanswered}
+    if seen.lines():  # legal but suspicious (suspicious.py): the report's data section shows them
+        stats["warnings"] = seen.lines()
     atomic.write_json(out / "stats.json", stats)
     return StageResult({"examples": "examples.jsonl", **stats})
 

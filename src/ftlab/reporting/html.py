@@ -168,8 +168,9 @@ def _prepared_digest(experiment_dir: Path, stage: dict) -> str:
 
 def _provenance(runs: list[dict], registry, spec_path: Path, spec_text: str, e, experiment_dir: Path) -> str:
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _versions())
-    data = []
+    data, warnings = [], []
     for stage in registry.stages(stage="data"):
+        warnings += [w for w in (stage["outputs"] or {}).get("warnings", []) if w not in warnings]
         cfg = stage["config"]
         ds = cfg.get("dataset", {})
         gen = ds.get("generate") or {}
@@ -180,10 +181,12 @@ def _provenance(runs: list[dict], registry, spec_path: Path, spec_text: str, e, 
         data.append(f"<tr><td>{e(ds.get('name', stage['key']))}</td><td>{e(ds.get('role', ''))}</td><td>{e(str(source))}</td>"
                     f"<td><code>{e(digest)}</code></td><td><code>{e(_prepared_digest(experiment_dir, stage))}</code></td>"
                     f"<td class='num'>{e(str(outputs.get('n', '')))}</td><td>{e(labels)}</td><td>{e(stage['status'])}</td></tr>")
+    suspicious = ("<p>Legal but suspicious (ftlab validate says the same):</p><ul>"
+                  + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>") if warnings else ""
     return ("<h3>Versions</h3><table>" + versions + "</table>"
             "<h3>Data</h3><table><tr><th>dataset</th><th>role</th><th>source</th><th>sha256 of source file</th>"
             "<th>sha256 of prepared examples</th><th>n</th><th>labels</th><th>status</th></tr>"
-            + "".join(data) + "</table>"
+            + "".join(data) + "</table>" + suspicious +
             f"<h3>Spec</h3><p class='muted'>{e(str(spec_path))}</p><pre>{e(spec_text)}</pre>"
             "<h3>Run ids</h3><p class='muted'>A run id hashes the run's effective config, kind, seed and sweep values.</p><pre>"
             + e("\n".join(f"{r['run_id']}  {r['name']}" for r in runs)) + "</pre>")

@@ -1,0 +1,93 @@
+"""Data that is legal but suspicious: counted, with the first locations, and never fatal.
+
+    from ftlab.data.suspicious import Suspicious
+    seen = Suspicious("valid", "valid", Path("data/valid.jsonl"), classification=True)
+    for e in examples: seen.add(e)
+    seen.lines()   # ["data/valid.jsonl: 2 rows start with the assistant's turn (line 4, line 9); ..."]
+
+`ftlab validate` prints these lines (data/check.py) and the data stage keeps them in its outputs,
+so the report's data section shows them. Each kind is one line: a head with the count, then the
+first FIRST_SHOWN locations; a 10^6-row file wrong everywhere still gives one short line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+from ftlab.data.example import Example
+
+LARGE_ROW = 10 << 20  # 10 M characters: ~2.5 M tokens, far past any context; a lost delimiter, not a row
+FIRST_SHOWN = 3
+
+
+def normalised(prompt: list[dict[str, str]]) -> str:
+    """The prompt's text with whitespace runs collapsed and case folded: "What  is X?" = "what is x?"."""
+    return "\x1f".join(" ".join(m["content"].split()).casefold() for m in prompt)
+
+
+def digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+class Suspicious:
+    """What one split's rows looked like that a user should see before training on them."""
+
+    def __init__(self, name: str, role: str, where: Path | str, *, classification: bool):
+        self.name, self.role, self.where, self.classification = name, role, str(where), classification
+        self.found: dict[str, list] = {}  # kind -> [count, first locations]
+        self.classes: Counter = Counter()
+        self.labels: dict[bytes, str] = {}  # normalised prompt digest -> the first row's label
+
+    def _note(self, kind: str, where: str) -> None:
+        entry = self.found.setdefault(kind, [0, []])
+        entry[0] += 1
+        if len(entry[1]) < FIRST_SHOWN:
+            entry[1].append(where)
+
+    def add(self, e: Example) -> None:
+        where = _position(str(e.meta.get("source", "?")))
+        turns = [m["role"] for m in e.prompt if m["role"] != "system"]
+        if turns and turns[0] == "assistant":
+            self._note("assistant_first", where)
+        size = sum(len(m["content"]) for m in e.prompt) + len(e.completion or "")
+        if size > LARGE_ROW:
+            self._note("large", f"{where} ({size / 1e6:.0f} M characters)")
+        if e.label is not None and self.classification:
+            self.classes[e.label] += 1
+            first = self.labels.setdefault(digest(normalised(e.prompt)), e.label)
+            if first != e.label:
+                self._note("contradiction", f"{where} says {e.label!r}, an earlier one {first!r}")
+
+    def lines(self) -> list[str]:
+        out = []
+        heads = {
+            "assistant_first": ("start{s} with the assistant's turn", "check that no user turn was lost"),
+            "large": ("{is_are} over 10 M characters", "check the file's delimiters and quoting"),
+            "contradiction": ("repeat{s} an earlier prompt with another label",
+                              "the model cannot learn both; fix the labels or drop the repeats"),
+        }
+        for kind, (what, todo) in heads.items():
+            if kind not in self.found:
+                continue
+            count, first = self.found[kind]
+            rows = f"{count} row{'s' if count != 1 else ''}"
+            what = what.format(s="" if count != 1 else "s", is_are="are" if count != 1 else "is")
+            more = ", ..." if count > len(first) else ""
+            out.append(f"{self.where}: {rows} {what} ({', '.join(first)}{more}); {todo}")
+        n = sum(self.classes.values())
+        if self.role in ("valid", "test") and len(self.classes) == 1 and n > 1:
+            (label,) = self.classes
+            out.append(f"datasets '{self.name}' ({self.role}): all {n} rows have label {label!r}; metrics that "
+                       "compare classes (auc, f1, balanced accuracy) say little on one class; add rows of the others")
+        return out
+
+
+def _position(source: str) -> str:
+    """ "train.jsonl:12" -> "line 12"; "hf#3" -> "row 3"."""
+    if ":" in source and source.rsplit(":", 1)[-1].isdigit():
+        return f"line {source.rsplit(':', 1)[-1]}"
+    if "#" in source and source.rsplit("#", 1)[-1].isdigit():
+        return f"row {source.rsplit('#', 1)[-1]}"
+    return source
