@@ -43,6 +43,8 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
     # Every row is read even past `limit`: a bad row anywhere in the file is still reported.
     examples = _limited(examples, ds.limit)
     out = Path(ctx.out_dir)
+    for tmp in out.glob(".*.tmp"):  # atomic.py's temp files of a run killed midway (SIGKILL skips its cleanup);
+        tmp.unlink(missing_ok=True)  # a data task is one process, so none of them is being written now
     if ds.resample or inputs.fewshot:
         examples = list(examples)  # both draw from the whole split, so it is held in memory
         if ds.resample:
