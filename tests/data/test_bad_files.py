@@ -147,3 +147,9 @@ def test_invalid_utf8_in_csv_is_reported_on_its_own_line(tmp_path: Path, bad_lin
     path = tmp_path / "train.csv"
     path.write_bytes(b"\r\n".join(lines) + b"\r\n")
     assert _error(path) == f"{path}, line {bad_line}: not UTF-8 text (byte 2 of the line); re-save the file as UTF-8"
+
+
+def test_invalid_utf8_in_a_json_file_names_its_line(tmp_path: Path):
+    path = tmp_path / "train.json"
+    path.write_bytes(b'[{"prompt": "a", "completion": "P"},\n {"prompt": "b\xff", "completion": "P"}]')
+    assert _error(path) == f"{path}, line 2: not UTF-8 text (byte 14 of the line); re-save the file as UTF-8"

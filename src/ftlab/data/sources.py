@@ -283,11 +283,15 @@ def _skip_ws(text: str, i: int) -> int:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); re-save the file as UTF-8") from None
+        data = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read the file ({e.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1)
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {column} of the line); re-save the file as UTF-8") from None
 
 
 def _open_binary(path: Path):
