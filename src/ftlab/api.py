@@ -415,13 +415,14 @@ class ReportResult:
 def report(spec, *, scale: str | None = None) -> ReportResult:
     """Rebuild the report (aggregated table, checks, plots, index.html, results.json) from what has run."""
     from ftlab import atomic
-    from ftlab.contract import REPORT_KEY, context, execute, missing_deps
+    from ftlab.contract import REPORT_KEY, context, execute, is_done, missing_deps
 
     with scaled(scale):
         graph, registry = graph_of(spec)
         task = graph.task(REPORT_KEY)
         exp = graph.plan
-        pending = missing_deps(task, graph)  # a report of what has run so far is not the finished report
+        # A report of what has run so far is not the finished report: it is written, not marked done.
+        pending = [t.key for t in graph.tasks if t.key != REPORT_KEY and not is_done(t)] if missing_deps(task, graph) else []
         execute(task, context(task, exp.output_dir, registry, exp.spec_path, exp.experiment.threads), rerun=True,
                 partial=bool(pending))
     out = task.out_dir
