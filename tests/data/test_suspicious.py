@@ -72,3 +72,10 @@ def test_large_row_and_clean_rows():
     seen.add(Example([{"role": "user", "content": "x" * (LARGE_ROW + 1)}], "P", "P", {"source": "train.jsonl:2"}))
     assert seen.lines() == ["train.jsonl: 1 row is over 10 M characters (line 2 (10 M characters)); "
                             "check the file's delimiters and quoting"]
+
+
+def test_report_warns_of_prompts_shared_once_normalised(tmp_path: Path):
+    spec = _files(tmp_path)
+    ftlab.run(spec, only=["data"], echo=None)
+    html = ftlab.report(spec).html.read_text()
+    assert "datasets &#x27;train&#x27; (train) and &#x27;test&#x27; (test) share 1 prompt once whitespace and case" in html

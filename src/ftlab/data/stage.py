@@ -75,8 +75,13 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
     stats = {"n": n, "labels": dict(sorted(counts.items())), "unanswered": unanswered}
     if seen.lines():  # legal but suspicious (suspicious.py): the report's data section shows them
         stats["warnings"] = seen.lines()
+    # 17 bytes a row: the report compares splits' normalised prompts without re-reading their rows.
+    atomic.write_lines(out / PROMPT_DIGESTS, (d + "\n" for d in seen.digests))
     atomic.write_json(out / "stats.json", stats)
     return StageResult({"examples": "examples.jsonl", **stats})
+
+
+PROMPT_DIGESTS = "prompts.normalised"
 
 
 def with_system(example, system: str):

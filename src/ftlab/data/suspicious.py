@@ -39,6 +39,7 @@ class Suspicious:
         self.found: dict[str, list] = {}  # kind -> [count, first locations]
         self.classes: Counter = Counter()
         self.labels: dict[bytes, str] = {}  # normalised prompt digest -> the first row's label
+        self.digests: list[str] = []  # every row's normalised prompt digest (hex), for leakage across splits
 
     def _note(self, kind: str, where: str) -> None:
         entry = self.found.setdefault(kind, [0, []])
@@ -54,9 +55,11 @@ class Suspicious:
         size = sum(len(m["content"]) for m in e.prompt) + len(e.completion or "")
         if size > LARGE_ROW:
             self._note("large", f"{where} ({size / 1e6:.0f} M characters)")
+        key = digest(normalised(e.prompt))
+        self.digests.append(key.hex())
         if e.label is not None and self.classification:
             self.classes[e.label] += 1
-            first = self.labels.setdefault(digest(normalised(e.prompt)), e.label)
+            first = self.labels.setdefault(key, e.label)
             if first != e.label:
                 self._note("contradiction", f"{where} says {e.label!r}, an earlier one {first!r}")
 
@@ -82,6 +85,22 @@ class Suspicious:
             out.append(f"datasets '{self.name}' ({self.role}): all {n} rows have label {label!r}; metrics that "
                        "compare classes (auc, f1, balanced accuracy) say little on one class; add rows of the others")
         return out
+
+
+def shared_prompts(splits: list[tuple[str, str, str, set[str]]]) -> list[str]:
+    """One warning per pair of splits (name, role, file, normalised prompt digests) sharing prompts
+    once whitespace and case are ignored; two test splits may share (nothing is chosen on them)."""
+    out = []
+    for i, (a, role_a, file_a, keys_a) in enumerate(splits):
+        for b, role_b, file_b, keys_b in splits[i + 1:]:
+            if role_a == role_b == "test" or (file_a and file_a == file_b):
+                continue
+            n = len(keys_a & keys_b)
+            if n:
+                out.append(f"datasets '{a}' ({role_a}) and '{b}' ({role_b}) share {n} prompt{'s' if n != 1 else ''} "
+                           f"once whitespace and case are ignored; remove them from one split so {role_b} results "
+                           "are not inflated")
+    return out
 
 
 def _position(source: str) -> str:

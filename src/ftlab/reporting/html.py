@@ -166,6 +166,23 @@ def _prepared_digest(experiment_dir: Path, stage: dict) -> str:
     return file_digest(path) if path.is_file() else "(not prepared)"
 
 
+def _shared_prompts(registry, experiment_dir: Path) -> list[str]:
+    """validate's leakage warning for prompts equal once whitespace and case are ignored, from the
+    digests each data task wrote (data/stage.py)."""
+    from ftlab.data.stage import PROMPT_DIGESTS
+    from ftlab.data.suspicious import shared_prompts
+
+    splits = []
+    for stage in registry.stages(stage="data"):
+        path = experiment_dir / "data" / stage["key"].split("/", 1)[-1] / PROMPT_DIGESTS
+        ds = stage["config"].get("dataset", {})
+        if path.is_file() and stage["status"] == "done":
+            splits.append((ds.get("name", stage["key"]), ds.get("role", ""), stage["config"].get("file") or "",
+                           set(path.read_text().split())))
+    order = {"train": 0, "valid": 1, "test": 2}  # the later split of a pair is the one whose results leak
+    return shared_prompts(sorted(splits, key=lambda s: order.get(s[1], 3)))
+
+
 def _provenance(runs: list[dict], registry, spec_path: Path, spec_text: str, e, experiment_dir: Path) -> str:
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _versions())
     data, warnings = [], []
@@ -181,6 +198,7 @@ def _provenance(runs: list[dict], registry, spec_path: Path, spec_text: str, e, 
         data.append(f"<tr><td>{e(ds.get('name', stage['key']))}</td><td>{e(ds.get('role', ''))}</td><td>{e(str(source))}</td>"
                     f"<td><code>{e(digest)}</code></td><td><code>{e(_prepared_digest(experiment_dir, stage))}</code></td>"
                     f"<td class='num'>{e(str(outputs.get('n', '')))}</td><td>{e(labels)}</td><td>{e(stage['status'])}</td></tr>")
+    warnings += [w for w in _shared_prompts(registry, experiment_dir) if w not in warnings]
     suspicious = ("<p>Legal but suspicious (ftlab validate says the same):</p><ul>"
                   + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>") if warnings else ""
     return ("<h3>Versions</h3><table>" + versions + "</table>"
