@@ -93,3 +93,36 @@ def test_mutated_files_load_or_fail_located(tmp_path: Path, suffix: str):
             failures.append((name, seed, f"took {time.process_time() - start:.1f} s of CPU"))
     assert not failures, "\n".join(map(str, failures[:20]))
     assert outcomes["loaded"] > 10 and outcomes["refused"] > 50, outcomes  # the mutations bite, and not always
+
+
+def test_corrupted_parquet_loads_or_fails_located(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"prompt": [f"q{i}" for i in range(3000)], "completion": ["P" if i % 2 else "N" for i in range(3000)]})
+    pq.write_table(table, tmp_path / "good.parquet", row_group_size=500)
+    data = (tmp_path / "good.parquet").read_bytes()
+    failures = []
+    for seed in range(30):
+        rng, mutated = random.Random(seed), bytearray(data)
+        if seed % 3 == 0:
+            mutated = mutated[: rng.randrange(len(mutated))]  # truncated
+        elif seed % 3 == 1:
+            for _ in range(5):
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)  # flipped bytes
+        else:
+            i = rng.randrange(4, len(mutated) - 8)
+            del mutated[i: i + rng.randrange(1, 200)]  # a hole
+        path = tmp_path / f"case{seed}.parquet"
+        path.write_bytes(bytes(mutated))
+        start = time.process_time()
+        try:
+            load_examples(path, labels=["P", "N"])
+        except DataError as err:
+            if not str(err).startswith(str(path)):
+                failures.append((seed, str(err)[:200]))
+        except Exception as err:  # noqa: BLE001
+            failures.append((seed, f"{type(err).__name__}: {err}"[:200]))
+        if time.process_time() - start > SECONDS:
+            failures.append((seed, "slow"))
+    assert not failures, failures
