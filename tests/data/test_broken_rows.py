@@ -78,6 +78,10 @@ def test_unclosed_csv_quote_is_reported_where_it_opened(tmp_path: Path):
     assert str(info.value).startswith(
         f"{path}, line 3: the quoted cell 'completion' opened here runs to line 7 and holds 4 lines shaped like rows"
     )
+    path.write_text('prompt,completion\nq1,P\n"q2,P\nq3,N\nq4,P\nq5,N\n')  # opened in the first column, never closed
+    with pytest.raises(DataError) as info:
+        load_examples(path, labels=["P", "N"])
+    assert str(info.value).startswith(f"{path}, line 3: the quoted cell 'prompt' opened here runs to line 6")
     # a multi-line answer in prose stays one good row
     path.write_text('prompt,completion\nq1,"First line.\nSecond, with a comma.\nThird.\nFourth line here.\nP"\n')
     assert len(load_examples(path)) == 1

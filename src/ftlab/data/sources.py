@@ -322,16 +322,16 @@ def _csv_rows(path: Path) -> Iterator[Item]:
                 start, end = end + 1, reader.line_num
                 if not cells:
                     continue
-                if len(cells) != len(header):
+                swallowed = _swallowed_rows(cells, len(header)) if end - start >= UNCLOSED_LINES else None
+                if swallowed is None and len(cells) != len(header):
                     yield start, None, (
                         f"has {len(cells)} cells, the header has {len(header)}; quote cells that contain commas"
                     )
-                    continue
-                swallowed = _swallowed_rows(cells, len(header)) if end - start >= UNCLOSED_LINES else None
-                if swallowed is not None:
+                elif swallowed is not None:
                     k, rows = swallowed
+                    column = f"'{header[k]}'" if k < len(header) else f"{k + 1}"
                     yield start, None, (
-                        f"the quoted cell '{header[k]}' opened here runs to line {end} and holds {rows} lines "
+                        f"the quoted cell {column} opened here runs to line {end} and holds {rows} lines "
                         "shaped like rows: an unclosed quote merged them; close the quote (or double it, \"\", "
                         "inside the cell)"
                     )
