@@ -61,7 +61,8 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
     counts: Counter = Counter()
     unanswered = 0
     role = "train" if ds.only_labels else ds.role  # a split cut to some labels is one class on purpose
-    seen = Suspicious(ds.name, role, inputs.file or f"generator '{ds.generate.name}'", classification=labels is not None)
+    seen = Suspicious(ds.name, role, inputs.file or f"generator '{ds.generate.name}'", classification=labels is not None,
+                      keep_digests=True)
 
     def counted(stream):
         nonlocal unanswered
@@ -76,7 +77,8 @@ def run_data(inputs: DataInputs, ctx: StageContext) -> StageResult:
     if seen.lines():  # legal but suspicious (suspicious.py): the report's data section shows them
         stats["warnings"] = seen.lines()
     # 17 bytes a row: the report compares splits' normalised prompts without re-reading their rows.
-    atomic.write_lines(out / PROMPT_DIGESTS, (d + "\n" for d in seen.digests))
+    digests = seen.digests or b""
+    atomic.write_lines(out / PROMPT_DIGESTS, (digests[i:i + 8].hex() + "\n" for i in range(0, len(digests), 8)))
     atomic.write_json(out / "stats.json", stats)
     return StageResult({"examples": "examples.jsonl", **stats})
 
