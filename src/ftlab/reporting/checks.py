@@ -248,6 +248,8 @@ class Tester:
         if key not in self.cache:
             c = self._paired(a, b, null)
             c.mde = minimal_detectable(c.se)
+            if c.paired:
+                c.unpaired_p = unpaired(a, b, null).p
             self.cache[key] = c
         c = self.cache[key]
         if min_effect is not None and c.seeds_needed is None:
@@ -438,7 +440,19 @@ def _fmt_diff(c) -> str:
         text += f", detectable at 80% power: {c.mde:.3f}"
     if c.seeds_needed:
         text += f", seeds for min_effect: {c.seeds_needed}"
-    return text
+    return text + _undecided_note(c)
+
+
+def _undecided_note(c) -> str:
+    """Why a comparison the unpaired seed means would decide is left open here (never silently)."""
+    decided = lambda p: not math.isnan(p) and p < ALPHA  # noqa: E731
+    c.note = ""
+    if not c.paired or not decided(c.unpaired_p) or decided(_p(c, True)):
+        return ""
+    why = ("the family correction" if decided(c.p) else
+           "the paired test counts the test examples' variance as well as the seeds'")
+    c.note = f"unpaired seed means would decide it (p {c.unpaired_p:.3g}); open here because of {why}"
+    return f"; note: {c.note}"
 
 
 def _monotonic(opts: Monotonic, rows, tester: Tester | None = None) -> tuple[str, list[str]]:
@@ -566,4 +580,6 @@ def comparison_text(x: dict) -> str:
         text += f"; detectable at 80% power: {x['mde']:.3f}"
     if x.get("seeds_needed"):
         text += f"; seeds for min_effect: {x['seeds_needed']}"
+    if x.get("note"):
+        text += f"; note: {x['note']}"
     return text
