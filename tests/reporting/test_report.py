@@ -167,7 +167,7 @@ def test_compare_and_monotonic_are_paired_over_the_shared_test_examples(tmp_path
     assert c["paired"] and "two-level bootstrap: 2 vs 1 seeds, then 40 shared examples" in c["method"], c
     assert c["p_adjusted"] >= c["p"] and tuned["correction"] == "holm"
     # lr 0.001 -> 0.003 is both the one step and first -> last: one comparison, counted once.
-    assert tuned["family_size"] == 2
+    assert tuned["family_size"] == 2 and checks["slower is worse"]["family_size"] == 2
     assert c["seeds_needed"] and not c["seeds_needed"].startswith("unknown")  # untuned: no seed variance
     slower = checks["slower is worse"]["comparisons"]
     assert len(slower) == 2 and all(x["paired"] and "2 vs 2 seeds" in x["method"] for x in slower)

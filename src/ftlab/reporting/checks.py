@@ -449,9 +449,9 @@ def _undecided_note(c) -> str:
     c.note = ""
     if not c.paired or not decided(c.unpaired_p) or decided(_p(c, True)):
         return ""
-    why = ("the family correction" if decided(c.p) else
+    why = ("the family correction raises its p" if decided(c.p) else
            "the paired test counts the test examples' variance as well as the seeds'")
-    c.note = f"unpaired seed means would decide it (p {c.unpaired_p:.3g}); open here because of {why}"
+    c.note = f"unpaired seed means would decide it (p {c.unpaired_p:.3g}); open here because {why}"
     return f"; note: {c.note}"
 
 

@@ -244,8 +244,8 @@ def _t_interval(effect: float, se: float, null: float, dof: float) -> tuple[floa
     """effect +- t(0.975, dof) se and the two-sided p of effect = null."""
     from scipy import stats
 
-    if not se > 0:
-        return effect, effect, math.nan
+    if not se > 0:  # every resample gave the same difference: the sides agree on every example, or differ on all alike
+        return effect, effect, 1.0 if effect == null else 1 / (RESAMPLES + 1)
     q = float(stats.t.ppf(0.975, dof))
     return effect - q * se, effect + q * se, float(2 * stats.t.sf(abs(effect - null) / se, dof))
 
