@@ -93,6 +93,22 @@ def test_ratio_metrics_are_computed_per_resample():
     assert "paired bootstrap over 8 examples" in result.method and result.low <= result.effect <= result.high
 
 
+def test_generation_accuracy_per_example_follows_the_evaluator():
+    from ftlab.reporting.paired import per_example
+
+    recs = [{"index": 0, "reference": "4", "parsed_strict": "4", "parsed_flexible": "4"},
+            {"index": 1, "reference": "7", "parsed_strict": None, "parsed_flexible": "7"},
+            {"index": 2, "reference": None, "parsed_strict": "1", "parsed_flexible": "1"}]  # no reference: not scored
+    num, den = per_example(recs, "accuracy_strict", None)
+    assert num.sum() / den.sum() == 0.5
+    num, den = per_example(recs, "accuracy_flexible", None)
+    assert num.sum() / den.sum() == 1.0
+    assert per_example(recs, "accuracy", None)[0].sum() == 1  # gsm8k's accuracy is the strict one
+    assert per_example(recs, "auroc", None) is None  # no per-example form: the check falls back to unpaired
+    classified = [{"index": 0, "label": "P", "pred": None}, {"index": 1, "label": "N", "pred": "N"}]
+    assert list(per_example(classified, "accuracy", "P")[0]) == [0.0, 1.0]  # unparsed counts as wrong
+
+
 def _draw(rng, n: int, delta: float):
     """Paired examples with a known difference of accuracies: a right w.p. 0.7, b = a except on a
     20% share where b is right w.p. 0.7 - 5 delta. True a - b = 0.2 (0.7 - (0.7 - 5 delta)) = delta."""

@@ -114,6 +114,8 @@ def per_example(recs: list[dict], metric: str, positive: str | None) -> tuple[np
         return {"accuracy": (correct, ones), "predicted_positive_rate": (p, ones), "precision": (y * p, p),
                 "recall": (y * p, y), "f1": (2 * y * p, y + p)}[metric]
     key = GENERATION.get(metric)
+    if metric == "accuracy" and recs and "parsed" not in recs[0]:
+        key = "parsed_strict"  # parser gsm8k: accuracy is the strict convention (ftlab.evaluate.evaluators.generate)
     if key and all("reference" in r and key in r for r in recs):
         scored = np.array([r["reference"] is not None for r in recs], dtype=float)
         correct = np.array([r["reference"] is not None and r[key] == r["reference"] for r in recs], dtype=float)
