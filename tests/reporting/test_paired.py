@@ -285,3 +285,15 @@ def test_monotonic_steps_are_paired(tmp_path):
     result = _checks(df, agg, [{"kind": "monotonic", "metric": "accuracy", "over": "gamma"}])[0]
     assert result["status"] == "holds", result["details"]
     assert all("exact McNemar" in c["method"] for c in result["comparisons"]) and len(result["comparisons"]) == 3
+
+
+def test_chunked_resampling_gives_the_same_kind_of_answer(monkeypatch):
+    import ftlab.reporting.paired as paired
+
+    rng = np.random.default_rng(4)
+    a, b = _side(rng.random((2, 300)) < 0.7), _side(rng.random((2, 300)) < 0.6)
+    whole = compare_sides(a, b)
+    monkeypatch.setattr(paired, "CELLS", 300 * 150)  # 14 chunks of 150 resamples (the last 50)
+    chunked = compare_sides(a, b)
+    assert chunked.effect == whole.effect and chunked.se == pytest.approx(whole.se, rel=0.1)
+    assert chunked.low == pytest.approx(whole.low, abs=0.02) and compare_sides(a, b).low == chunked.low
