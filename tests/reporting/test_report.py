@@ -175,3 +175,12 @@ def test_compare_and_monotonic_are_paired_over_the_shared_test_examples(tmp_path
     assert "p-values adjusted by holm over the 2 comparisons" in text and "two-level bootstrap" in text
     assert "adjusted" in (out / "report" / "index.html").read_text()
     assert main(["report", str(finished)]) == 0  # back to the spec's own checks for the other tests
+
+
+def test_plan_prints_the_seeds_a_min_effect_needs_from_a_pilot(tmp_path, finished, capsys):
+    out = finished.parent / "out"
+    spec = write_experiment(tmp_path, CHECKS + PAIRED)
+    assert main(["plan", str(spec), "--pilot", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "seeds, from the pilot" in text and "tuned vs untuned: lr=0.003 > untuned: pilot effect" in text, text
+    assert "detectable at 80% power with 2 vs 1 seeds" in text and "seeds for min_effect:" in text
