@@ -272,7 +272,9 @@ def test_a_decision_lost_to_pairing_says_why(tmp_path):
     result = _checks(df, agg, [{"kind": "compare", "metric": "accuracy", "a": {"variant": "tuned"}, "b": {"variant": "base"}}])[0]
     c = result["comparisons"][0]
     assert c["unpaired_p"] < 0.05 and result["status"] == "inconclusive", (c, result)
-    assert "counts the test examples' variance" in c["note"] and "note:" in result["details"][0]
+    assert c["note"].startswith("the unpaired seed means would say holds (p ")
+    assert "inconclusive here because the paired test counts the test examples' variance" in c["note"]
+    assert "note:" in result["details"][0]
 
 
 def test_monotonic_steps_are_paired(tmp_path):
@@ -297,3 +299,14 @@ def test_chunked_resampling_gives_the_same_kind_of_answer(monkeypatch):
     chunked = compare_sides(a, b)
     assert chunked.effect == whole.effect and chunked.se == pytest.approx(whole.se, rel=0.1)
     assert chunked.low == pytest.approx(whole.low, abs=0.02) and compare_sides(a, b).low == chunked.low
+
+
+def test_a_sign_only_decision_lost_to_pairing_says_why(tmp_path):
+    # Two seeds a side that agree exactly: unpaired, "no spread over seeds" lets the sign decide
+    # (+0.03 holds); paired over the 100 examples, 3 discordant pairs decide nothing.
+    a, b = [1] * 63 + [0] * 37, [1] * 60 + [0] * 40
+    df, agg = _experiment(tmp_path, {"tuned": [a, a], "base": [b, b]})
+    result = _checks(df, agg, [{"kind": "compare", "metric": "accuracy", "a": {"variant": "tuned"}, "b": {"variant": "base"}}])[0]
+    c = result["comparisons"][0]
+    assert result["status"] == "inconclusive" and c["unpaired_p"] is None
+    assert c["note"].startswith("the unpaired seed means would say holds (by the sign of the seed means, which do not vary)")

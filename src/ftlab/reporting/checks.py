@@ -249,7 +249,8 @@ class Tester:
             c = self._paired(a, b, null)
             c.mde = minimal_detectable(c.se)
             if c.paired:
-                c.unpaired_p = unpaired(a, b, null).p
+                c.unpaired = unpaired(a, b, null)
+                c.unpaired_p = c.unpaired.p
             self.cache[key] = c
         c = self.cache[key]
         if min_effect is not None and c.seeds_needed is None:
@@ -429,7 +430,7 @@ def _reversed(c, sign: int, final: bool) -> bool:
     return p < ALPHA and sign * c.effect < 0
 
 
-def _fmt_diff(c) -> str:
+def _fmt_diff(c, sign: int = 1) -> str:
     text = f"{c.effect:+.3f}"
     if math.isnan(c.low):
         return text + f" ({c.method})"
@@ -440,18 +441,24 @@ def _fmt_diff(c) -> str:
         text += f", detectable at 80% power: {c.mde:.3f}"
     if c.seeds_needed:
         text += f", seeds for min_effect: {c.seeds_needed}"
-    return text + _undecided_note(c)
+    return text + _undecided_note(c, sign)
 
 
-def _undecided_note(c) -> str:
-    """Why a comparison the unpaired seed means would decide is left open here (never silently)."""
-    decided = lambda p: not math.isnan(p) and p < ALPHA  # noqa: E731
+def _undecided_note(c, sign: int) -> str:
+    """Why the unpaired difference of seed means would decide a comparison that pairing leaves
+    open or decides otherwise (the reverse of what pairing should do: never silently)."""
     c.note = ""
-    if not c.paired or not decided(c.unpaired_p) or decided(_p(c, True)):
+    u = getattr(c, "unpaired", None)
+    if not c.paired or u is None:
         return ""
-    why = ("the family correction raises its p" if decided(c.p) else
+    before, now = _verdict(u, sign, False), _verdict(c, sign, True)
+    if before == INCONCLUSIVE or before == now:
+        return ""
+    raw = _verdict(c, sign, False)
+    why = ("the family correction raises its p" if raw == before else
            "the paired test counts the test examples' variance as well as the seeds'")
-    c.note = f"unpaired seed means would decide it (p {c.unpaired_p:.3g}); open here because {why}"
+    said = f"p {u.p:.3g}" if not math.isnan(u.p) else "by the sign of the seed means, which do not vary"
+    c.note = f"the unpaired seed means would say {before} ({said}); {now} here because {why}"
     return f"; note: {c.note}"
 
 
@@ -492,9 +499,9 @@ def _monotonic(opts: Monotonic, rows, tester: Tester | None = None) -> tuple[str
             status = INCONCLUSIVE
         statuses.append(status)
         values = ", ".join(f"{opts.over}={r[over]}: {_num(r)}" for r in series)
-        diffs = "; ".join(f"{a[over]}->{b[over]} {_fmt_diff(s)}" for a, b, s in zip(series, series[1:], steps))
+        diffs = "; ".join(f"{a[over]}->{b[over]} {_fmt_diff(s, sign)}" for a, b, s in zip(series, series[1:], steps))
         lines.append(f"{label}: {opts.direction} with {opts.over}: {status}. {values}. Steps: {diffs}. "
-                     f"First->last {_fmt_diff(end)}")
+                     f"First->last {_fmt_diff(end, sign)}")
     return _combine(statuses), lines
 
 
@@ -523,7 +530,7 @@ def _compare(opts: Compare, rows, tester: Tester | None = None) -> tuple[str, li
         status = _verdict(c, sign, tester.final)
         statuses.append(status)
         lines.append(f"{pa} ({_num(a)}) {opts.op} {pb} ({_num(b)})"
-                     f"{f' by {opts.margin:g}' if opts.margin else ''}: difference {_fmt_diff(c)}: {status}")
+                     f"{f' by {opts.margin:g}' if opts.margin else ''}: difference {_fmt_diff(c, sign)}: {status}")
     return _combine(statuses), lines
 
 

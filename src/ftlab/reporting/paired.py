@@ -86,6 +86,7 @@ class Comparison:
     mde: float = math.nan
     seeds_needed: str | None = None
     unpaired_p: float = math.nan  # what the unpaired difference of seed means says, for comparison
+    unpaired: Comparison | None = field(default=None, repr=False)
     parts: dict = field(default_factory=dict)  # variance components for the seeds-needed estimate
 
     def as_dict(self) -> dict:
