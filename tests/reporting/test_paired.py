@@ -310,3 +310,15 @@ def test_a_sign_only_decision_lost_to_pairing_says_why(tmp_path):
     c = result["comparisons"][0]
     assert result["status"] == "inconclusive" and c["unpaired_p"] is None
     assert c["note"].startswith("the unpaired seed means would say holds (by the sign of the seed means, which do not vary)")
+
+
+def test_summary_text_shows_method_effect_interval_raw_and_adjusted_p(tmp_path):
+    from ftlab.reporting.summary import render_checks
+
+    df, agg = _experiment(tmp_path, {"tuned": [A1], "base": [B1]})
+    text = render_checks(_checks(df, agg, [{"kind": "compare", "metric": "accuracy", "a": {"variant": "tuned"},
+                                            "b": {"variant": "base"}, "name": "tuned beats base"}]))
+    assert text.splitlines()[0].startswith("checks (p-values adjusted by holm over the 1 comparisons")
+    assert "  [holds] tuned beats base" in text
+    assert ("variant=tuned > variant=base: +0.080 [+0.030, +0.140] p 0.00781 (adjusted 0.00781), "
+            "exact McNemar (8 vs 0 discordant of 100 examples; interval: paired bootstrap); detectable at 80% power: 0.077") in text

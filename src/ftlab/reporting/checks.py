@@ -239,7 +239,7 @@ class Tester:
     """Computes (and caches) each comparison once; `final` switches verdicts to adjusted p-values."""
 
     def __init__(self, df=None):
-        self.df, self.cache, self.final, self.used = df, {}, False, []
+        self.df, self.cache, self.sides, self.final, self.used = df, {}, {}, False, []
 
     def compare(self, a, b, null: float = 0.0, label: str = "", min_effect: float | None = None):
         from ftlab.reporting.paired import minimal_detectable, seeds_needed
@@ -259,18 +259,28 @@ class Tester:
         return c
 
     def _paired(self, a, b, null: float):
-        from ftlab.reporting.paired import compare_sides, load_side, shared
+        from ftlab.reporting.paired import compare_sides, shared
 
         if _missing(a["mean"]) or _missing(b["mean"]):
             return unpaired(a, b, null)
         if self.df is None or self.df.empty:
             return unpaired(a, b, null, "no per-example evidence given")
-        sides = [load_side(self._evidence(r), r["metric"], self.df.attrs.get("positive")) for r in (a, b)]
+        sides = [self._side(r) for r in (a, b)]
         why = next((f"{n}: {s}" for n, s in zip("ab", sides) if isinstance(s, str)), None) or shared(*sides)
         if why:
             return unpaired(a, b, null, why)
         return compare_sides(sides[0], sides[1], null=null, metric=a["metric"],
                              untrained=(a["kind"] == "untuned", b["kind"] == "untuned"))
+
+    def _side(self, row):
+        """A point's per-example evidence, read once per report (a monotonic step and first->last share points)."""
+        from ftlab.reporting.paired import load_side
+
+        paths = self._evidence(row)
+        key = (tuple(map(str, paths)), row["metric"])
+        if key not in self.sides:
+            self.sides[key] = load_side(paths, row["metric"], self.df.attrs.get("positive"))
+        return self.sides[key]
 
     def _evidence(self, row) -> list[Path]:
         df = self.df
@@ -559,34 +569,3 @@ def _range(opts: Range, rows) -> tuple[str, list[str]]:
 def _fmt_filter(where: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in where.items())
 
-
-def render_checks(checks: list[dict]) -> str:
-    """summary.txt's checks: one line per check, then one per comparison (effect, interval, method, p raw and adjusted)."""
-    lines = ["checks:"]
-    family = next((c for c in checks if c.get("comparisons")), None)
-    if family:
-        lines[0] = (f"checks (p-values adjusted by {family['correction']} over the {family['family_size']} comparisons"
-                    f" with a p-value; a comparison decides only when adjusted p < {ALPHA:g}):")
-    for c in checks:
-        lines.append(f"  [{c['status']}] {c['name']}")
-        for x in c.get("comparisons") or []:
-            lines.append("      " + comparison_text(x))
-    return "\n".join(lines)
-
-
-def comparison_text(x: dict) -> str:
-    """'accept gamma=4 > untuned: +0.120 [+0.080, +0.160] p 0.001 (holm 0.004), exact McNemar (...)'."""
-    f = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
-    text = f"{x['label']}: {f(x['effect'], '+.3f')}"
-    if x.get("low") is not None:
-        text += f" [{f(x['low'], '+.3f')}, {f(x['high'], '+.3f')}]"
-    if x.get("p") is not None:
-        text += f" p {x['p']:.3g} (adjusted {f(x.get('p_adjusted'), '.3g')})"
-    text += f", {x['method']}"
-    if x.get("mde") is not None:
-        text += f"; detectable at 80% power: {x['mde']:.3f}"
-    if x.get("seeds_needed"):
-        text += f"; seeds for min_effect: {x['seeds_needed']}"
-    if x.get("note"):
-        text += f"; note: {x['note']}"
-    return text

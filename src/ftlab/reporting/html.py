@@ -108,7 +108,7 @@ def _checks(checks: list[dict], e) -> str:
     for c in checks:
         details = "".join(f"<li>{e(d)}</li>" for d in c["details"])
         if c.get("comparisons"):
-            from ftlab.reporting.checks import comparison_text
+            from ftlab.reporting.summary import comparison_text
 
             details += "<li>comparisons (effect [95% interval] raw p, adjusted p, method):<ul>" + "".join(
                 f"<li>{e(comparison_text(x))}</li>" for x in c["comparisons"]) + "</ul></li>"

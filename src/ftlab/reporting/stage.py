@@ -43,7 +43,7 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
 
         text += "\n\ncuration (examples each filter dropped):\n" + render_curation(inputs.curations)
     if checks:
-        from ftlab.reporting.checks import render_checks
+        from ftlab.reporting.summary import render_checks
 
         text += "\n\n" + render_checks(checks)
     atomic.write_text(out / "summary.txt", text + "\n")
