@@ -145,11 +145,15 @@ def test_two_level_bootstrap_covers_a_known_difference_with_seed_variance(k, see
 
 
 def test_power_and_seeds_needed():
-    assert minimal_detectable(0.01) == pytest.approx(0.0280, abs=1e-4)
-    assert math.isnan(minimal_detectable(math.nan))
-    parts = {"examples": 1e-5, "seed_var_a": 4e-4, "seed_var_b": 4e-4, "k_a": 3, "k_b": 3}
-    # need se = 0.02 / 2.8016 = 0.00714; se^2 = 5.10e-5 = 1e-5 + 8e-4 / k -> k = 20
-    assert seeds_needed(parts, 0.02) == "20 per side"
+    from scipy import stats
+
+    assert minimal_detectable(0.01) == pytest.approx(0.0280, abs=1e-4)  # (1.960 + 0.842) se
+    assert minimal_detectable(0.01, 1) == pytest.approx((stats.t.ppf(0.975, 1) + stats.t.ppf(0.8, 1)) * 0.01)  # 14.1 se
+    assert math.isnan(minimal_detectable(math.nan)) and math.isnan(minimal_detectable(0.0))
+    parts = {"examples": 1e-5, "seed_var_a": 4e-4, "seed_var_b": 4e-4, "k_a": 3, "k_b": 3, "n": 200}
+    # se(k)^2 = 1e-5 + 8e-4 / k; with normal quantiles k = 20 (se 0.00714); with t at df ~2(k - 1)
+    # 20 seeds detect 0.0203 and 21 detect 0.0199
+    assert seeds_needed(parts, 0.02) == "21 per side"
     assert seeds_needed({**parts, "examples": 1e-4}, 0.02).startswith("none: the examples alone")
     assert seeds_needed({"examples": 1e-5, "seed_var_a": math.nan, "seed_var_b": math.nan}, 0.02).startswith("unknown")
 

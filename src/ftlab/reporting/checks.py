@@ -247,7 +247,7 @@ class Tester:
         key = tuple((tuple(r["runs"]), r["split"], r["evaluator"], r["metric"], str(r["mean"]), str(r["se"])) for r in (a, b)) + (null,)
         if key not in self.cache:
             c = self._paired(a, b, null)
-            c.mde = minimal_detectable(c.se)
+            c.mde = minimal_detectable(c.se, c.dof)
             if c.paired:
                 c.unpaired = unpaired(a, b, null)
                 c.unpaired_p = c.unpaired.p
@@ -410,8 +410,8 @@ def unpaired(a, b, null: float = 0.0, why: str | None = None):
         dof = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
         q, method, p = float(stats.t.ppf(0.975, dof)), f"Welch t, df {dof:.1f}", float(2 * stats.t.sf(abs(t), dof))
     else:
-        q, method, p = 1.959964, "normal (bootstrap se)", float(2 * stats.norm.sf(abs(t)))
-    return Comparison(d, d - q * se, d + q * se, p, prefix + method, False, null, seeds=seeds, se=se)
+        q, method, p, dof = 1.959964, "normal (bootstrap se)", float(2 * stats.norm.sf(abs(t))), math.inf
+    return Comparison(d, d - q * se, d + q * se, p, prefix + method, False, null, seeds=seeds, se=se, dof=dof)
 
 
 def _p(c, final: bool) -> float:

@@ -85,6 +85,7 @@ class Comparison:
     p_adjusted: float = math.nan
     mde: float = math.nan
     seeds_needed: str | None = None
+    dof: float = math.inf  # degrees of freedom of the test (inf: normal / bootstrap)
     unpaired_p: float = math.nan  # what the unpaired difference of seed means says, for comparison
     unpaired: Comparison | None = field(default=None, repr=False)
     parts: dict = field(default_factory=dict)  # variance components for the seeds-needed estimate
@@ -226,6 +227,7 @@ def compare_sides(a: Side, b: Side, *, null: float = 0.0, metric: str = "accurac
     for name, fixed in zip("ab", untrained):
         if fixed:
             parts[f"seed_var_{name}"] = 0.0
+    dof = math.inf
     if a.seeds == 1 and b.seeds == 1:
         method = f"paired bootstrap over {n} examples"
         if metric == "accuracy" and null == 0 and np.all(a.den == 1) and np.all(b.den == 1):
@@ -238,7 +240,7 @@ def compare_sides(a: Side, b: Side, *, null: float = 0.0, metric: str = "accurac
         lo, hi, p = _t_interval(effect, se, null, dof)
         method = (f"two-level bootstrap: {a.seeds} vs {b.seeds} seeds, then {n} shared examples"
                   f" (its se with t, df {dof:.1f})")
-    return Comparison(effect, lo, hi, p, method, True, null, n, (a.seeds, b.seeds), se, parts=parts)
+    return Comparison(effect, lo, hi, p, method, True, null, n, (a.seeds, b.seeds), se, parts=parts, dof=dof)
 
 
 def _satterthwaite(parts: dict, n: int) -> float:
@@ -270,7 +272,7 @@ def _example_diffs(a: Side, b: Side, w: np.ndarray) -> np.ndarray:
 def _components(a: Side, b: Side, ex: np.ndarray) -> dict:
     """Variance of the difference from examples (seed-averaged, paired) and each side's seed variance."""
     ex = ex[np.isfinite(ex)]
-    out = {"examples": float(ex.var(ddof=1)) if len(ex) > 1 else math.nan}
+    out = {"examples": float(ex.var(ddof=1)) if len(ex) > 1 else math.nan, "n": len(a.keys)}
     for name, side in (("a", a), ("b", b)):
         v = side.values()
         out[f"seed_var_{name}"] = float(v.var(ddof=1)) if side.seeds > 1 else math.nan
@@ -278,28 +280,40 @@ def _components(a: Side, b: Side, ex: np.ndarray) -> dict:
     return out
 
 
-def minimal_detectable(se: float) -> float:
-    """The smallest true difference a two-sided 5% test detects with 80% power: (z_.975 + z_.8) se
-    (NaN when se is 0: sides that agree on every example and seed measure no spread at all)."""
-    return (Z975 + Z80) * se if math.isfinite(se) and se > 0 else math.nan
+def minimal_detectable(se: float, dof: float = math.inf) -> float:
+    """The smallest true difference a two-sided 5% test detects with 80% power: (t_.975 + t_.8) se
+    with the test's degrees of freedom (normal quantiles, 2.80 se, when dof is infinite; 14.1 se
+    at one degree of freedom). NaN when se is 0: sides that agree everywhere measure no spread."""
+    if not (math.isfinite(se) and se > 0):
+        return math.nan
+    if not math.isfinite(dof):
+        return (Z975 + Z80) * se
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof) + stats.t.ppf(0.8, dof)) * se
 
 
 def seeds_needed(parts: dict, min_effect: float, max_seeds: int = 1000) -> str:
     """Seeds per side for a difference of `min_effect` to be detected with 80% power, or why none will do.
 
     se(k)^2 = v_examples + (s_a^2 + s_b^2) / k: more seeds shrink only the seed part; the test set's
-    own example variance stays (a sharper claim then needs more examples, not more seeds)."""
-    need_se = abs(min_effect) / (Z975 + Z80)
+    own example variance stays (a sharper claim then needs more examples, not more seeds). The
+    smallest k with (t_.975 + t_.8) se(k) <= min_effect, df by Welch-Satterthwaite at k seeds."""
     seed_var = parts.get("seed_var_a", math.nan) + parts.get("seed_var_b", math.nan)
     ex = parts.get("examples", math.nan)
+    ex = ex if math.isfinite(ex) else 0.0
     if not math.isfinite(seed_var):
         return "unknown: needs at least 2 seeds on each side to measure the seed variance"
-    if math.isfinite(ex) and ex >= need_se ** 2:
+    if ex > 0 and minimal_detectable(math.sqrt(ex)) >= abs(min_effect):
         return (f"none: the examples alone give a detectable difference of {minimal_detectable(math.sqrt(ex)):.3f} "
-                f"> {abs(min_effect):g}; more test examples are needed")
-    room = need_se ** 2 - (ex if math.isfinite(ex) else 0.0)
-    k = max(2, math.ceil(seed_var / room)) if seed_var > 0 else 2
-    return f"{k} per side" if k <= max_seeds else f"more than {max_seeds} per side"
+                f">= {abs(min_effect):g}; more test examples are needed")
+    n = parts.get("n", 1000)
+    for k in range(2, max_seeds + 1):
+        at_k = {"examples": ex, "k_a": k, "k_b": k, "seed_var_a": parts.get("seed_var_a"), "seed_var_b": parts.get("seed_var_b")}
+        se = math.sqrt(ex + seed_var / k)
+        if se == 0 or minimal_detectable(se, _satterthwaite(at_k, n)) <= abs(min_effect):
+            return f"{k} per side"
+    return f"more than {max_seeds} per side"
 
 
 CORRECTIONS = ("holm", "bonferroni", "none")
