@@ -431,6 +431,17 @@ def report(spec, *, scale: str | None = None) -> ReportResult:
                         pending)
 
 
+def pilot_power(spec, pilot) -> list[dict]:
+    """The spec's compare/monotonic checks judged on a pilot experiment's results (its output
+    directory or spec): per comparison, the detectable difference and, for a check's min_effect,
+    the seeds per side it needs (ftlab.reporting.power)."""
+    from ftlab.contract import REPORT_KEY
+    from ftlab.reporting.power import pilot_power as judge
+
+    graph, _ = graph_of(spec)
+    return judge(results(pilot), graph.task(REPORT_KEY).inputs)
+
+
 def results(spec_or_dir):
     """The experiment's metrics as a pandas DataFrame, one row per run x checkpoint x split x
     evaluator x metric (see ftlab.reporting.results); a spec path, a plan, or an output directory.

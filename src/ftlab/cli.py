@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost", action="store_true", help="estimate GPU-hours and checkpoint storage from the resource policy")
     p.add_argument("--cluster", type=Path, help="cluster profile YAML (default: the spec's `cluster:`)")
     p.add_argument("--max-runs", type=int, default=None, metavar="N", help="refuse specs of more than N runs (default: FTLAB_MAX_RUNS or 100000)")
+    p.add_argument("--pilot", type=Path, metavar="DIR", help="a pilot experiment's output directory: judge the spec's compare "
+                   "checks on its results and print the detectable difference and the seeds each min_effect needs")
 
     p = _command(sub, "run", "Run every stage of every run locally, skipping what is already done.", "ftlab run spec.yaml --only data train --dry-run", cmd_run)
     p.add_argument("spec", type=Path)
@@ -179,6 +181,11 @@ def cmd_plan(args) -> int:
     if cost:
         print("\ncost estimate:")
         print("\n".join("  " + line for line in cost.lines))
+    if args.pilot:
+        from ftlab.reporting.power import render_power
+
+        print(f"\nseeds, from the pilot {args.pilot} (80% power, two-sided 5%):")
+        print("\n".join("  " + line for line in render_power(api.pilot_power(args.spec, args.pilot))))
     return 0
 
 

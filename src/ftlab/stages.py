@@ -36,7 +36,7 @@ TABLE: tuple[Stage, ...] = (
     # so adding an evaluator runs only it. A part is one checkpoint: eval/<run>@<checkpoint>.
     Stage("eval", "ftlab.evaluate.stage:run_eval", _INPUTS + "EvalInputs", 3, "eval", keeps_outputs=True,
           part_entry="ftlab.evaluate.parts:run_checkpoint", parts_planner="ftlab.evaluate.parts:planned_checkpoints"),
-    Stage("report", "ftlab.reporting.stage:run_report", _INPUTS + "ReportInputs", 1, "report", uses_torch=False),
+    Stage("report", "ftlab.reporting.stage:run_report", _INPUTS + "ReportInputs", 2, "report", uses_torch=False),
 )
 STAGES: dict[str, Stage] = {s.name: s for s in TABLE}
 ORDER: tuple[str, ...] = tuple(STAGES)

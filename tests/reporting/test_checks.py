@@ -144,3 +144,20 @@ def test_nothing_evaluated_yet_gives_empty_tables_and_inconclusive_checks(tmp_pa
         select=Selection(split="valid", metric="accuracy", evaluator="logits", higher_is_better=True)),
                registry=reg, experiment_dir=tmp_path)
     assert "no results match" in (tmp_path / "index.html").read_text()
+
+
+def test_correction_and_min_effect_are_validated_with_their_paths(tmp_path):
+    from ftlab.spec.plan import load_plan
+    from tests.conftest import write_spec
+
+    spec = write_spec(tmp_path, sweep="[{grid: {lr: [0.1, 0.2]}}]")
+    spec.write_text(spec.read_text() + """report:
+  correction: holmm
+  checks:
+    - {kind: compare, metric: accuracy, a: {lr: 0.1}, b: {lr: 0.2}, min_effect: -0.02}
+""")
+    with pytest.raises(SpecError) as err:
+        load_plan(spec)
+    text = str(err.value)
+    assert "report.correction" in text and "holm" in text, text
+    assert "report.checks[0].min_effect" in text, text

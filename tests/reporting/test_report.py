@@ -148,3 +148,39 @@ def test_plots_follow_the_sweep(finished):
         assert (plots / f"{name}.svg").read_text().startswith("<?xml")
     assert "not drawn" not in (plots.parent / "summary.txt").read_text()
     assert not list(plots.glob("heatmap*"))  # one sweep variable: nothing to put on a second axis
+
+
+PAIRED = """    - {kind: compare, metric: accuracy, split: test, a: {lr: 0.003}, b: {kind: untuned}, name: tuned vs untuned, min_effect: 0.05}
+    - {kind: monotonic, metric: accuracy, split: test, over: lr, direction: decreasing, name: slower is worse}
+"""
+
+
+def test_compare_and_monotonic_are_paired_over_the_shared_test_examples(tmp_path, finished):
+    out = finished.parent / "out"
+    spec = write_experiment(tmp_path, CHECKS + PAIRED)
+    spec.write_text(spec.read_text().replace("output_dir: out", f"output_dir: {out}"))
+    assert main(["report", str(spec)]) == 0
+    checks = {c["name"]: c for c in json.loads((out / "report" / "checks.json").read_text())}
+    tuned = checks["tuned vs untuned"]
+    c = tuned["comparisons"][0]
+    # 2 seeds of lr=0.003 against the one untuned run, on the same 40 test examples.
+    assert c["paired"] and "two-level bootstrap: 2 vs 1 seeds, then 40 shared examples" in c["method"], c
+    assert c["p_adjusted"] >= c["p"] and tuned["correction"] == "holm"
+    # lr 0.001 -> 0.003 is both the one step and first -> last: one comparison, counted once.
+    assert tuned["family_size"] == 2 and checks["slower is worse"]["family_size"] == 2
+    assert c["seeds_needed"] and not c["seeds_needed"].startswith("unknown")  # untuned: no seed variance
+    slower = checks["slower is worse"]["comparisons"]
+    assert len(slower) == 2 and all(x["paired"] and "2 vs 2 seeds" in x["method"] for x in slower)
+    text = (out / "report" / "summary.txt").read_text()
+    assert "p-values adjusted by holm over the 2 comparisons" in text and "two-level bootstrap" in text
+    assert "adjusted" in (out / "report" / "index.html").read_text()
+    assert main(["report", str(finished)]) == 0  # back to the spec's own checks for the other tests
+
+
+def test_plan_prints_the_seeds_a_min_effect_needs_from_a_pilot(tmp_path, finished, capsys):
+    out = finished.parent / "out"
+    spec = write_experiment(tmp_path, CHECKS + PAIRED)
+    assert main(["plan", str(spec), "--pilot", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "seeds, from the pilot" in text and "tuned vs untuned: lr=0.003 > untuned: pilot effect" in text, text
+    assert "detectable at 80% power with 2 vs 1 seeds" in text and "seeds for min_effect:" in text

@@ -17,8 +17,19 @@ seed, no per-example bootstrap) is judged on its mean and the result says so.
 A monotonic check holds when first -> last moves the declared way beyond its interval and no
 step's mean goes back (flat steps are allowed: a rate saturating at 1.0); it fails when first ->
 last or any step goes the wrong way beyond its interval.
-Differences of two points use se = sqrt(se_a^2 + se_b^2) with Welch's degrees of freedom (normal
-when either side's interval came from a bootstrap).
+
+Differences of two points (compare, monotonic) are paired wherever both points were scored on the
+same examples (ftlab.reporting.paired): exact McNemar for accuracy with one seed per side, a paired
+bootstrap over examples for other metrics, a two-level bootstrap (seeds, then examples) with
+several seeds. When the sides share no examples, or a metric has no per-example form, the
+difference falls back to se = sqrt(se_a^2 + se_b^2) with Welch's degrees of freedom (normal when
+either side's interval came from a bootstrap), and the line says "unpaired" and why.
+The comparisons of all checks form one family: their p-values are adjusted together
+(report.correction: holm, the default, bonferroni or none), both are shown, and a comparison is
+decided (holds/fails) only when its adjusted p-value is below 0.05. Threshold and range checks
+compare a point with a fixed bar by its interval and are not part of the family.
+Each comparison also gives the smallest difference its seeds and examples detect with 80% power
+and, for a compare check's `min_effect`, how many seeds per side that difference needs.
 """
 
 from __future__ import annotations
@@ -73,6 +84,7 @@ class Compare(Common):
     b: dict[str, Scalar | list[Scalar]]
     op: Literal[">", "<"] = ">"
     margin: float = 0.0
+    min_effect: float | None = Field(None, gt=0, description="the difference worth detecting: the report says how many seeds it needs")
 
 
 @check_kinds.register("range")
@@ -177,19 +189,106 @@ def report_variable_problems(exp, variables: set[str], problems) -> None:
 # ---- evaluation
 
 
-def run_checks(agg, checks: list[Any], *, default_split: str, default_evaluator: str) -> list[dict]:
-    """Judge each declared check on the aggregated results; one result dict per check."""
+ALPHA = 0.05
+
+
+def run_checks(agg, checks: list[Any], *, default_split: str, default_evaluator: str, df=None,
+               correction: str = "holm") -> list[dict]:
+    """Judge each declared check on the aggregated results; one result dict per check.
+
+    `df` (ftlab.results' frame) gives the per-example evidence that pairs comparisons; without it
+    every difference is unpaired. Two passes: the first collects every comparison's raw p-value,
+    which are then adjusted as one family; the second judges with the adjusted ones."""
+    from ftlab.reporting.paired import adjust
+
+    tester = Tester(df)
+    for check in checks:  # pass 1: collect the family
+        _judge_one(check, agg, default_split, default_evaluator, tester)
+    family = list(tester.cache.values())
+    for c, p in zip(family, adjust([c.p for c in family], correction)):
+        c.p_adjusted = p
+    tester.final = True
+    size = sum(not math.isnan(c.p) for c in family)
     out = []
     for i, check in enumerate(checks):
-        opts = check_kinds.get(check.kind).model_validate(check.options)
-        split, evaluator = opts.split or default_split, opts.evaluator or default_evaluator
-        rows = agg[(agg["split"] == split) & (agg["evaluator"] == evaluator) & (agg["metric"] == opts.metric)]
-        judge = {"threshold": _threshold, "monotonic": _monotonic, "compare": _compare, "range": _range}[check.kind]
-        status, lines = judge(opts, rows)
-        name = opts.name or f"{check.kind}: {opts.metric} on {split}" + (f" where {_fmt_filter(opts.where)}" if opts.where else "")
-        out.append({"index": i, "name": name, "kind": check.kind, "metric": opts.metric, "split": split,
-                    "evaluator": evaluator, "status": status, "details": lines})
+        result = {"index": i, **_judge_one(check, agg, default_split, default_evaluator, tester)}
+        if result.get("comparisons"):
+            result.update(correction=correction, family_size=size)
+        out.append(result)
     return out
+
+
+def _judge_one(check, agg, default_split: str, default_evaluator: str, tester: "Tester") -> dict:
+    opts = check_kinds.get(check.kind).model_validate(check.options)
+    split, evaluator = opts.split or default_split, opts.evaluator or default_evaluator
+    rows = agg[(agg["split"] == split) & (agg["evaluator"] == evaluator) & (agg["metric"] == opts.metric)]
+    tester.used = []
+    if check.kind in ("monotonic", "compare"):
+        status, lines = {"monotonic": _monotonic, "compare": _compare}[check.kind](opts, rows, tester)
+    else:
+        status, lines = {"threshold": _threshold, "range": _range}[check.kind](opts, rows)
+    name = opts.name or f"{check.kind}: {opts.metric} on {split}" + (f" where {_fmt_filter(opts.where)}" if opts.where else "")
+    result = {"name": name, "kind": check.kind, "metric": opts.metric, "split": split,
+              "evaluator": evaluator, "status": status, "details": lines}
+    if check.kind in ("monotonic", "compare"):
+        result["comparisons"] = [{"label": label, **c.as_dict()} for label, c in tester.used]
+    return result
+
+
+class Tester:
+    """Computes (and caches) each comparison once; `final` switches verdicts to adjusted p-values."""
+
+    def __init__(self, df=None):
+        self.df, self.cache, self.sides, self.final, self.used = df, {}, {}, False, []
+
+    def compare(self, a, b, null: float = 0.0, label: str = "", min_effect: float | None = None):
+        from ftlab.reporting.paired import minimal_detectable, seeds_needed
+
+        key = tuple((tuple(r["runs"]), r["split"], r["evaluator"], r["metric"], str(r["mean"]), str(r["se"])) for r in (a, b)) + (null,)
+        if key not in self.cache:
+            c = self._paired(a, b, null)
+            c.mde = minimal_detectable(c.se, c.dof)
+            if c.paired:
+                c.unpaired = unpaired(a, b, null)
+                c.unpaired_p = c.unpaired.p
+            self.cache[key] = c
+        c = self.cache[key]
+        if min_effect is not None and c.seeds_needed is None:
+            c.seeds_needed = seeds_needed(c.parts, min_effect) if c.parts else "unknown: needs per-example evidence (paired)"
+        self.used.append((label, c))
+        return c
+
+    def _paired(self, a, b, null: float):
+        from ftlab.reporting.paired import compare_sides, shared
+
+        if _missing(a["mean"]) or _missing(b["mean"]):
+            return unpaired(a, b, null)
+        if self.df is None or self.df.empty:
+            return unpaired(a, b, null, "no per-example evidence given")
+        sides = [self._side(r) for r in (a, b)]
+        why = next((f"{n}: {s}" for n, s in zip("ab", sides) if isinstance(s, str)), None) or shared(*sides)
+        if why:
+            return unpaired(a, b, null, why)
+        return compare_sides(sides[0], sides[1], null=null, metric=a["metric"],
+                             untrained=(a["kind"] == "untuned", b["kind"] == "untuned"))
+
+    def _side(self, row):
+        """A point's per-example evidence, read once per report (a monotonic step and first->last share points)."""
+        from ftlab.reporting.paired import load_side
+
+        paths = self._evidence(row)
+        key = (tuple(map(str, paths)), row["metric"])
+        if key not in self.sides:
+            self.sides[key] = load_side(paths, row["metric"], self.df.attrs.get("positive"))
+        return self.sides[key]
+
+    def _evidence(self, row) -> list[Path]:
+        df = self.df
+        hit = df[df["selected"].astype(bool) & df["run"].isin(list(row["runs"])) & (df["split"] == row["split"])
+                 & (df["evaluator"] == row["evaluator"]) & (df["metric"] == row["metric"]) & df["value"].notna()]
+        base = Path(df.attrs.get("experiment_dir", "."))
+        paths = [e for e in hit["evidence"] if isinstance(e, str)]
+        return [base / e for e in paths] if len(paths) == len(hit) else []
 
 
 def _match(rows, where: dict, default_kind: str | None = "trained"):
@@ -285,46 +384,96 @@ def _estimate_note(r) -> str:
 
 
 def difference(a, b) -> tuple[float, float, float, str]:
-    """(a - b, 95% low, 95% high, method) from the two points' means and standard errors."""
+    """(a - b, 95% low, 95% high, method) from the two points' means and standard errors (unpaired)."""
+    c = unpaired(a, b)
+    return c.effect, c.low, c.high, c.method
+
+
+def unpaired(a, b, null: float = 0.0, why: str | None = None):
+    """a - b as two independent points: se = sqrt(se_a^2 + se_b^2), Welch t (normal for bootstrap se's)."""
     from scipy import stats
 
+    from ftlab.reporting.paired import Comparison
+
     d = float(a["mean"] - b["mean"])
+    prefix = f"unpaired ({why}): " if why else ""
     if _missing(a["se"]) or _missing(b["se"]):
-        return d, math.nan, math.nan, "point estimates"
+        return Comparison(d, math.nan, math.nan, math.nan, prefix + "point estimates", False, null)
     se = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
+    seeds = (int(a["n"]), int(b["n"]))
     if se == 0:
-        return d, d, d, "no spread over seeds"
+        return Comparison(d, d, d, math.nan, prefix + "no spread over seeds", False, null, seeds=seeds, se=0.0)
+    t = (d - null) / se
     if a["n"] >= 2 and b["n"] >= 2 and "bootstrap" not in str(a["ci_method"]) + str(b["ci_method"]):
         # Welch-Satterthwaite degrees of freedom for two means with unequal variances.
         va, vb = a["se"] ** 2, b["se"] ** 2
         dof = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
-        q, method = float(stats.t.ppf(0.975, dof)), f"Welch t, df {dof:.1f}"
+        q, method, p = float(stats.t.ppf(0.975, dof)), f"Welch t, df {dof:.1f}", float(2 * stats.t.sf(abs(t), dof))
     else:
-        q, method = 1.959964, "normal (bootstrap se)"
-    return d, d - q * se, d + q * se, method
+        q, method, p, dof = 1.959964, "normal (bootstrap se)", float(2 * stats.norm.sf(abs(t))), math.inf
+    return Comparison(d, d - q * se, d + q * se, p, prefix + method, False, null, seeds=seeds, se=se, dof=dof)
 
 
-def _signed(d: float, lo: float, hi: float, sign: int) -> str:
-    """Status of `sign * difference > 0` given its interval (point estimate when no interval)."""
-    if math.isnan(d):
+def _p(c, final: bool) -> float:
+    return c.p_adjusted if final and not math.isnan(c.p_adjusted) else c.p
+
+
+def _verdict(c, sign: int, final: bool) -> str:
+    """holds/fails/inconclusive for `sign * (a - b - null) > 0`: decided when the (adjusted) p < ALPHA."""
+    if math.isnan(c.effect):
         return INCONCLUSIVE
-    if math.isnan(lo) or lo == hi:  # point estimates, or seeds that agree exactly: the sign decides
+    d, p = c.effect - c.null, _p(c, final)
+    if math.isnan(p):  # point estimates, or seeds that agree exactly: the sign decides
         return HOLDS if sign * d > 0 else FAILS
-    lo, hi = sorted((sign * lo, sign * hi))
-    return HOLDS if lo > 0 else FAILS if hi < 0 else INCONCLUSIVE
+    if p >= ALPHA:
+        return INCONCLUSIVE
+    return HOLDS if sign * d > 0 else FAILS
 
 
-def _reversed(d: float, lo: float, hi: float, sign: int) -> bool:
-    if math.isnan(lo) or lo == hi:
-        return sign * d < 0
-    return max(sign * lo, sign * hi) < 0
+def _reversed(c, sign: int, final: bool) -> bool:
+    """The step went the wrong way: with p < ALPHA, or (no p-value) by its sign; flat is not reversed."""
+    if math.isnan(c.effect):
+        return False
+    p = _p(c, final)
+    if math.isnan(p):
+        return sign * c.effect < 0
+    return p < ALPHA and sign * c.effect < 0
 
 
-def _fmt_diff(d: float, lo: float, hi: float, method: str) -> str:
-    return f"{d:+.3f}" + ("" if math.isnan(lo) else f" [{lo:+.3f}, {hi:+.3f}] ({method})")
+def _fmt_diff(c, sign: int = 1) -> str:
+    text = f"{c.effect:+.3f}"
+    if math.isnan(c.low):
+        return text + f" ({c.method})"
+    text += f" [{c.low:+.3f}, {c.high:+.3f}] ({c.method})"
+    if not math.isnan(c.p):
+        text += f", p {c.p:.3g}" + ("" if math.isnan(c.p_adjusted) else f", adjusted {c.p_adjusted:.3g}")
+    if not math.isnan(c.mde):
+        text += f", detectable at 80% power: {c.mde:.3f}"
+    if c.seeds_needed:
+        text += f", seeds for min_effect: {c.seeds_needed}"
+    return text + _undecided_note(c, sign)
 
 
-def _monotonic(opts: Monotonic, rows) -> tuple[str, list[str]]:
+def _undecided_note(c, sign: int) -> str:
+    """Why the unpaired difference of seed means would decide a comparison that pairing leaves
+    open or decides otherwise (the reverse of what pairing should do: never silently)."""
+    c.note = ""
+    u = getattr(c, "unpaired", None)
+    if not c.paired or u is None:
+        return ""
+    before, now = _verdict(u, sign, False), _verdict(c, sign, True)
+    if before == INCONCLUSIVE or before == now:
+        return ""
+    raw = _verdict(c, sign, False)
+    why = ("the family correction raises its p" if raw == before else
+           "the paired test counts the test examples' variance as well as the seeds'")
+    said = f"p {u.p:.3g}" if not math.isnan(u.p) else "by the sign of the seed means, which do not vary"
+    c.note = f"the unpaired seed means would say {before} ({said}); {now} here because {why}"
+    return f"; note: {c.note}"
+
+
+def _monotonic(opts: Monotonic, rows, tester: Tester | None = None) -> tuple[str, list[str]]:
+    tester = tester or Tester()
     over = rows.attrs.get("column_of", {}).get(opts.over, opts.over)
     matched = _match(rows, opts.where)
     anchors = _match(rows, opts.anchor, default_kind="trained") if opts.anchor else rows.iloc[0:0]
@@ -346,23 +495,23 @@ def _monotonic(opts: Monotonic, rows) -> tuple[str, list[str]]:
             statuses.append(INCONCLUSIVE)
             lines.append(f"{label}: only {len(series)} point(s) along {opts.over}: inconclusive")
             continue
-        steps = [difference(b, a) for a, b in zip(series, series[1:])]
-        end = difference(series[-1], series[0])
-        end_status = _signed(*end[:3], sign)
+        steps = [tester.compare(b, a, label=f"{label}: {opts.over} {a[over]}->{b[over]}") for a, b in zip(series, series[1:])]
+        end = tester.compare(series[-1], series[0], label=f"{label}: first->last")
+        end_status = _verdict(end, sign, tester.final)
         # Steps may be flat (a rate saturating at 1.0 with gamma still "rises"), never reversed;
-        # first -> last must move the declared way. Reversed = the step's interval lies wholly
-        # on the wrong side (for point estimates: its sign is wrong).
-        if end_status == FAILS or any(_reversed(*st[:3], sign) for st in steps):
+        # first -> last must move the declared way. Reversed = the step goes the wrong way with an
+        # adjusted p below 0.05 (for point estimates: its sign is wrong).
+        if end_status == FAILS or any(_reversed(st, sign, tester.final) for st in steps):
             status = FAILS
-        elif end_status == HOLDS and all(sign * st[0] >= 0 for st in steps):
+        elif end_status == HOLDS and all(sign * st.effect >= 0 for st in steps):
             status = HOLDS
         else:
             status = INCONCLUSIVE
         statuses.append(status)
         values = ", ".join(f"{opts.over}={r[over]}: {_num(r)}" for r in series)
-        diffs = "; ".join(f"{a[over]}->{b[over]} {_fmt_diff(*s)}" for a, b, s in zip(series, series[1:], steps))
+        diffs = "; ".join(f"{a[over]}->{b[over]} {_fmt_diff(s, sign)}" for a, b, s in zip(series, series[1:], steps))
         lines.append(f"{label}: {opts.direction} with {opts.over}: {status}. {values}. Steps: {diffs}. "
-                     f"First->last {_fmt_diff(*end)}")
+                     f"First->last {_fmt_diff(end, sign)}")
     return _combine(statuses), lines
 
 
@@ -375,7 +524,8 @@ def _order(value: Any) -> tuple:
         return (1, str(value))
 
 
-def _compare(opts: Compare, rows) -> tuple[str, list[str]]:
+def _compare(opts: Compare, rows, tester: Tester | None = None) -> tuple[str, list[str]]:
+    tester = tester or Tester()
     a_rows, b_rows = _match(rows, {**opts.where, **opts.a}), _match(rows, {**opts.where, **opts.b})
     if a_rows.empty or b_rows.empty:
         return INCONCLUSIVE, [f"no results match {'a' if a_rows.empty else 'b'}"]
@@ -385,12 +535,12 @@ def _compare(opts: Compare, rows) -> tuple[str, list[str]]:
     sign = 1 if opts.op == ">" else -1
     statuses, lines = [], []
     for _, a in a_rows.iterrows():
-        d, lo, hi, method = difference(a, b)
-        shift = sign * opts.margin
-        status = _signed(d - shift, lo - shift, hi - shift, sign)
+        pa, pb = _point(a, _variables(rows)) or "a", _point(b, _variables(rows)) or "b"
+        c = tester.compare(a, b, null=sign * opts.margin, label=f"{pa} {opts.op} {pb}", min_effect=opts.min_effect)
+        status = _verdict(c, sign, tester.final)
         statuses.append(status)
-        lines.append(f"{_point(a, _variables(rows)) or 'a'} ({_num(a)}) {opts.op} {_point(b, _variables(rows)) or 'b'} ({_num(b)})"
-                     f"{f' by {opts.margin:g}' if opts.margin else ''}: difference {_fmt_diff(d, lo, hi, method)}: {status}")
+        lines.append(f"{pa} ({_num(a)}) {opts.op} {pb} ({_num(b)})"
+                     f"{f' by {opts.margin:g}' if opts.margin else ''}: difference {_fmt_diff(c, sign)}: {status}")
     return _combine(statuses), lines
 
 
@@ -418,3 +568,4 @@ def _range(opts: Range, rows) -> tuple[str, list[str]]:
 
 def _fmt_filter(where: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in where.items())
+

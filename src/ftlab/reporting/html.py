@@ -99,9 +99,19 @@ def _badge(status: str) -> str:
 def _checks(checks: list[dict], e) -> str:
     if not checks:
         return "<p class='muted'>No checks declared (add them under report.checks in the spec).</p>"
-    out = ["<table><tr><th>check</th><th>result</th><th>the numbers (mean [95% interval] sd n)</th></tr>"]
+    family = next((c for c in checks if c.get("comparisons")), None)
+    out = [] if not family else [
+        f"<p class='muted'>Differences are paired over shared examples where possible (method named per line). "
+        f"p-values are adjusted by {e(family['correction'])} over the {family['family_size']} comparisons with a "
+        f"p-value; a comparison decides a check only when its adjusted p &lt; 0.05.</p>"]
+    out += ["<table><tr><th>check</th><th>result</th><th>the numbers (mean [95% interval] sd n)</th></tr>"]
     for c in checks:
         details = "".join(f"<li>{e(d)}</li>" for d in c["details"])
+        if c.get("comparisons"):
+            from ftlab.reporting.summary import comparison_text
+
+            details += "<li>comparisons (effect [95% interval] raw p, adjusted p, method):<ul>" + "".join(
+                f"<li>{e(comparison_text(x))}</li>" for x in c["comparisons"]) + "</ul></li>"
         out.append(f"<tr><td>{e(c['name'])}<br><span class='muted'>{e(c['evaluator'])}</span></td>"
                    f"<td>{_badge(c['status'])}</td><td><ul class='details'>{details}</ul></td></tr>")
     return "".join(out) + "</table>"

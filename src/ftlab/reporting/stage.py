@@ -4,7 +4,9 @@ Writes under <output_dir>/report/:
     summary.txt / summary.json   the aggregated table (mean ± sd over seeds) and each run's best checkpoint
     results.csv                  ftlab.results() as CSV (one row per run x checkpoint x split x evaluator x metric)
     aggregated.csv               mean, sd, n and 95% interval per sweep point at the selected checkpoint
-    checks.json                  report.checks judged: holds / fails / inconclusive with the numbers
+    checks.json                  report.checks judged: holds / fails / inconclusive with the numbers; each
+                                 compare/monotonic comparison with its method, effect, interval, raw and
+                                 adjusted p-value, detectable difference (ftlab.reporting.paired)
     plots/*.png, plots/*.svg     chosen from the sweep's shape (ftlab.reporting.plots)
     index.html                   one self-contained page of all of the above (ftlab.reporting.html)
 and <output_dir>/results.json (the registry, per run with stages and metrics).
@@ -33,14 +35,17 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
     spec = inputs.report
     select = inputs.select
     default_split = next((s for s in splits if s != select.split), splits[0] if splits else "test")
-    checks = run_checks(agg, list(spec.checks), default_split=default_split, default_evaluator=select.evaluator)
+    checks = run_checks(agg, list(spec.checks), default_split=default_split, default_evaluator=select.evaluator,
+                        df=df, correction=spec.correction)
     text = render_aggregated(agg, splits) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
     if inputs.curations:  # seed 003: what each curation filter dropped, and why
         from ftlab.reporting.curation import render_curation
 
         text += "\n\ncuration (examples each filter dropped):\n" + render_curation(inputs.curations)
     if checks:
-        text += "\n\nchecks:\n" + "\n".join(f"  [{c['status']}] {c['name']}" for c in checks)
+        from ftlab.reporting.summary import render_checks
+
+        text += "\n\n" + render_checks(checks)
     atomic.write_text(out / "summary.txt", text + "\n")
     atomic.write_json(out / "summary.json", rows)
     _write_csv(df, out / "results.csv")

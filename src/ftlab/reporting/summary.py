@@ -140,3 +140,37 @@ def render_aggregated(agg, splits: list[str]) -> str:
 
 def _nan(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
+
+
+def render_checks(checks: list[dict]) -> str:
+    """summary.txt's checks: one line per check, then one per comparison (effect, interval, method, p raw and adjusted)."""
+    from ftlab.reporting.checks import ALPHA
+
+    lines = ["checks:"]
+    family = next((c for c in checks if c.get("comparisons")), None)
+    if family:
+        lines[0] = (f"checks (p-values adjusted by {family['correction']} over the {family['family_size']} comparisons"
+                    f" with a p-value; a comparison decides only when adjusted p < {ALPHA:g}):")
+    for c in checks:
+        lines.append(f"  [{c['status']}] {c['name']}")
+        for x in c.get("comparisons") or []:
+            lines.append("      " + comparison_text(x))
+    return "\n".join(lines)
+
+
+def comparison_text(x: dict) -> str:
+    """'accept gamma=4 > untuned: +0.120 [+0.080, +0.160] p 0.001 (holm 0.004), exact McNemar (...)'."""
+    f = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+    text = f"{x['label']}: {f(x['effect'], '+.3f')}"
+    if x.get("low") is not None:
+        text += f" [{f(x['low'], '+.3f')}, {f(x['high'], '+.3f')}]"
+    if x.get("p") is not None:
+        text += f" p {x['p']:.3g} (adjusted {f(x.get('p_adjusted'), '.3g')})"
+    text += f", {x['method']}"
+    if x.get("mde") is not None:
+        text += f"; detectable at 80% power: {x['mde']:.3f}"
+    if x.get("seeds_needed"):
+        text += f"; seeds for min_effect: {x['seeds_needed']}"
+    if x.get("note"):
+        text += f"; note: {x['note']}"
+    return text

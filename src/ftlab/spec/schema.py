@@ -350,6 +350,9 @@ class Report(Strict):
     plots: list[str] = Field(
         default_factory=list, description="plots to draw, e.g. [metric_vs:ece, heatmap] (default: chosen from the sweep)"
     )
+    correction: Literal["holm", "bonferroni", "none"] = Field(
+        "holm", description="multiple-comparison control over the checks' comparisons (ftlab.reporting.paired.adjust)"
+    )
 
 
 class FeaturizerSpec(BaseModel):
