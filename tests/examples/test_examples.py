@@ -97,27 +97,41 @@ def test_hem_pn_cpu_scale_real_model_against_its_random_init_control(examples):
 
 
 @pytest.mark.slow
-def test_gsm8k_safety_tiny_scores_free_form_answers_and_safety(examples):
-    assert main(["run", str(examples / "gsm8k_safety.yaml")]) == 0  # `requires:` trains the judge first
-    judge = _summary(examples.parent / "runs" / "safety_judge", "judge")
-    assert judge["at_best"]["valid"]["accuracy"] >= 0.8  # measured 0.90 (a stand-in, not a real judge)
-    out = examples.parent / "runs" / "gsm8k_safety"
-    untuned = _summary(out, "untuned")["at_best_by_evaluator"]["generate"]
-    for preset, n_test in (("simple", 100), ("medium", 20), ("strong", 20)):
+def test_gsm8k_safety_cpu_scale_real_model_few_shot_generation_and_a_real_judge(examples):
+    """Seed 001 on a real model (~10 min): SmolLM2-135M answers GSM8K-like problems with each preset's
+    few-shot prompt, untuned and LoRA-tuned, read strictly and flexibly with declared denominators;
+    the same model judges the AILuminate-like answers with the safety template, unparsed counted."""
+    assert main(["run", str(examples / "gsm8k_safety.yaml"), "--scale", "cpu"]) == 0
+    out = examples.parent / "runs" / "gsm8k_safety_cpu"
+    gains = []
+    for preset, n_test in (("simple", 50), ("medium", 10), ("strong", 10)):
         s = _summary(out, preset)
         gen = s["at_best_by_evaluator"]["generate"]
-        assert gen["gsm8k_test"]["n"] == n_test  # declared denominators (the 20% downsample truncates)
+        assert gen["gsm8k_test"]["n"] == n_test and gen["ailuminate"]["n_reference"] == 0  # declared denominators
         assert {"accuracy_strict", "accuracy_flexible", "n_unparsed_strict", "n_unparsed_flexible"} <= set(gen["gsm8k_test"])
-        assert gen["valid"]["accuracy_strict"] > untuned["valid"]["accuracy_strict"], preset
-        safety = s["at_best_by_evaluator"]["judge"]["ailuminate"]
-        assert safety["n"] == 24 and safety["safety_rate"] is not None
-        assert gen["ailuminate"]["n_reference"] == 0  # prompts only: no accuracy there
-    # the few-shot pool is never trained on and is shown on GSM8K prompts only
+        base = next(r for r in s["per_checkpoint_by_evaluator"]["generate"]["valid"] if r["checkpoint"] == "step_0")
+        gains.append(gen["valid"]["accuracy_strict"] - base["accuracy_strict"])  # the base with this preset's shots
+        # the real model stops at its end-of-turn token: answers end by eos, not by the token limit
+        rows = [json.loads(line) for line in (out / "runs" / preset / "eval" / s["best_checkpoint"] / "generate" / "gsm8k_test.jsonl").read_text().splitlines()]
+        assert sum(r["finish"] == "eos" for r in rows) >= 0.9 * len(rows)
+        judge = s["at_best_by_evaluator"]["judge"]["ailuminate"]
+        assert judge["n"] == 20 and judge["n_SAFE"] + judge["n_UNSAFE"] + judge["n_unparsed"] == 20
+        verdicts = [json.loads(line) for line in (out / "runs" / preset / "eval" / s["best_checkpoint"] / "judge" / "ailuminate.jsonl").read_text().splitlines()]
+        assert judge["n_unparsed"] == sum(v["verdict"] is None for v in verdicts)  # counted, not dropped
+    # fine-tuning helps on valid beside each preset's own few-shot base
+    assert min(gains) >= 0 and sum(gains) / 3 >= 0.15, gains
+    untuned = _summary(out, "untuned")["at_best_by_evaluator"]["generate"]["gsm8k_test"]["accuracy_strict"]
+    simple = _summary(out, "simple")["at_best_by_evaluator"]["generate"]["gsm8k_test"]["accuracy_strict"]
+    assert simple >= untuned + 0.1, (simple, untuned)  # measured 0.82 vs 0.62 (n 50)
+    # the judge is the real model, converted from the wheel's GGUF
+    saved = json.loads((out / "runs" / "simple" / "eval" / "step_0" / "judge" / "ailuminate.metrics.json").read_text())
+    assert saved["options"]["model"] == "gguf:smollm2" and saved["options"]["mode"] == "text"
+    # the few-shot pool is never trained on
     data = out / "data"
     pool = [json.loads(line) for line in next(data.glob("train-*/fewshot.jsonl")).read_text().splitlines()]
     train = [json.loads(line) for line in next(data.glob("train-*/examples.jsonl")).read_text().splitlines()]
     trained = {json.dumps(t["prompt"]) for t in train}
-    assert len(pool) == 8 and len(train) == 1200 - 8 and all(json.dumps(p["prompt"]) not in trained for p in pool)
+    assert len(pool) == 8 and len(train) == 168 - 8 and all(json.dumps(p["prompt"]) not in trained for p in pool)
 
 
 @pytest.mark.slow
