@@ -85,7 +85,7 @@ def aggregate(df, *, selected_only: bool = True):
 
 def bootstrap_interval(evidence: Path, metric: str, positive: str | None) -> tuple[float, float, float] | None:
     """(2.5%, 97.5%, sd) of `metric` over bootstrap resamples of the evidence's examples, or None."""
-    records = _records(evidence)
+    records = evidence_records(evidence)
     if not records or positive is None or any("label" not in r or "pred" not in r for r in records):
         return None
     y = np.array([r["label"] == positive for r in records])
@@ -124,7 +124,8 @@ def bootstrap_interval(evidence: Path, metric: str, positive: str | None) -> tup
     return float(lo), float(hi), float(values.std(ddof=1))
 
 
-def _records(path: Path) -> list[dict]:
+def evidence_records(path: Path) -> list[dict]:
+    """An evidence JSONL file's records; none when it is missing or unreadable (the caller falls back)."""
     try:
         with open(path) as f:
             return [json.loads(line) for line in f if line.strip()]

@@ -33,12 +33,13 @@ Resamples: 2,000 with a fixed seed, so a report is reproducible. 2,000 resamples
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ftlab.reporting.aggregate import evidence_records
 
 RESAMPLES = 2000
 SEED = 20  # issue 20; any fixed value makes reports reproducible
@@ -97,13 +98,6 @@ class Comparison:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
-def records(path: Path) -> list[dict]:
-    try:
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except (OSError, json.JSONDecodeError):
-        return []
-
 
 def per_example(recs: list[dict], metric: str, positive: str | None) -> tuple[np.ndarray, np.ndarray] | None:
     """(num, den) per example so that metric = num.sum() / den.sum(), or None (no per-example form)."""
@@ -140,7 +134,7 @@ def load_side(paths: list[Path], metric: str, positive: str | None) -> Side | st
         return "no per-example evidence"
     nums, dens, keys, labels = [], [], None, None
     for path in paths:
-        recs = records(path)
+        recs = evidence_records(path)
         if not recs:
             return f"evidence {path.name} missing or empty"
         parts = per_example(recs, metric, positive)
