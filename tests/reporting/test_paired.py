@@ -326,3 +326,22 @@ def test_summary_text_shows_method_effect_interval_raw_and_adjusted_p(tmp_path):
     assert "  [holds] tuned beats base" in text
     assert ("variant=tuned > variant=base: +0.080 [+0.030, +0.140] p 0.00781 (adjusted 0.00781), "
             "exact McNemar (8 vs 0 discordant of 100 examples; interval: paired bootstrap); detectable at 80% power: 0.077") in text
+
+
+def test_a_downsampled_side_is_paired_on_the_examples_both_were_scored_on():
+    # seed 001: a preset scored on a 20% downsample (10 problems) against the untuned model's 50
+    from ftlab.reporting.paired import shared
+
+    keys = [("source", f"gsm8k:test:{i:02d}") for i in range(50)]
+    rng = np.random.default_rng(0)
+    full = Side(keys, rng.integers(0, 2, (1, 50)).astype(float), np.ones((1, 50)), [None] * 50)
+    picked = [3, 7, 11, 19, 23, 29, 31, 37, 41, 47]
+    sub = Side([keys[i] for i in picked], np.ones((1, 10)), np.ones((1, 10)), [None] * 10)
+    a, b, note = shared(sub, full)
+    assert a.keys == b.keys == [keys[i] for i in picked] and note == "on the 10 examples both were scored on (a: 10, b: 50)"
+    assert b.num[0].tolist() == full.num[0, picked].tolist()  # the same problems, in the same order
+    c = compare_sides(a, b)
+    assert c.paired and c.n_examples == 10 and c.effect == 1.0 - full.num[0, picked].mean()
+    assert shared(full, full)[2] == ""  # the same examples: no note
+    other = Side([("source", f"other:{i}") for i in range(5)], np.ones((1, 5)), np.ones((1, 5)), [None] * 5)
+    assert shared(other, full) == "the sides were scored on different examples"

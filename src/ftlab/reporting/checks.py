@@ -266,11 +266,16 @@ class Tester:
         if self.df is None or self.df.empty:
             return unpaired(a, b, null, "no per-example evidence given")
         sides = [self._side(r) for r in (a, b)]
-        why = next((f"{n}: {s}" for n, s in zip("ab", sides) if isinstance(s, str)), None) or shared(*sides)
-        if why:
-            return unpaired(a, b, null, why)
-        return compare_sides(sides[0], sides[1], null=null, metric=a["metric"],
-                             untrained=(a["kind"] == "untuned", b["kind"] == "untuned"))
+        why = next((f"{n}: {s}" for n, s in zip("ab", sides) if isinstance(s, str)), None)
+        joined = why or shared(*sides)
+        if isinstance(joined, str):
+            return unpaired(a, b, null, joined)
+        side_a, side_b, subset = joined
+        c = compare_sides(side_a, side_b, null=null, metric=a["metric"],
+                          untrained=(a["kind"] == "untuned", b["kind"] == "untuned"))
+        if subset:
+            c.method = f"{c.method}, {subset}"
+        return c
 
     def _side(self, row):
         """A point's per-example evidence, read once per report (a monotonic step and first->last share points)."""
