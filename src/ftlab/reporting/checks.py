@@ -501,7 +501,8 @@ def _monotonic(opts: Monotonic, rows, tester: Tester | None = None) -> tuple[str
             lines.append(f"{label}: only {len(series)} point(s) along {opts.over}: inconclusive")
             continue
         steps = [tester.compare(b, a, label=f"{label}: {opts.over} {a[over]}->{b[over]}") for a, b in zip(series, series[1:])]
-        end = tester.compare(series[-1], series[0], label=f"{label}: first->last")
+        # one step is its own first->last: compared (and listed, and counted in the family) once
+        end = steps[0] if len(steps) == 1 else tester.compare(series[-1], series[0], label=f"{label}: first->last")
         end_status = _verdict(end, sign, tester.final)
         # Steps may be flat (a rate saturating at 1.0 with gamma still "rises"), never reversed;
         # first -> last must move the declared way. Reversed = the step goes the wrong way with an
