@@ -94,6 +94,11 @@ def test_hem_pn_cpu_scale_real_model_against_its_random_init_control(examples):
     assert min(auroc["smollm2"]) >= 0.7, auroc  # the real model ranks, every seed
     reg = Registry(out / "registry.sqlite")
     assert {m["evaluator"] for m in reg.metrics()} == {"logits", "sklearn"}  # the classical baselines beside them
+    # the declared check is paired over the seeds and the shared final-test compositions
+    (check,) = json.loads((out / "report" / "checks.json").read_text())
+    (c,) = check["comparisons"]
+    assert check["status"] == "holds" and c["paired"] and c["seeds"] == [3, 3], check
+    assert c["method"].startswith("two-level bootstrap") and c["n_examples"] == 96
 
 
 @pytest.mark.slow
