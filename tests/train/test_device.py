@@ -119,12 +119,12 @@ def test_train_stage_loads_the_model_with_the_resolved_attention(monkeypatch, tm
     monkeypatch.setattr(stage, "load_model", fake_load)
     inputs = types.SimpleNamespace(seed=0, train=Train(), base_dir="base", kind="sweep", method=Method(name="full"))
     with pytest.raises(RuntimeError, match="stop here"):
-        stage.run_train(inputs, types.SimpleNamespace(out_dir=tmp_path))
+        stage.run_train(inputs, types.SimpleNamespace(out_dir=tmp_path, on_checkpoint=None))
     assert seen == {"dtype": torch.bfloat16, "attn": "flash_attention_2"}
     monkeypatch.setattr(stage, "probe", lambda: BARE_GPU)
     inputs.train = Train(attention="flash_attention_2")
     with pytest.raises(TrainDeviceError, match="pip install flash-attn"):  # before anything loads
-        stage.run_train(inputs, types.SimpleNamespace(out_dir=tmp_path))
+        stage.run_train(inputs, types.SimpleNamespace(out_dir=tmp_path, on_checkpoint=None))
 
 
 # --- padding-free: the same loss as padded batches --------------------------------------------
