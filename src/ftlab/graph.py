@@ -222,6 +222,7 @@ def _build_graph(plan: Plan) -> Graph:
         name=plan.experiment.name, run_ids=[t.run.run_id for t in evals] + [t.inputs.run_id for t in baselines],
         variables=list(dict.fromkeys(k for r in plan.runs for k in r.values)),
         curations=curations or None,  # None: not hashed, so an experiment without curation keeps its report identity
+        one_vs_rest=plan.experiment.task.positive_label if len(plan.experiment.task.labels or ()) > 2 else None,
     )
     upstream = evals + baselines
     graph.tasks.append(Task(STAGES["report"], REPORT_KEY, identity(STAGES["report"], report_inputs, [t.identity for t in upstream], memo=memo),

@@ -172,3 +172,6 @@ class ReportInputs(StageInputs):
     variables: list[str] = Field(description="sweep variables in sweep order, for tables")
     # Added with curation: an experiment without it keeps its report identity.
     curations: Annotated[dict[str, str] | None, OmitNone()] = Field(None, description="curate task key -> its dir")
+    # A task with more than two labels: precision, recall, F1 and AUROC are this label against the rest,
+    # and the table says so (a 3-class summary showed "precision 1.000" with no word of which class).
+    one_vs_rest: Annotated[str | None, OmitNone()] = Field(None, description="the positive label of a task with more than two labels")

@@ -37,7 +37,7 @@ def run_report(inputs: ReportInputs, ctx: StageContext) -> StageResult:
     default_split = next((s for s in splits if s != select.split), splits[0] if splits else "test")
     checks = run_checks(agg, list(spec.checks), default_split=default_split, default_evaluator=select.evaluator,
                         df=df, correction=spec.correction)
-    text = render_aggregated(agg, splits) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
+    text = render_aggregated(agg, splits, inputs.one_vs_rest) + "\n\nper run (best valid checkpoint):\n" + render_table(rows, splits)
     if inputs.curations:  # seed 003: what each curation filter dropped, and why
         from ftlab.reporting.curation import render_curation
 

@@ -131,10 +131,13 @@ def mean_sd(row: dict[str, Any]) -> str:
     return text + (f" (n={row['n']})" if seeds and row["n"] < seeds else "")  # some seeds left it undefined
 
 
-def render_aggregated(agg, splits: list[str]) -> str:
+def render_aggregated(agg, splits: list[str], one_vs_rest: str | None = None) -> str:
     header, body = aggregated_table(agg, splits)
     legend = (f"mean ± sd over seeds at each run's valid-selected checkpoint; {NOT_MEANINGFUL} = not meaningful "
               "(a split without negatives has no false positives: only recall says something); undef = undefined")
+    if one_vs_rest is not None:
+        legend += (f"\nprecision, recall, f1 and auroc are {one_vs_rest!r} against the other labels "
+                   "(task.positive; the first label when unset); accuracy counts every label")
     return table(header, body) + "\n" + legend
 
 
