@@ -133,8 +133,13 @@ def mean_sd(row: dict[str, Any]) -> str:
 
 def render_aggregated(agg, splits: list[str], one_vs_rest: str | None = None) -> str:
     header, body = aggregated_table(agg, splits)
-    legend = (f"mean ± sd over seeds at each run's valid-selected checkpoint; {NOT_MEANINGFUL} = not meaningful "
-              "(a split without negatives has no false positives: only recall says something); undef = undefined")
+    cells = {c for row in body for c in row}
+    legend = "mean ± sd over seeds at each run's valid-selected checkpoint"
+    if NOT_MEANINGFUL in cells:  # only the marks the table uses (a generation task has no negatives to speak of)
+        legend += (f"; {NOT_MEANINGFUL} = not meaningful "
+                   "(a split without negatives has no false positives: only recall says something)")
+    if "undef" in cells:
+        legend += "; undef = undefined"
     if one_vs_rest is not None:
         legend += (f"\nprecision, recall, f1 and auroc are {one_vs_rest!r} against the other labels "
                    "(task.positive; the first label when unset); accuracy counts every label")
