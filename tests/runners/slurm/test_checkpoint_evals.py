@@ -69,7 +69,8 @@ def test_each_checkpoint_is_its_own_job_released_and_started_while_its_run_train
     spec = _spec(tmp_path / "slurm")
     assert main(["submit", str(spec)]) == 0
     out = capsys.readouterr().out
-    assert "eval-ckpt    5 tasks" in out and "(held" in out and "release      1 task" in out
+    # 5 checkpoint tasks, the test cluster's MaxArraySize is 4 (scripts/slurm-local.sh): two arrays
+    assert "eval-ckpt.1  4 tasks" in out and "eval-ckpt.2  1 task" in out and "(held" in out and "release      1 task" in out
     assert "--dependency=aftercorr:" in out and "one task scores every checkpoint" not in out
     registry = Registry(spec.parent / "out" / "registry.sqlite")
     # One train task at a time (it waits for the prepare job now): the node's other CPU is then free
