@@ -54,10 +54,17 @@ def _weights(ckpt: str) -> dict:
     return load_file(str(Path(ckpt) / "model.safetensors"))
 
 
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, tiny_model_dir: Path):
+    """The uninterrupted run, once for both cases."""
+    out = tmp_path_factory.mktemp("clean")
+    return _run(tiny_model_dir, out, []), out
+
+
 @pytest.mark.parametrize("stop_at", [7, 9], ids=["mid-epoch", "on-a-save-step"])
-def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path: Path, tiny_model_dir: Path, stop_at: int):
+def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path: Path, tiny_model_dir: Path, clean, stop_at: int):
     # step 7 is no save of an uninterrupted run; step 9 is (save_steps 3)
-    clean = _run(tiny_model_dir, tmp_path / "clean", [])
+    clean, clean_out = clean
     out = tmp_path / "stopped"
     ask, counter = AskAt(stop_at), SaveCounter()
     stopper = StopOnRequest(ask)
@@ -72,7 +79,7 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path: Path, tiny
     assert (f"step_{stop_at}" in listed) == (stop_at % 3 == 0)  # a resume-only checkpoint is never listed
 
     resumed = _run(tiny_model_dir, out, [], resume=resume)
-    ours, theirs = complete_checkpoints(out / "checkpoints"), complete_checkpoints(tmp_path / "clean" / "checkpoints")
+    ours, theirs = complete_checkpoints(out / "checkpoints"), complete_checkpoints(clean_out / "checkpoints")
     assert [c["name"] for c in ours] == [c["name"] for c in theirs]
     assert not (out / "checkpoints" / "checkpoint-7").exists()  # dropped once a later checkpoint was complete
     for a, b in zip(ours, theirs):

@@ -249,3 +249,17 @@ def test_arrays_beyond_max_array_size_are_split_with_their_dependencies(tmp_path
     runs = [f"lr{lr}" for lr in ("0.001", "0.002", "0.003", "0.004", "0.005")]
     assert [t for k in range(1, 4) for t in tasks["train", k]] == [f"train/{r}" for r in runs]  # every run once, in order
     assert all([t.replace("train/", "eval/") for t in tasks["train", k]] == tasks["eval", k] for k in range(1, 4))  # index i pairs
+
+
+def test_a_submission_beyond_max_job_count_is_refused_whole():
+    """Every array task becomes a job record when it starts: 3 train tasks and a report are 4 jobs."""
+    from ftlab.errors import SlurmError
+    from ftlab.runners.slurm.arrays import ArrayLimits, fit_arrays
+    from ftlab.runners.slurm.render import Job
+    from ftlab.runners.slurm.resources import Resources
+
+    res = Resources(cpus=1, mem="1G", gpus=1, time="1:00:00")
+    jobs = [Job("train", ["train/a", "train/b", "train/c"], True, res), Job("report", ["report"], False, res)]
+    assert [j.throttle for j in fit_arrays(jobs, ArrayLimits(max_job_count=4, gpus_in_flight=2))] == [2, None]
+    with pytest.raises(SlurmError, match=r"makes 4 SLURM jobs .* at most 3 \(MaxJobCount\)"):
+        fit_arrays(jobs, ArrayLimits(max_job_count=3))

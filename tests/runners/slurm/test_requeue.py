@@ -4,7 +4,7 @@ resumes and ends with the numbers of an uninterrupted run, and `ftlab status` te
 Three experiments of one spec run side by side (the node has 4 job slots): one whose train task
 crosses its 1-minute time limit (SLURM's warning, USR1, 45 s before it), one requeued by hand
 (`scontrol requeue`) mid-run, one killed (SIGKILL) mid-run and resubmitted with --resubmit-failed. Training is paced by tests/runners/slurm/fixtures/paced (a sleep per step) so the
-signals land mid-run without loading the machine. SLURM checks time limits every 30 s, so the
+signals land mid-run without loading the machine; a requeued or resubmitted attempt runs at full speed. SLURM checks time limits every 30 s, so the
 warning lands 15-45 s into the job, sometimes while it is still loading (~15 s here): then it stops
 after one step. Once it stopped, the test gives the requeued job 10 minutes, as a real time limit
 (hours) leaves a resumed run time to finish; without that it would be warned every attempt.
@@ -128,6 +128,7 @@ def test_trains_stopped_by_slurm_resume_to_the_uninterrupted_numbers(slurm, tmp_
     assert _line(status, "train/run:").startswith("train/run: failed: was killed by signal 9 (SIGKILL) (job "), status
     assert "`ftlab submit --resubmit-failed` resubmits it and it resumes from checkpoint epoch_0 (step 15)" in status, status
     assert "eval/run@epoch_2: failed: checkpoint epoch_2 of train/run was never written" in status  # released by the release job
+    monkeypatch.delenv("FTLAB_TEST_STEP_SECONDS")  # the resubmitted train runs at full speed
     assert main(["submit", str(kill), "--resubmit-failed"]) == 0
     out = capsys.readouterr().out
     assert "train        1 task" in out and "eval-ckpt" in out

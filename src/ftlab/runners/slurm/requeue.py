@@ -16,6 +16,8 @@ How it runs (render.py asks for it: `--signal=B:USR1@<profile.checkpoint_warning
   train task stops the same way but does not requeue itself: SLURM requeues a preempted or
   requeued job, and a cancelled one is meant to stop. With KillWait (30 s by default) or the
   partition's GraceTime too short for a checkpoint, it resumes from its previous one.
+- A train task on several GPUs (accelerate launch) requeues at once on the warning, like an eval,
+  and resumes from its last complete checkpoint: its ranks do not see the signal.
 - SIGKILL, node failure: nothing runs; `ftlab submit --resubmit-failed` resubmits it and it resumes
   from its last complete checkpoint (a torn one is removed first).
 A train task whose warning comes again before it completes a single step stops requeueing itself
@@ -86,7 +88,10 @@ def requeue_self() -> bool:
 def requeueable(task):
     """Signal handlers for the length of one task; yields the stage context's `stop_requested`."""
     asked: dict[str, str | None] = {"reason": None}
-    trains = task.stage == "train"
+    # On several GPUs the ranks (accelerate launch) never see the batch shell's signal and must agree
+    # on the step to stop at: such a task requeues at once, like an eval, and resumes from its last
+    # complete checkpoint.
+    trains = task.stage == "train" and task.inputs.train.gpus <= 1
 
     def on_warning(signum, frame) -> None:
         if trains:
