@@ -41,7 +41,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.socket
+# cred_expire is also how long a requeued job waits before it may start again (default 120 s):
+# 10 s keeps the requeue tests short.
+AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=10
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid
@@ -52,8 +54,9 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
 SchedulerType=sched/backfill
-# The default 3 s batch delay makes a 19-task array crawl.
-SchedulerParameters=batch_sched_delay=0
+# The default 3 s batch delay makes a 19-task array crawl. A requeued job becomes eligible again
+# after cred_expire, and only a scheduling pass starts it (default every 60 s): every 2 s here.
+SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # Without a default every job takes the whole node's memory and jobs run one at a time.
@@ -63,17 +66,22 @@ EnforcePartLimits=ALL
 # afterok/aftercorr on a failed job cancels the dependent job instead of leaving it pending forever.
 DependencyParameters=kill_invalid_depend
 GresTypes=gpu
-KillWait=2
+# Between SIGTERM and SIGKILL: a tiny model's checkpoint takes well under a second to write.
+KillWait=5
 ReturnToService=2
 SlurmdParameters=config_overrides
 MailProg=/bin/true
 MinJobAge=600
+# Smaller than ftlab's arrays in the tests, so arrays are split as on clusters with a low limit.
+MaxArraySize=4
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 # No slurmdbd here: finished jobs are read back from this file (sacct -c / ftlab's parser).
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/jobcomp.txt
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+# Twice the cores: the tests run several tiny jobs at once that mostly wait (held evals, paced
+# training steps, requeue delays), as a real cluster runs many jobs side by side.
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$((cpus * 2)) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 }

@@ -281,19 +281,25 @@ def _run_required(plan, echo: Echo) -> RunResult:
 def run_task(spec, key: str, *, rerun: bool = False) -> float | None:
     """Run one stage task (or one part of one: eval/<run>@<checkpoint>) whose dependencies are done,
     as a SLURM job does; None when it was done already. A train task under SLURM releases its
-    run's held checkpoint evals as each checkpoint is written."""
+    run's held checkpoint evals as each checkpoint is written; in a SLURM job, a warning before the
+    time limit or SIGTERM stops it with a checkpoint, and it requeues (ftlab.runners.slurm.requeue)."""
     from contextlib import nullcontext
 
     from ftlab.contract import context, execute, is_done, missing_deps
 
     graph, registry = graph_of(spec)
     task = graph.task(key)
-    releasing = nullcontext()
+    releasing, stopping = nullcontext(), nullcontext()
+    if os.environ.get("SLURM_JOB_ID"):
+        from ftlab.runners.slurm.requeue import requeueable
+
+        stopping = requeueable(task)
     if task.stage == "train" and os.environ.get("SLURM_JOB_ID"):  # this run's checkpoint evals wait, held, for its checkpoints
         from ftlab.runners.slurm.checkpoints import releasing as release_held
 
         releasing = release_held(graph, task, registry)
-    with releasing as on_checkpoint:  # released however this ends: done already, missing inputs, failure, SIGTERM
+    # released however this ends (done already, missing inputs, failure), except when it stopped to resume
+    with stopping as stop_requested, releasing as on_checkpoint:
         missing = missing_deps(task, graph)
         if missing:
             raise StageError(f"{task.key} needs {', '.join(missing)} to be done first")
@@ -301,7 +307,7 @@ def run_task(spec, key: str, *, rerun: bool = False) -> float | None:
             return None
         record_runs(graph, registry)
         exp = graph.plan
-        ctx = context(task, exp.output_dir, registry, exp.spec_path, exp.experiment.threads, on_checkpoint)
+        ctx = context(task, exp.output_dir, registry, exp.spec_path, exp.experiment.threads, on_checkpoint, stop_requested)
         return execute(task, ctx, rerun=rerun)
 
 

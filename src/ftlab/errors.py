@@ -32,6 +32,15 @@ class StageError(FtlabError):
     """A pipeline stage failed or was asked for something it cannot do."""
 
 
+class Interrupted(StageError):
+    """A stage stopped on request (a SLURM warning signal, SIGTERM) after saving what it needs to
+    resume: the train stage a complete checkpoint. Run again, it resumes from there."""
+
+    def __init__(self, message: str, *, reason: str, checkpoint: str | None = None, step: int | None = None):
+        super().__init__(message)
+        self.reason, self.checkpoint, self.step = reason, checkpoint, step
+
+
 class RegistryError(FtlabError):
     """The experiment registry (SQLite) cannot be read or written."""
 

@@ -58,13 +58,17 @@ def step_name(step: int) -> str:
     return f"step_{step}"
 
 
-def complete_checkpoints(ckpt_dir: Path) -> list[dict[str, Any]]:
-    """Manifest of finished checkpoints, by step: [{name, step, epoch, path}]."""
+def complete_checkpoints(ckpt_dir: Path, *, with_resume_only: bool = False) -> list[dict[str, Any]]:
+    """Manifest of finished checkpoints, by step: [{name, step, epoch, path}]. A checkpoint saved
+    only because the run was asked to stop (marked `resume_only`, not a save an uninterrupted run
+    makes) is left out unless `with_resume_only`: it is for resuming, never scored or listed."""
     found = []
     for path in Path(ckpt_dir).glob("checkpoint-*"):
         marker = path / CHECKPOINT_MARKER
         if marker.is_file():
-            found.append(atomic.read_json(marker) | {"path": str(path)})
+            entry = atomic.read_json(marker)
+            if with_resume_only or not entry.get("resume_only"):
+                found.append(entry | {"path": str(path)})
     return sorted(found, key=lambda c: c["step"])
 
 

@@ -155,6 +155,9 @@ class StageContext:
     # (step_0 when training starts): a runner starts work on it while training goes on
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None
     run: Any = None  # ftlab.spec.plan.Run of a train or eval task
+    # why the runner asks the stage to stop now (a SLURM warning before the time limit, SIGTERM),
+    # else None: the train stage asks it after every step and stops with a checkpoint to resume from
+    stop_requested: Callable[[], str | None] | None = None
 
 
 @dataclass
@@ -168,8 +171,9 @@ StageFn = Callable[[StageInputs, StageContext], StageResult]
 
 
 def context(task: Task, experiment_dir: Path, registry=None, spec_path: Path | None = None,
-            threads: int | None = None, on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> StageContext:
-    return StageContext(task.out_dir, experiment_dir, registry, spec_path, task.key, threads, on_checkpoint, task.run)
+            threads: int | None = None, on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+            stop_requested: Callable[[], str | None] | None = None) -> StageContext:
+    return StageContext(task.out_dir, experiment_dir, registry, spec_path, task.key, threads, on_checkpoint, task.run, stop_requested)
 
 
 def _marked(marker: Path, identity: str) -> bool:

@@ -7,6 +7,11 @@ two rules: each step is saved once (a second save of a marked checkpoint would r
 its marker, and a kill then leaves a torn checkpoint that looks complete), and `keep_last`
 rotation happens here, after the new checkpoint is marked (HF's save_total_limit deletes old
 checkpoints before that: a kill in between could leave no complete checkpoint at all).
+A run asked to stop (ftlab.train.interrupt: a SLURM warning before the time limit, SIGTERM) saves
+the step it reached; where an uninterrupted run saves no checkpoint, that one is marked
+`resume_only`: resume reads it, the manifest, rotation and the runner's callback never see it, and
+it is deleted once a later checkpoint is complete, so the run's checkpoints (and what is scored)
+are the uninterrupted run's.
 Epoch-end checkpoints are 0-indexed (`epoch_0` is the end of the first epoch; seed 004's convention)
 and also get a symlink `<train dir>/epoch_<k>` for people and scripts that look for that name.
 """
@@ -25,7 +30,7 @@ from ftlab import atomic
 from ftlab.contract.layout import CHECKPOINT_MARKER as MARKER
 from ftlab.contract.layout import checkpoint_path, complete_checkpoints, epoch_name, step_name
 
-__all__ = ["MARKER", "CheckpointNamer", "complete_checkpoints", "drop_dangling_links", "last_complete_checkpoint", "rotate"]
+__all__ = ["MARKER", "CheckpointNamer", "complete_checkpoints", "drop_dangling_links", "drop_resume_only", "last_complete_checkpoint", "rotate"]
 
 
 def _whole(epoch: float | None) -> bool:
@@ -75,7 +80,11 @@ class CheckpointNamer(TrainerCallback):
         else:
             name = step_name(state.global_step)
         entry = {"name": name, "step": state.global_step, "epoch": state.epoch}
+        if not self._planned(args, state):
+            atomic.write_json(path / MARKER, entry | {"resume_only": True})  # last write, as for any checkpoint
+            return control
         atomic.write_json(path / MARKER, entry)
+        drop_resume_only(Path(args.output_dir), before=state.global_step)
         if self.epoch_end:
             link = self.train_dir / name
             if link.is_symlink() or link.exists():
@@ -87,6 +96,22 @@ class CheckpointNamer(TrainerCallback):
         if self.on_checkpoint is not None:
             self.on_checkpoint(entry | {"path": str(path)})
         return control
+
+    def _planned(self, args, state) -> bool:
+        """Would an uninterrupted run save this step? Epoch ends, the last step, every save_steps."""
+        steps = str(getattr(args.save_strategy, "value", args.save_strategy)) == "steps"
+        return self.epoch_end or state.global_step >= state.max_steps or (steps and state.global_step % args.save_steps == 0)
+
+
+def drop_resume_only(ckpt_dir: Path, before: int | None = None) -> list[str]:
+    """Delete checkpoints saved only to resume from (older than step `before`, or all): a complete
+    one after them makes them useless, and a full fine-tuning checkpoint is ~14 bytes a parameter."""
+    old = [c for c in complete_checkpoints(ckpt_dir, with_resume_only=True)
+           if c.get("resume_only") and (before is None or c["step"] < before)]
+    for c in old:
+        (Path(c["path"]) / MARKER).unlink()  # first, as in rotate: a kill mid-delete leaves no torn "complete" one
+        shutil.rmtree(c["path"])
+    return [c["path"] for c in old]
 
 
 def rotate(ckpt_dir: Path, keep_last: int) -> list[str]:
@@ -109,7 +134,7 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
     for path in Path(ckpt_dir).glob("checkpoint-*"):
         if not (path / MARKER).is_file():
             shutil.rmtree(path)
-    done = complete_checkpoints(ckpt_dir)
+    done = complete_checkpoints(ckpt_dir, with_resume_only=True)
     return done[-1]["path"] if done else None
 
 

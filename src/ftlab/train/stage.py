@@ -21,8 +21,9 @@ from ftlab.spec.schema import Method, Quantization
 from ftlab.contract.task import StageContext, StageResult
 from ftlab.contract.inputs import TrainInputs
 from ftlab.contract import layout
-from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, last_complete_checkpoint
+from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, drop_resume_only, last_complete_checkpoint
 from ftlab.train.device import probe, resolve
+from ftlab.train.interrupt import StopOnRequest
 from ftlab.train.loss import WEIGHT, sample_weight
 from ftlab.train.trainer import TrainerSetup, build_trainer
 
@@ -64,11 +65,15 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
     # save_total_limit would delete old checkpoints before the new one is marked).
     namer = CheckpointNamer(out, keep_last=hp.keep_last, on_checkpoint=ctx.on_checkpoint)
+    stopper = StopOnRequest(ctx.stop_requested)  # after the namer: it sees the namer's save decisions
     trainer = build_trainer(model, tokenizer, rows, hp.model_copy(update={"keep_last": None}),
-                            TrainerSetup(ckpt_dir, seed, weighted, [namer], settings))
+                            TrainerSetup(ckpt_dir, seed, weighted, [namer, stopper], settings))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
+    stopper.check(trainer, ckpt_dir)  # asked to stop (time limit near, preempted): Interrupted, to resume later
+    if trainer.is_world_process_zero():
+        drop_resume_only(ckpt_dir)  # the run is whole: what it resumed from is not one of its checkpoints
     manifest = [{"name": "step_0", "step": 0, "epoch": 0.0, "path": base}] + complete_checkpoints(ckpt_dir)
     if trainer.is_world_process_zero():
         drop_dangling_links(out)  # keep_last may have removed an epoch checkpoint

@@ -69,7 +69,8 @@ def test_each_checkpoint_is_its_own_job_released_and_started_while_its_run_train
     spec = _spec(tmp_path / "slurm")
     assert main(["submit", str(spec)]) == 0
     out = capsys.readouterr().out
-    assert "eval-ckpt    5 tasks" in out and "(held" in out and "release      1 task" in out
+    # 5 checkpoint tasks, the test cluster's MaxArraySize is 4 (scripts/slurm-local.sh): two arrays
+    assert "eval-ckpt.1  4 tasks" in out and "eval-ckpt.2  1 task" in out and "(held" in out and "release      1 task" in out
     assert "--dependency=aftercorr:" in out and "one task scores every checkpoint" not in out
     registry = Registry(spec.parent / "out" / "registry.sqlite")
     # One train task at a time (it waits for the prepare job now): the node's other CPU is then free
@@ -146,8 +147,8 @@ def test_cancel_takes_the_held_checkpoint_evals_and_resubmit_brings_them_back(sl
     assert main(["cancel", str(spec)]) == 0
     assert "cancelled 6 jobs" in capsys.readouterr().out  # prepare, eval-ckpt (held), train, release, eval, report
     registry = Registry(spec.parent / "out" / "registry.sqlite")
-    time.sleep(1)
-    assert not any(s.active for s in job_states(JobTable(registry).all()).values())
+    # a job cancelled while running is COMPLETING until its processes are gone (up to KillWait)
+    wait_for_jobs(registry, 30, " after ftlab cancel")
     assert main(["status", str(spec)]) == 0
     assert "eval/ntrain16@step_0: cancelled" in capsys.readouterr().out
     assert main(["submit", str(spec), "--resubmit-failed"]) == 0

@@ -220,3 +220,46 @@ def test_curation_that_asks_no_model_is_prepare_work_and_costs_no_gpu(tmp_path: 
     assert jobs["prepare"].keys.index(next(k for k in jobs["prepare"].keys if k.startswith("curate/"))) > \
         jobs["prepare"].keys.index(next(k for k in jobs["prepare"].keys if k.startswith("data/train")))
     assert "curate" not in estimate(graph, profile).gpu_hours
+
+
+def test_arrays_beyond_max_array_size_are_split_with_their_dependencies(tmp_path: Path, capsys):
+    """5 runs, MaxArraySize 2: train and eval in slices of 2, 2, 1 paired slice by slice (aftercorr),
+    the eval-ckpt array (11 tasks: step_0 once, 2 epochs x 5 runs) in 6 slices that the release job
+    and the evals wait for; a throttle of 2 tasks in flight shared by each array's slices."""
+    spec = write_spec(tmp_path, epochs=2, save_steps="null", sweep="[{grid: {lr: [0.001, 0.002, 0.003, 0.004, 0.005]}}]")
+    spec.write_text(spec.read_text().replace("learning_rate: 0.003", "learning_rate: '${lr}'") + "cluster: cluster.yaml\n")
+    (tmp_path / "cluster.yaml").write_text("limits: {gpus_per_node: 0, max_array_size: 2, tasks_in_flight: 2}\n")
+    assert main(["submit", str(spec), "--dry-run"]) == 0
+    lines = [line.split("would run: ")[1] for line in capsys.readouterr().out.splitlines() if "would run: " in line]
+    ckpt = [f"<eval-ckpt.{k}>" for k in range(1, 7)]
+    assert lines == (
+        ["sbatch --parsable scripts/prepare.sbatch"]
+        + [f"sbatch --parsable scripts/eval-ckpt.{k}.sbatch  (held: each task released as its checkpoint is written)" for k in range(1, 7)]
+        + [f"sbatch --parsable '--dependency=afterok:<prepare>' scripts/train.{k}.sbatch" for k in range(1, 4)]
+        + ["sbatch --parsable '--dependency=afterany:<train.1>,afterany:<train.2>,afterany:<train.3>' scripts/release.sbatch " + " ".join(f"'{c}'" for c in ckpt)]
+        + [f"sbatch --parsable '--dependency=aftercorr:<train.{k}>," + ",".join(f"afterany:{c}" for c in ckpt) + f"' scripts/eval.{k}.sbatch" for k in range(1, 4)]
+        + ["sbatch --parsable '--dependency=" + ",".join(f"afterany:{c}" for c in ckpt) + ",afterany:<eval.1>,afterany:<eval.2>,afterany:<eval.3>' scripts/report.sbatch"])
+    scripts = tmp_path / "out" / "slurm" / "scripts"
+    tasks = {}
+    for k in range(1, 4):
+        for group in ("train", "eval"):
+            text = (scripts / f"{group}.{k}.sbatch").read_text()
+            tasks[group, k] = [line.split()[0] for line in text.splitlines() if line.startswith(f"  {group}/")]
+            assert f"#SBATCH --array=0-{len(tasks[group, k]) - 1}" + ("%1" if len(tasks[group, k]) > 1 else "") in text
+    runs = [f"lr{lr}" for lr in ("0.001", "0.002", "0.003", "0.004", "0.005")]
+    assert [t for k in range(1, 4) for t in tasks["train", k]] == [f"train/{r}" for r in runs]  # every run once, in order
+    assert all([t.replace("train/", "eval/") for t in tasks["train", k]] == tasks["eval", k] for k in range(1, 4))  # index i pairs
+
+
+def test_a_submission_beyond_max_job_count_is_refused_whole():
+    """Every array task becomes a job record when it starts: 3 train tasks and a report are 4 jobs."""
+    from ftlab.errors import SlurmError
+    from ftlab.runners.slurm.arrays import ArrayLimits, fit_arrays
+    from ftlab.runners.slurm.render import Job
+    from ftlab.runners.slurm.resources import Resources
+
+    res = Resources(cpus=1, mem="1G", gpus=1, time="1:00:00")
+    jobs = [Job("train", ["train/a", "train/b", "train/c"], True, res), Job("report", ["report"], False, res)]
+    assert [j.throttle for j in fit_arrays(jobs, ArrayLimits(max_job_count=4, gpus_in_flight=2))] == [2, None]
+    with pytest.raises(SlurmError, match=r"makes 4 SLURM jobs .* at most 3 \(MaxJobCount\)"):
+        fit_arrays(jobs, ArrayLimits(max_job_count=3))

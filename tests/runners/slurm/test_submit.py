@@ -8,7 +8,6 @@ only what failed, cancel, and sbatch's own errors as one clear message.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -99,8 +98,8 @@ def test_cancel_stops_every_job_and_status_says_so(slurm, tmp_path: Path, capsys
     assert main(["cancel", str(spec)]) == 0
     assert "cancelled 5 jobs" in capsys.readouterr().out
     registry = Registry(spec.parent / "out" / "registry.sqlite")
-    time.sleep(1)
-    assert not any(s.active for s in job_states(JobTable(registry).all()).values())
+    # a job cancelled while running is COMPLETING until its processes are gone (up to KillWait)
+    wait_for_jobs(registry, 30, " after ftlab cancel")
     assert main(["status", str(spec)]) == 0
     assert "cancelled by `ftlab cancel`" in capsys.readouterr().out
     assert main(["submit", str(spec)]) == 0

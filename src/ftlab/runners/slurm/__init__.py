@@ -8,7 +8,9 @@
     ftlab cancel spec.yaml
 
 Modules: profile (cluster profile file), policies + resources (size -> request), render (jobs and
-scripts), checkpoints (each checkpoint's eval in its own held job, released by the train task),
-submit (sbatch, idempotency, cancel), follow (squeue/sacct/jobcomp, status), estimate (plan output).
+scripts), arrays (split at MaxArraySize, MaxJobCount, %N throttles), checkpoints (each checkpoint's
+eval in its own held job, released by the train task), requeue (in the job: a warning before the
+time limit or SIGTERM -> checkpoint, record, requeue), submit (sbatch, idempotency, cancel), follow
+(squeue/sacct/jobcomp, status), explain (what happened to a task, what to do), estimate (plan output).
 Jobs run `ftlab stage run SPEC KEY`: the local runner's stage code.
 """

@@ -9,10 +9,12 @@ How it runs (render.py builds the jobs, submit.py submits them in this order):
   from the same model; ftlab.evaluate.shared), submitted `--hold`. The train task releases element k
   (`scontrol release JOB_k`) right after checkpoint k's completion marker is written, through the
   stage context's checkpoint callback (StageContext.on_checkpoint, which `releasing` yields), and releases whatever of its run is
-  still held when training ends in any way (finally, and on SIGTERM: a time limit or scancel).
+  still held when training ends, unless it stopped to resume (ftlab.runners.slurm.requeue): a time
+  limit warning, preemption or `scontrol requeue` leaves the rest held for the resumed task.
 - release: a one-line CPU job, `afterany` on the train array, that releases the whole eval-ckpt
   array. It covers what the train task cannot: a train task cancelled before it started (its
-  prepare failed, someone ran scancel) or killed without a signal it can catch (node failure).
+  prepare failed, someone ran scancel) or killed without a signal it can catch (node failure), and a
+  train task cancelled while stopped to resume.
   A released element whose checkpoint never appeared fails at once, saying so.
 - eval: the run-level task per run, `aftercorr` on its train task and `afterany` on the eval-ckpt
   array; every score is cached by then (ftlab.evaluate.stage caches each checkpoint, evaluator and
@@ -40,8 +42,6 @@ Under `accelerate launch` (train.gpus > 1) rank 0 saves the checkpoints, so it r
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from contextlib import contextmanager
 
@@ -84,7 +84,10 @@ def held_elements(registry, run_name: str) -> dict[str, str]:
 @contextmanager
 def releasing(graph, train_task, registry):
     """Release each of the run's held checkpoint evals as its checkpoint is written; on the way out
-    (done, failed, SIGTERM) release what is left, so nothing downstream waits on a held job."""
+    (done, failed) release what is left, so nothing downstream waits on a held job. Not when it
+    stopped to resume (Interrupted: time limit near, preempted, requeued): the resumed task releases
+    the rest as it writes them, and the release job after the train array whatever it never does."""
+    from ftlab.errors import Interrupted
     from ftlab.contract.layout import locate_checkpoint
     from ftlab.runners.slurm.follow import slurm_command
 
@@ -112,20 +115,17 @@ def releasing(graph, train_task, registry):
     def on_checkpoint(ckpt) -> None:
         release([ckpt["name"]])
 
-    def on_term(signum, frame) -> None:
-        release(list(elements))
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
     def written(name: str) -> bool:
         inputs = train_task.inputs
         return locate_checkpoint(train_task.out_dir, train_task.identity, inputs.base_dir, name,
                                  random_init=inputs.kind == "random_init") is not None
 
     release([n for n in elements if written(n)])  # the base; after a resume, what exists
-    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         yield on_checkpoint  # the train stage calls it with each checkpoint (StageContext.on_checkpoint)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except Interrupted:
+        raise  # held ones stay held: their checkpoints come when it resumes
+    except BaseException:
         release(list(elements))
+        raise
+    release(list(elements))

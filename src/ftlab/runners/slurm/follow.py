@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftlab.errors import SlurmError
+from ftlab.runners.slurm.explain import ending, resume_point, stops_story, what_to_do
 from ftlab.runners.slurm.jobs import JobTable
+from ftlab.runners.slurm.requeue import stops
 from ftlab.contract import REPORT_KEY, is_done, run_key, split_checkpoint_key
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SUBMITTED"}
@@ -65,8 +67,14 @@ def job_states(jobs: list[dict]) -> dict[tuple[str, int], JobState]:
         return {}
     found = _squeue()
     missing = {w for w in wanted if w not in found}
-    if missing:
-        found.update(_finished({job_id for job_id, _ in missing}))
+    # squeue keeps finished jobs for MinJobAge but not their exit codes, which say how they ended
+    # (a signal: "0:9"); the accounting or completion log has them
+    ended = {k for k in wanted if k in found and not found[k].active and found[k].state != "COMPLETED"}
+    if missing or ended:
+        finished = _finished({job_id for job_id, _ in missing | ended})
+        for key in ended & finished.keys():
+            finished[key] = JobState(found[key].state, found[key].reason, finished[key].exit_code)
+        found.update(finished)
     out = {}
     for job_id, index in wanted:
         # A pending array cancelled as a whole is recorded once, under the array's own id.
@@ -91,6 +99,11 @@ def _squeue() -> dict[tuple[str, int], JobState]:
 def _config() -> dict[str, str]:
     proc = slurm_command(["scontrol", "show", "config"], check=False)
     return dict(re.findall(r"^(\w+)\s*=\s*(.*?)\s*$", proc.stdout, flags=re.M))
+
+
+def cluster_config() -> dict[str, str]:
+    """`scontrol show config` as {key: value} (read once per process)."""
+    return _config()
 
 
 def _finished(job_ids: set[str]) -> dict[tuple[str, int], JobState]:
@@ -134,6 +147,7 @@ class TaskView:
     job: str  # "12_3" or "12"
     log: Path | None
     why: str | None = None
+    slurm: JobState | None = None  # SLURM's own word: state, reason, exit code
 
 
 def slurm_view(graph, registry) -> dict[str, TaskView]:
@@ -157,7 +171,7 @@ def slurm_view(graph, registry) -> dict[str, TaskView]:
         ref = job["job_id"] if job["array_index"] < 0 else f"{job['job_id']}_{job['array_index']}"
         log = logs_dir / job["log"] if job["log"] else None
         if checkpoint is None:
-            views[key] = TaskView(_word(s, is_done(by_key[key]), job), ref, log)
+            views[key] = TaskView(_word(s, is_done(by_key[key]), job), ref, log, slurm=s)
         else:  # one checkpoint of eval/<run> (checkpoints.py): done when its job completed
             view = TaskView(_word(s, s.state == "COMPLETED" or is_done(by_key[owner]), job), ref, log)
             view.why = _checkpoint_why(by_key[owner], checkpoint, view, s)
@@ -205,9 +219,22 @@ def _word(s: JobState, done: bool, job: dict) -> str:
 
 
 def _why(task, view: TaskView, views: dict[str, TaskView], registry, job: dict | None) -> str | None:
-    if view.state in ("done", "running"):
+    """Why the task is where it is, and what to do; with the story of its early stops, if any."""
+    story = stops_story(task)
+    told = _state_why(task, view, views, registry, job)
+    return "; ".join(w for w in (told, story) if w) or None
+
+
+def _state_why(task, view: TaskView, views: dict[str, TaskView], registry, job: dict | None) -> str | None:
+    s = view.slurm or JobState("UNKNOWN")
+    if view.state == "done":
         return None
+    if view.state == "running":
+        return f"resumed from {resume_point(task)}" if stops(task) and resume_point(task) else None
     if view.state == "queued":
+        if stops(task):  # requeued after it stopped early (or resubmitted)
+            delay = " (held for SLURM's requeue delay)" if s.reason == "BeginTime" else ""
+            return f"requeued{delay}: it resumes from {resume_point(task) or 'its cached results'} when it starts"
         blockers = [d for d in task.deps if d in views and views[d].state in ("queued", "running")]
         return f"waiting for {', '.join(blockers)}" if blockers else None
     if view.state == "cancelled":
@@ -217,11 +244,14 @@ def _why(task, view: TaskView, views: dict[str, TaskView], registry, job: dict |
         if failed:
             d = failed[0]
             return f"cancelled by SLURM: its dependency {d} {views[d].state} (job {views[d].job}, log {views[d].log})"
-        return "cancelled (scancel or a dependency that could not be met)"
+        return f"cancelled (scancel, a kill, or a dependency that could not be met); {what_to_do(task)}"
     if view.state == "failed":
         record = registry.stage(task.key)
-        error = record["error"].splitlines()[0] if record and record.get("error") else "the job failed before the stage started"
-        return f"{error} (job {view.job}, log {view.log})"
+        error = record["error"].splitlines()[0] if record and record.get("error") and record.get("status") == "failed" else None
+        how = ending(s.state, s.exit_code)
+        if how is None:
+            return f"{error or 'the job failed before the stage started'} (job {view.job}, log {view.log})"
+        return f"{how} (job {view.job}, log {view.log}); {what_to_do(task)}"
     return "SLURM no longer knows this job and the stage has no done marker; resubmit with --resubmit-failed"
 
 

@@ -11,7 +11,8 @@
     extra_sbatch: ["--mail-type=FAIL"]
     policy: seed004               # a named resource policy (ftlab.runners.slurm.resources)
     resources: {8B: {time: {train: "24:00:00"}}}   # override rows of that policy
-    limits: {gpus_per_node: 4, mem_per_node: 512G, cpus_per_node: 64}
+    limits: {gpus_per_node: 4, mem_per_node: 512G, cpus_per_node: 64, gpus_in_flight: 16}
+    checkpoint_warning: 300       # s before the time limit: checkpoint and requeue (train), requeue (eval)
 
     profile = load_profile(path)  # -> ClusterProfile; SlurmError on any problem
 
@@ -42,6 +43,9 @@ class Limits(BaseModel):
     mem_per_node: str | None = Field(None, description="e.g. 512G")
     cpus_per_node: int | None = Field(None, ge=1)
     max_time: str | None = Field(None, description="partition time limit, e.g. 48:00:00")
+    gpus_in_flight: int | None = Field(None, ge=1, description="at most this many GPUs running at once per array (a %N throttle)")
+    tasks_in_flight: int | None = Field(None, ge=1, description="at most this many tasks of one array running at once (%N)")
+    max_array_size: int | None = Field(None, ge=1, description="the cluster's MaxArraySize; default: asked of `scontrol show config`")
 
 
 class ClusterProfile(BaseModel):
@@ -60,6 +64,9 @@ class ClusterProfile(BaseModel):
     policy: str = "seed004"
     resources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-size overrides of the policy")
     limits: Limits = Limits()
+    checkpoint_warning: int = Field(300, ge=1, description=(
+        "seconds before a train task's time limit at which SLURM warns it (--signal=B:USR1@N): it saves a "
+        "checkpoint and requeues itself. Allow a whole checkpoint's save (minutes for a full fine-tuning of 8B)"))
     source: str | None = Field(None, description="the file this profile came from")
 
     @field_validator("partition", "account", "qos", "constraint")

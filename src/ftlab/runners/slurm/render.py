@@ -23,11 +23,15 @@ Groups (one sbatch each):
            failed and reports what exists.
 Every job calls `ftlab stage run SPEC KEY` (report: `ftlab report SPEC`), the same stage code as
 the local runner. Every value rendered into a script is shell-quoted with shlex.quote.
+Train, eval and curate arrays are requeueable and warned before their time limit
+(`--signal=B:USR1@<profile.checkpoint_warning> --requeue --open-mode=append`; requeue.py says what
+the task does then). arrays.py splits arrays beyond the cluster's MaxArraySize after build_jobs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -56,8 +60,9 @@ class Job:
     resources: Resources
     depends: list[Dependency] = field(default_factory=list)
     hold: bool = False  # submitted held: something releases it (its array elements one by one)
-    argument: str | None = None  # the script's $1: the job id of this group of the submission
+    arguments: tuple[str, ...] = ()  # the script's arguments: the job ids of these groups of the submission
     releases: str | None = None  # a train array: the held checkpoint eval array its tasks release
+    throttle: int | None = None  # at most this many of its array tasks at once (--array=...%N; arrays.py)
 
     @property
     def log_pattern(self) -> str:
@@ -174,7 +179,7 @@ def build_jobs(graph: Graph, submit: set[str], in_flight: dict[str, str], profil
         selection = Job(f"eval{suffix}", [e.key for e in evals], True, res(evals[0], "eval"), [Dependency("aftercorr", group=job.group)])
         if ckpt_keys:
             jobs.append(Job(f"release{suffix}", [f"release/{job.group}"], False, _release_resources(),
-                            [Dependency("afterany", group=job.group)], argument=f"eval-ckpt{suffix}"))
+                            [Dependency("afterany", group=job.group)], arguments=(f"eval-ckpt{suffix}",)))
             selection.depends.append(Dependency("afterany", group=f"eval-ckpt{suffix}"))
         jobs.append(selection)  # aftercorr pairs index i with index i: memberships match
     for why, keys in unplanned.items():
@@ -240,7 +245,8 @@ def render_script(job: Job, ctx: Context) -> str:
         f"#SBATCH --output={job.log_pattern}",
     ]
     if job.array:
-        lines.append(f"#SBATCH --array=0-{len(job.keys) - 1}")
+        lines.append(f"#SBATCH --array=0-{len(job.keys) - 1}" + (f"%{job.throttle}" if job.throttle else ""))
+    lines += _requeue_lines(job, profile)
     if job.hold:
         lines += ["# Held: each train task releases its run's tasks here (scontrol release JOB_INDEX) as its",
                   "# checkpoints are written, and what is left when it ends; a release job after the train",
@@ -267,10 +273,10 @@ def render_script(job: Job, ctx: Context) -> str:
     scale = os.environ.get("FTLAB_SCALE")
     if scale:  # chosen on the command line (ftlab submit --scale): every job reads the same experiment
         lines.append(f"export FTLAB_SCALE={q(scale)}")
-    if job.argument:
-        lines += ["", "# $1: the job id of the checkpoint eval array (`ftlab submit` passes it). Normally its train",
+    if job.arguments:
+        lines += ["", "# the job ids of the checkpoint eval array (`ftlab submit` passes them). Normally its train",
                   "# tasks released everything already; `scontrol release` then says so and exits 1: not a failure.",
-                  'scontrol release "$1" || true']
+                  'scontrol release "$@" || true']
     elif job.group == "report":
         lines += ["", "# rebuilds the table from every eval that exists, even when some failed",
                   'exec "$FTLAB" report "$SPEC"']
@@ -289,6 +295,31 @@ def render_script(job: Job, ctx: Context) -> str:
         lines += ['for TASK in "${TASKS[@]}"; do', '  echo "ftlab: $TASK on $(hostname), job $SLURM_JOB_ID"',
                   '  "$FTLAB" stage run "$SPEC" "$TASK"', "done"]
     return "\n".join(lines) + "\n"
+
+
+REQUEUEABLE = ("train", "eval", "eval-ckpt", "eval-ready", "curate")
+
+
+def base_group(group: str) -> str:
+    """train-2.3 -> train: the group without its resource split (-2) and MaxArraySize slice (.3) suffixes."""
+    return re.sub(r"(-\d+)?(\.\d+)?$", "", group)
+
+
+def _requeue_lines(job: Job, profile: ClusterProfile) -> list[str]:
+    """Train, eval and curate arrays come back when time runs out or they are preempted
+    (ftlab.runners.slurm.requeue): a warning before the time limit, requeueable, logs appended."""
+    if not job.array or base_group(job.group) not in REQUEUEABLE:
+        return []
+    warning = profile.checkpoint_warning
+    limit = int(job.resources.hours() * 3600)
+    if warning >= limit:
+        raise SlurmError(f"checkpoint_warning ({warning} s) is not shorter than the {job.group} time limit ({job.resources.time}): "
+                         "every attempt would be warned at once; lower checkpoint_warning in the cluster profile or raise the time")
+    what = ("saves a checkpoint and requeues itself; resumes from it" if base_group(job.group) == "train"
+            else "requeues itself; resumes from its cached results")
+    return [f"# {warning} s before the time limit SLURM signals the task (USR1): it {what}.",
+            f"#SBATCH --signal=B:USR1@{warning}", "#SBATCH --requeue",
+            "# every attempt appends to the same log", "#SBATCH --open-mode=append"]
 
 
 def _environment(profile: ClusterProfile) -> list[str]:

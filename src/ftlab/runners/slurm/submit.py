@@ -21,7 +21,8 @@ from ftlab import atomic
 from ftlab.errors import SlurmError
 from ftlab.graph import Graph
 from ftlab.runners.slurm.jobs import JobTable
-from ftlab.runners.slurm.follow import clean_message, job_states, slurm_command
+from ftlab.runners.slurm.arrays import ArrayLimits, fit_arrays
+from ftlab.runners.slurm.follow import clean_message, cluster_config, job_states, slurm_command
 from ftlab.runners.slurm.profile import ClusterProfile
 from ftlab.runners.slurm.render import Context, Job, build_jobs, default_ftlab, dependency_option, render_script
 from ftlab.contract import REPORT_KEY, is_done, missing_deps
@@ -88,7 +89,7 @@ def select(graph: Graph, registry, *, resubmit_failed: bool) -> tuple[set[str], 
 
 def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = False, resubmit_failed: bool = False) -> SubmitResult:
     submit_keys, result = select(graph, registry, resubmit_failed=resubmit_failed)
-    jobs = build_jobs(graph, submit_keys, result.in_flight, profile, result.notes)
+    jobs = fit_arrays(build_jobs(graph, submit_keys, result.in_flight, profile, result.notes), array_limits(profile))
     root = slurm_dir(graph)
     (root / "logs").mkdir(parents=True, exist_ok=True)  # SLURM does not create the log directory
     ctx = Context(graph.plan.spec_path.resolve(), graph.plan.experiment.name, profile, default_ftlab(profile))
@@ -100,8 +101,7 @@ def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = F
             placeholders = {**{g: f"<{g}>" for g in (j.group for j in jobs)}, **ids}
             dependency = dependency_option(job, ids if not dry_run else placeholders)
             command = ["sbatch", "--parsable"] + ([dependency] if dependency else []) + [str(script.relative_to(root))]
-            if job.argument:
-                command.append(placeholders[job.argument] if dry_run else ids[job.argument])
+            command += [placeholders[g] if dry_run else ids[g] for g in job.arguments]
             job_id = None if dry_run else _sbatch(command, root, job)
             if job_id:
                 ids[job.group] = job_id
@@ -115,6 +115,24 @@ def submit(graph: Graph, registry, profile: ClusterProfile, *, dry_run: bool = F
             JobTable(registry).forget(list(ids.values()))
         raise
     return result
+
+
+def array_limits(profile: ClusterProfile) -> ArrayLimits:
+    """The cluster's MaxArraySize and MaxJobCount (`scontrol show config`; the profile's
+    limits.max_array_size wins), and the profile's throttles. Without SLURM here (a dry run on a
+    laptop) only what the profile says."""
+    try:
+        config = cluster_config()
+    except SlurmError:
+        config = {}
+
+    def number(key: str) -> int | None:
+        value = str(config.get(key, "")).split()[0] if config.get(key) else ""
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    limits = profile.limits
+    return ArrayLimits(limits.max_array_size or number("MaxArraySize"), number("MaxJobCount"),
+                       limits.gpus_in_flight, limits.tasks_in_flight)
 
 
 def _sbatch(command: list[str], cwd: Path, job: Job) -> str:
