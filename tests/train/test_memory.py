@@ -117,11 +117,10 @@ def test_checkpointing_flips_with_the_budget():
     assert not big.activation_checkpointing and big.every_n_layers is None and not big.forced
     assert 9 * GIB < big.estimate.peak < 12 * GIB  # 30 layers x 8,000 positions x ~45 KB, plus 1 GiB resident
     small = memory.choose("auto", model, PROFILE, SHAPE, Budget(10 * GIB, "test"), resident)
-    assert small.activation_checkpointing and small.every_n_layers > 1  # some layers, not all
-    assert small.estimate.peak <= memory.MARGIN * 10 * GIB < small.estimate_off.peak
+    assert small.activation_checkpointing and small.every_n_layers == 1 and "does not fit" not in small.reason
+    assert small.estimate.peak < 3 * GIB < memory.MARGIN * 10 * GIB < small.estimate_off.peak
     tiny = memory.choose("auto", model, PROFILE, SHAPE, Budget(2 * GIB, "test"), resident)
     assert tiny.every_n_layers == 1 and "does not fit" in tiny.reason
-    assert tiny.estimate.peak < small.estimate.peak < big.estimate.peak
     # the spec's choice wins over the budget, both ways
     assert memory.choose(False, model, PROFILE, SHAPE, Budget(2 * GIB, "test"), resident).every_n_layers is None
     forced = memory.choose(True, model, PROFILE, SHAPE, Budget(64 * GIB, "test"), resident)
