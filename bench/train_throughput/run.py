@@ -235,14 +235,16 @@ def run_config(job: dict) -> dict:
             model = apply_method(model, lora)
         if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
             ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
+        forced = True if "checkpointing on" in config else "auto"  # attribution: the plan's choice overridden
         hp = Train.model_validate(dict(HP, batch_size=batch, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config,
-                                       compile="compile" in config))
+                                       compile="compile" in config, activation_checkpointing=forced))
         # As the train stage does (train/stage.py: checkpointing): freed blocks back to the OS, then
         # the memory plan picks activation checkpointing for this machine's budget.
         from ftlab.train import memory
         from ftlab.train.device import probe, resolve
 
-        memory.return_freed_memory()
+        if "default allocator" not in config:  # attribution: glibc's own mmap threshold
+            memory.return_freed_memory()
         plan = memory.plan_training(model, job["rows"], hp, resolve(hp, probe()))
         trainer = ftlab_trainer.build_trainer(model, tok, job["rows"], hp,
                                               ftlab_trainer.TrainerSetup(out, seed=seed, checkpoint_every=plan.every_n_layers))
@@ -356,11 +358,11 @@ def smollm2_jobs(model_dir: Path, steps: int, work: Path, quick: bool) -> list[d
     uneven = make_rows(max(n, 256), True, vocab, seed=0)
     mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
     data = {"length-varied": (uneven[:n], make_rows(16, True, vocab, seed=1))}
-    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA"]}
+    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "ftlab, LoRA, default allocator"]}
     if not quick:
         data["evenly sized"] = (make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(16, False, vocab, seed=1, mean_len=mean_len))
         data["few-shot"] = (make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(16, vocab, seed=0, question_seed=1))
-        configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "TRL defaults", "ftlab"],
+        configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "TRL defaults", "ftlab"],
                    "evenly sized": ["TRL defaults, LoRA", "ftlab, LoRA"], "few-shot": ["TRL defaults, LoRA", "ftlab, LoRA"]}
     return [{"data": d, "config": c, "seed": 0, "steps": steps, "rows": rows, "held": held, "model_dir": str(model_dir),
              "work": str(work), "probe": True, "batch": SMOLLM2_BATCH, "lr": SMOLLM2_LR}
@@ -397,6 +399,8 @@ def main() -> int:
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     parser.add_argument("--smollm2-only", action="store_true", help="only the real model's rows (SmolLM2-135M, 30 layers)")
     parser.add_argument("--smollm2-steps", type=int, default=None, help="steps per SmolLM2 configuration (default: 6 with --quick, else 10)")
+    parser.add_argument("--smollm2-configs", default=None,
+                        help="';'-separated SmolLM2 configurations to run (default: all), e.g. 'TRL defaults, LoRA;ftlab, LoRA, checkpointing on'")
     args = parser.parse_args()
     load_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
@@ -404,7 +408,10 @@ def main() -> int:
     try:
         smollm2 = smollm2_dir()
         smollm2_steps = args.smollm2_steps or (6 if args.quick else 10)
-        results = run_jobs(smollm2_jobs(smollm2, smollm2_steps, work, args.quick))
+        jobs = smollm2_jobs(smollm2, smollm2_steps, work, args.quick)
+        if args.smollm2_configs:
+            jobs = [j for j in jobs if j["config"] in args.smollm2_configs.split(";")]
+        results = run_jobs(jobs)
         sections.append(render_smollm2(results, model_facts(smollm2), smollm2_steps, args.quick, load_start))
         if args.smollm2_only:
             raise _Done
@@ -468,8 +475,9 @@ def _table(results: list[dict]) -> list[str]:
     lines = list(TABLE_HEAD)
     for r in results:
         anchor = "TRL defaults" + (", LoRA" if "LoRA" in r["config"] else "")  # LoRA rows: TRL with the same adapters
-        base = next(b for b in results if b["data"] == r["data"] and b["config"] == anchor)
-        lines.append(_ratio_row(r, base))
+        base = next((b for b in results if b["data"] == r["data"] and b["config"] == anchor), None)
+        # --smollm2-configs may leave the anchor out: then the row's ratios are to itself, and say so
+        lines.append(_ratio_row(r, base) if base else _ratio_row(r | {"config": r["config"] + " (no TRL row in this run)"}, r))
     return lines
 
 

@@ -145,7 +145,7 @@ def test_budget_sources(monkeypatch, tmp_path):
     assert memory.cgroup_limit(tmp_path) == 8 * GIB
     monkeypatch.setattr(memory, "cgroup_limit", lambda: None)
     ram = memory.budget("cpu")
-    assert ram.source == "50% of RAM" and ram.bytes > 0
+    assert ram.source == "25% of RAM" and ram.bytes > 0
 
 
 def test_spec_option_validates_and_keeps_run_ids():
