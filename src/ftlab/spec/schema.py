@@ -265,7 +265,7 @@ class Train(Strict):
     liger: bool = Field(False, description="RUNTIME: Liger's Triton kernels (CUDA; pip install 'ftlab[liger]')")
     activation_checkpointing: Literal["auto"] | bool = Field(
         "auto", description="RUNTIME; auto: off when the estimated peak fits the memory budget with margin, else the "
-        "fewest layers that make it fit (ftlab.train.memory); true/false force it")
+        "every layer (ftlab.train.memory); true/false force it")
 
     @model_serializer(mode="wrap")
     def _drop_default_device_keys(self, handler):

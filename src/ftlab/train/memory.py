@@ -1,9 +1,10 @@
 """Training memory budgeted before the first step: estimate the peak, pick activation checkpointing.
 
-    profile = probe_activations(model)                       # one small forward, hooks count saved bytes
-    estimate = estimate_peak(model, profile, MemoryShape(...))   # bytes, by component
-    plan = choose(hp.activation_checkpointing, profile, shape, model, budget())
+    plan = plan_training(model, rows, hp, settings)   # probe_activations + estimate_peak + budget + choose
+    plan.every_n_layers                                # None: off; 1: every layer (TrainerSetup.checkpoint_every)
     meter = PeakMeter(device); meter.reset(); ...train...; meter.peak()
+
+Tests: tests/train/test_memory.py (the estimate against measured peaks, the choice against budgets).
 
 Why it is measured, not assumed: at 2 layers the output layer sets the memory and checkpointing
 buys nothing; at a real model's depth the activations do. SmolLM2-135M (30 layers, hidden 576),
