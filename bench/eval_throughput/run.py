@@ -5,6 +5,13 @@ vs generate-then-parse, side by side in one process, on the same checkpoints and
     .venv/bin/python bench/eval_throughput/run.py             # ~10 min on 2 cores; appends to BENCHMARKS.md
     .venv/bin/python bench/eval_throughput/run.py --quick     # small model, 64 examples: a smoke run (~1 min)
     .venv/bin/python bench/eval_throughput/run.py --prefix    # shared-prefix reuse: few-shot + zero-shot 152k vocab (~5 min)
+    .venv/bin/python bench/eval_throughput/run.py --smollm2-memory   # peak memory of logit scoring, SmolLM2, ~1,000-token prompts (~5 min)
+
+SmolLM2 memory (`--smollm2-memory`): the real SmolLM2-135M-Instruct (30 layers, vocabulary 49,152;
+`model: {gguf: smollm2}`) scores one batch of 32, then one of 64, distinct ~1,000-token chat
+prompts with ftlab's label-logit classification; the peak RSS above the loaded model is measured
+for each (reset between them), beside what the full-vocabulary logits of every position would
+take (batch x length x 49,152 x 4 bytes: 6 GiB at batch 32), which must never be built.
 
 Models: (1) the quickstart's best trained checkpoint when runs/quickstart holds one (hidden 128,
 2 layers; `ftlab run examples/quickstart.yaml`), else a random-init model of the same shape;
@@ -417,6 +424,44 @@ def _version(name: str) -> str:
     return version(name)
 
 
+def smollm2_memory(args) -> str:
+    """Peak memory of label-logit scoring on the real SmolLM2 at batch 32 and 64, ~1,000-token prompts."""
+    import random
+
+    from ftlab.models import gguf
+    from ftlab.models.load import load_model, load_tokenizer
+    from ftlab.train.memory import PeakMeter, resident_bytes, return_freed_memory
+
+    return_freed_memory()  # RSS then follows live tensors (train/memory.py)
+    gib = 2**30
+    path = gguf.resolve("smollm2", Path.cwd())
+    folder = gguf.convert(path, gguf.digest(path))
+    tok = load_tokenizer(str(folder))
+    model = load_model(str(folder), dtype=torch.float32)
+    model.eval()
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(3000)]  # ~4.6 tokens per word with the chat turn: 210 words ~ 1,000 tokens
+    rows = ["| batch | prompt tokens (mean) | peak RSS above the loaded model | full-vocabulary logits would take | seconds |",
+            "|---|---|---|---|---|"]
+    for batch in (32, 64):
+        examples = [Example([{"role": "user", "content": " ".join(rng.choice(words) for _ in range(210)) + "\nAnswer P or N."}], "P", "P", {})
+                    for _ in range(batch)]
+        lengths = [len(prompt_ids(tok, e.prompt)) for e in examples]
+        loaded = resident_bytes(model, "cpu")
+        meter = PeakMeter("cpu")
+        meter.reset()
+        start = time.perf_counter()
+        classify(model, tok, examples, LABELS, batch)
+        seconds = time.perf_counter() - start
+        grown = meter.peak() - loaded
+        full = batch * max(lengths) * model.config.vocab_size * 4
+        rows.append(f"| {batch} | {statistics.mean(lengths):.0f} | {grown / gib:.2f} GiB | {full / gib:.1f} GiB | {seconds:.0f} |")
+        print(rows[-1], flush=True)
+    return "\n".join(["", "## Evaluation memory on the real model: SmolLM2-135M-Instruct logit scoring (bench/eval_throughput --smollm2-memory)", "",
+                      machine_line(), "", f"Load average {args.load_start:.1f} at the start. fp32, one process, batches scored one after "
+                      "the other with the peak RSS reset between them.", "", *rows, ""])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small model only, 64 examples, short generations (smoke run)")
@@ -427,8 +472,16 @@ def main() -> int:
     parser.add_argument("--n-fewshot", type=int, default=64, help="few-shot examples (~790 tokens each: ~1 s per example for lm-eval on 2 cores)")
     parser.add_argument("--n-vocab", type=int, default=None, help="examples for the 152k-vocabulary case (default: --n)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    parser.add_argument("--smollm2-memory", action="store_true", help="only the peak memory of scoring on SmolLM2 (~5 min)")
     args = parser.parse_args()
     args.load_start = os.getloadavg()[0]
+    if args.smollm2_memory:
+        text = smollm2_memory(args)
+        print(text)
+        if not args.no_append:
+            with open(ROOT / "BENCHMARKS.md", "a") as f:
+                f.write(text)
+        return 0
     args.gen_compare = (32, 16)  # (max_new_tokens, examples): generation with vs without reuse, few-shot case
     if args.prefix:
         args.repeats = min(args.repeats, 2)

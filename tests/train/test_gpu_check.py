@@ -81,3 +81,22 @@ def test_one_configuration_smoked_on_the_cpu(gpu_check, monkeypatch, tiny_model_
     result = gpu_check.train_one(tiny_model_dir, rows, args, config, tmp_path)
     assert result.tokens_per_s > 0 and result.final_loss is not None and result.error is None
     assert (result.padded_share == 0) == padding_free
+
+
+def test_memory_rows_render(gpu_check):
+    m = gpu_check
+    results = m.Results("Machine: test.", "NVIDIA H100", {"layers": 8, "hidden": 896, "vocab": 151936, "params": 2.1e8, "batch_size": 8, "steps": 40})
+    results.memory = [m.MemoryResult("SmolLM2-135M-Instruct", 1024, 8, False, 9.0, 10.0),
+                      m.MemoryResult("SmolLM2-135M-Instruct", 1024, 8, True, 0, 0, "OutOfMemoryError: boom")]
+    text = m.render(results)
+    assert "| SmolLM2-135M-Instruct | 8 x 1024 | off | 9.00 GiB | 10.00 GiB | 0.90 |" in text
+    assert "| SmolLM2-135M-Instruct | 8 x 1024 | on | failed: OutOfMemoryError: boom |" in text
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_memory_check_smoked_on_the_cpu(gpu_check, monkeypatch, tiny_model_dir, tmp_path, checkpointing):
+    monkeypatch.setattr(gpu_check, "DEVICE", ("cpu", "fp32"))
+    args = gpu_check.parse_args(["--batch-size", "2", "--memory-length", "64"])
+    result = gpu_check.memory_one(tiny_model_dir, "tiny", args, checkpointing, tmp_path)
+    assert result.error is None and result.checkpointing == checkpointing
+    assert result.estimate_gib > 0 and result.measured_gib > 0

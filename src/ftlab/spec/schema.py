@@ -32,6 +32,7 @@ RUNTIME_FIELDS: tuple[tuple[str, ...], ...] = (
     ("train", "attention"),
     ("train", "padding_free"),
     ("train", "liger"),
+    ("train", "activation_checkpointing"),  # recomputes the same forward: same gradients to float rounding
     ("report",),
     # Baselines are runs of their own (ftlab.baselines): they change no LLM run's results.
     ("baselines",),
@@ -262,6 +263,9 @@ class Train(Strict):
     padding_free: Literal["auto"] | bool = Field(
         "auto", description="RUNTIME: flattened batches with position ids; auto: on with flash_attention_2 only")
     liger: bool = Field(False, description="RUNTIME: Liger's Triton kernels (CUDA; pip install 'ftlab[liger]')")
+    activation_checkpointing: Literal["auto"] | bool = Field(
+        "auto", description="RUNTIME; auto: off when the estimated peak fits the memory budget with margin, else the "
+        "every layer (ftlab.train.memory); true/false force it")
 
     @model_serializer(mode="wrap")
     def _drop_default_device_keys(self, handler):
@@ -274,7 +278,7 @@ class Train(Strict):
         return out
 
 
-_DEVICE_DEFAULTS = {"precision": "auto", "attention": "auto", "padding_free": "auto", "liger": False}
+_DEVICE_DEFAULTS = {"precision": "auto", "attention": "auto", "padding_free": "auto", "liger": False, "activation_checkpointing": "auto"}
 
 
 class Select(Strict):

@@ -22,6 +22,7 @@ from ftlab.contract.task import StageContext, StageResult
 from ftlab.contract.inputs import TrainInputs
 from ftlab.contract import layout
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, drop_resume_only, last_complete_checkpoint
+from ftlab.train import memory
 from ftlab.train.device import probe, resolve
 from ftlab.train.interrupt import StopOnRequest
 from ftlab.train.loss import WEIGHT, sample_weight
@@ -61,15 +62,18 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     warnings = truncation_warning(truncated, len(rows), hp.max_length)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
+    plan, checkpoint_every = checkpointing(model, rows, hp, settings)
     ckpt_dir = out / layout.CHECKPOINTS_DIR
     # keep_last is CheckpointNamer's: it rotates after marking the new checkpoint complete (HF's
     # save_total_limit would delete old checkpoints before the new one is marked).
     namer = CheckpointNamer(out, keep_last=hp.keep_last, on_checkpoint=ctx.on_checkpoint)
     stopper = StopOnRequest(ctx.stop_requested)  # after the namer: it sees the namer's save decisions
     trainer = build_trainer(model, tokenizer, rows, hp.model_copy(update={"keep_last": None}),
-                            TrainerSetup(ckpt_dir, seed, weighted, [namer, stopper], settings))
+                            TrainerSetup(ckpt_dir, seed, weighted, [namer, stopper], settings, checkpoint_every))
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
+    meter = memory.PeakMeter(settings.device)
+    meter.reset()
     trainer.train(resume_from_checkpoint=resume)
     stopper.check(trainer, ckpt_dir)  # asked to stop (time limit near, preempted): Interrupted, to resume later
     if trainer.is_world_process_zero():
@@ -89,7 +93,26 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
         "n_truncated": truncated,
         "warnings": warnings,
         "device": settings.record(),  # what `auto` resolved to on this machine
+        "memory": plan | {"measured_peak": meter.record()},
     })
+
+
+def checkpointing(model, rows, hp, settings) -> tuple[dict, int | None]:
+    """(the memory record, every_n_layers or None): the estimate and the choice made from it
+    (memory.py). With several GPUs each rank holds a shard or a replica the estimate does not
+    model: there the spec's choice holds and `auto` keeps checkpointing off."""
+    if hp.gpus > 1:
+        every = 1 if hp.activation_checkpointing is True else None
+        return {"activation_checkpointing": every is not None, "every_n_layers": every, "estimate": None,
+                "reason": f"train.gpus={hp.gpus}: not estimated per rank"}, every
+    plan = memory.plan_training(model, rows, hp, settings)
+    if "does not fit" in plan.reason:
+        print(f"warning: memory: {plan.reason}", file=sys.stderr, flush=True)
+    # Returning freed blocks to the OS keeps the CPU peak at the estimate but cost a third of the
+    # speed (SmolLM2 LoRA, 8 x ~1,000 tokens: 87 vs 135 tokens/s; BENCHMARKS.md): only where
+    # memory is the constraint, i.e. where checkpointing is on.
+    freed = settings.device == "cpu" and plan.every_n_layers is not None and memory.return_freed_memory()
+    return plan.record() | {"cpu_freed_to_os": freed}, plan.every_n_layers
 
 
 def truncation_warning(truncated: int, n: int, max_length: int) -> list[str]:

@@ -2,8 +2,9 @@
 
     trainer = build_trainer(model, tokenizer, rows, hp, TrainerSetup(out_dir, seed, weighted=False))  # hp: spec.schema.Train
 
-Versus TRL's SFTConfig defaults: no activation checkpointing (TRL turns it on; it recomputes the
-forward pass, ~8N instead of 6N FLOPs per token, and buys nothing for models that fit), batches
+Versus TRL's SFTConfig defaults: activation checkpointing only where the memory estimate says the
+step would not fit (memory.py; TRL always turns it on: it recomputes the forward pass, ~8N instead
+of 6N FLOPs per token, and buys nothing for models that fit), batches
 grouped by length with a seeded sampler (pads far less on length-varied data; exact on resume),
 fused AdamW (one kernel per parameter group instead of a dozen per tensor), fp32 on CPU (TRL
 defaults to bf16, ~100x slower on CPUs without bf16 matmul units). `compile` (off by default)
@@ -39,6 +40,8 @@ class TrainerSetup:
     weighted: bool = False
     callbacks: list = field(default_factory=list)
     settings: DeviceSettings | None = None  # None: resolved for this machine (device.resolve)
+    # Activation checkpointing: None off, n every n-th decoder layer (1: all); memory.choose decides.
+    checkpoint_every: int | None = None
 
     def device_settings(self, hp: Train) -> DeviceSettings:
         return self.settings or resolve(hp, probe())
@@ -72,7 +75,10 @@ def sft_config_kwargs(hp: Train, setup: TrainerSetup, settings: DeviceSettings) 
         max_length=None if settings.padding_free else hp.max_length,
         padding_free=settings.padding_free,
         completion_only_loss=True,
-        activation_checkpointing=False,
+        # Chosen from the memory estimate (memory.py), not assumed: off where the step fits (it
+        # recomputes the forward, ~8N instead of 6N FLOPs per token), on where it does not.
+        activation_checkpointing=setup.checkpoint_every is not None,
+        activation_checkpointing_kwargs={"every_n_layers": setup.checkpoint_every, "use_reentrant": False} if setup.checkpoint_every else None,
         use_cpu=settings.device == "cpu",
         bf16=settings.precision == "bf16",
         fp16=settings.precision == "fp16",

@@ -1,0 +1,170 @@
+"""The memory estimate (ftlab.train.memory) against measured peaks, and the checkpointing choice.
+
+Measured in this process: CPU training with freed tensors returned to the OS (memory.
+return_freed_memory, as the train stage does), the peak RSS reset before the steps. The models
+are small enough for seconds per case and deep or long enough that activations, not Python and
+torch, make the difference between resident and peak (hundreds of MB)."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ftlab.spec.schema import Method, Train
+from ftlab.train import memory
+from ftlab.train.memory import ActivationProfile, Budget, MemoryShape
+
+GIB = 2**30
+
+
+def _model(layers: int, hidden: int, method: str):
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from ftlab.train.stage import apply_method
+
+    config = Qwen2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=1,
+                         intermediate_size=4 * hidden, vocab_size=400, tie_word_embeddings=True, max_position_embeddings=2048)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    return apply_method(model, Method(name=method))
+
+
+def _rows(n: int, length: int) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(n):
+        ids = torch.randint(10, 390, (length - (i % 4) * 9,), generator=g).tolist()  # padded batches, as in training
+        rows.append({"input_ids": ids, "completion_mask": [0] * (len(ids) - 2) + [1, 1]})
+    return rows
+
+
+def _trim() -> None:
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand back what earlier tests freed: RSS is then what is live
+
+
+def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, length: int, method: str, checkpointing: bool):
+    """(estimate, measured peak) of 2 training steps at batch 4 through ftlab's own trainer."""
+    from transformers import AutoTokenizer
+
+    from ftlab.train.device import DeviceSettings
+    from ftlab.train.trainer import TrainerSetup, build_trainer
+
+    assert memory.return_freed_memory()
+    model = _model(layers, hidden, method)
+    rows = _rows(8, length)
+    hp = Train(batch_size=4, max_steps=2, max_length=4096, logging_steps=100, activation_checkpointing=checkpointing)
+    settings = DeviceSettings("cpu", "fp32", "sdpa", False, False)
+    _trim()
+    plan = memory.plan_training(model, rows, hp, settings)
+    every = plan.every_n_layers
+    assert plan.forced and (every == 1) == checkpointing
+    trainer = build_trainer(model, AutoTokenizer.from_pretrained(tokenizer_dir), rows, hp, TrainerSetup(tmp_path, 0, checkpoint_every=every))
+    trainer.args.save_strategy, trainer.args.disable_tqdm = "no", True
+    _trim()
+    meter = memory.PeakMeter("cpu")
+    meter.reset()
+    trainer.train()
+    return plan.estimate, meter.peak()
+
+
+# (layers, hidden, length, method, checkpointing): depths 2-12, lengths 256-1024, LoRA and full.
+CASES = [
+    (12, 128, 512, "lora", False),
+    (4, 128, 1024, "lora", False),
+    (6, 192, 768, "full", False),
+    (12, 128, 1024, "lora", True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}layers-h{c[1]}-len{c[2]}-{c[3]}-{'ckpt' if c[4] else 'nockpt'}")
+def test_estimate_is_within_15_percent_of_the_measured_peak(tiny_model_dir, tmp_path, case):
+    estimate, peak = measure(tiny_model_dir, tmp_path, *case)
+    grown = peak - estimate.resident  # what training added: the part the estimate models
+    assert grown > 100 * 2**20, "the case must grow memory measurably"
+    print(f"{case}: estimate {estimate.peak / 2**20:.0f} MiB, measured {peak / 2**20:.0f} MiB ({estimate.peak / peak:.2f}x); "
+          f"growth estimated {(estimate.peak - estimate.resident) / 2**20:.0f}, measured {grown / 2**20:.0f} MiB")
+    assert 0.85 <= estimate.peak / peak <= 1.15
+    assert 0.7 <= (estimate.peak - estimate.resident) / grown <= 1.3
+
+
+def test_the_probe_sees_no_per_head_attention_weights_with_sdpa():
+    """SDPA on CPU (torch's flash kernel, also with a padding mask) keeps no batch x heads x length^2
+    weights for backward; eager keeps one float per head per position pair."""
+    sdpa = memory.probe_activations(_model(2, 256, "lora"))
+    model = _model(2, 256, "lora")
+    model.set_attn_implementation("eager")
+    eager = memory.probe_activations(model)
+    heads = 256 // 64
+    assert sdpa.layer_pair <= 4  # at most the padding mask, converted to float per layer
+    assert eager.layer_pair >= heads * 4
+    assert 0.9 <= sdpa.layer / eager.layer <= 1.1  # the rest is the same
+
+
+PROFILE = ActivationProfile(layers=30, hidden=576, elem=4, layer=41_000, layer_pair=4, outside=2300, outside_pair=0)
+SHAPE = MemoryShape(rows=8, length=1000, completion_rows=16)
+
+
+def test_checkpointing_flips_with_the_budget():
+    model = _model(2, 128, "lora")
+    resident = GIB
+    big = memory.choose("auto", model, PROFILE, SHAPE, Budget(64 * GIB, "test"), resident)
+    assert not big.activation_checkpointing and big.every_n_layers is None and not big.forced
+    assert 9 * GIB < big.estimate.peak < 12 * GIB  # 30 layers x 8,000 positions x ~45 KB, plus 1 GiB resident
+    small = memory.choose("auto", model, PROFILE, SHAPE, Budget(10 * GIB, "test"), resident)
+    assert small.activation_checkpointing and small.every_n_layers == 1 and "does not fit" not in small.reason
+    assert small.estimate.peak < 3 * GIB < memory.MARGIN * 10 * GIB < small.estimate_off.peak
+    tiny = memory.choose("auto", model, PROFILE, SHAPE, Budget(2 * GIB, "test"), resident)
+    assert tiny.every_n_layers == 1 and "does not fit" in tiny.reason
+    # the spec's choice wins over the budget, both ways
+    assert memory.choose(False, model, PROFILE, SHAPE, Budget(2 * GIB, "test"), resident).every_n_layers is None
+    forced = memory.choose(True, model, PROFILE, SHAPE, Budget(64 * GIB, "test"), resident)
+    assert forced.forced and forced.every_n_layers == 1
+    json.dumps(forced.record())  # goes into the stage's outputs
+
+
+def test_longest_batch_is_the_samplers_worst():
+    lengths, completions = [10, 500, 30, 480, 20], [2, 2, 5, 2, 2]
+    assert memory.longest_batch(lengths, completions, 2, padding_free=False) == (2, 500, 7)
+    assert memory.longest_batch(lengths, completions, 2, padding_free=True) == (1, 980, 7)
+
+
+def test_budget_sources(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "16000")
+    assert memory.budget("cpu") == Budget(16000 * 2**20, "SLURM_MEM_PER_NODE")
+    monkeypatch.delenv("SLURM_MEM_PER_NODE")
+    assert memory.cgroup_limit(tmp_path) is None
+    (tmp_path / "memory.max").write_text("max\n")
+    assert memory.cgroup_limit(tmp_path) is None
+    (tmp_path / "memory.max").write_text(f"{8 * GIB}\n")
+    assert memory.cgroup_limit(tmp_path) == 8 * GIB
+    monkeypatch.setattr(memory, "cgroup_limit", lambda: None)
+    ram = memory.budget("cpu")
+    assert ram.source == "25% of RAM" and ram.bytes > 0
+
+
+def test_spec_option_validates_and_keeps_run_ids():
+    from pydantic import ValidationError
+
+    assert Train(activation_checkpointing=True).activation_checkpointing is True
+    assert "activation_checkpointing" not in Train().model_dump()  # default left out: run ids unchanged
+    with pytest.raises(ValidationError, match="activation_checkpointing"):
+        Train(activation_checkpointing="sometimes")
+
+
+def test_the_train_stage_records_estimate_choice_budget_and_peak(tmp_path):
+    from tests.conftest import write_spec
+    from tests.train.test_train import _run_stages
+
+    graph = _run_stages(write_spec(tmp_path, method="lora"), "train/run")
+    done = json.loads((Path(graph.task("train/run").out_dir) / "_done.json").read_text())
+    record = done["outputs"]["memory"]
+    assert record["activation_checkpointing"] is False and not record["forced"]  # a tiny model fits any budget
+    assert record["estimate"]["peak"] > record["estimate"]["resident"] > 0
+    assert record["budget"]["bytes"] > 0 and record["budget"]["source"]
+    assert record["measured_peak"]["bytes"] > 0
