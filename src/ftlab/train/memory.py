@@ -366,9 +366,10 @@ MMAP_THRESHOLD = 2**20
 
 
 def return_freed_memory() -> bool:
-    """CPU training where checkpointing is on (train/stage.py: memory is the constraint there; it costs
-    a third of the speed, BENCHMARKS.md): blocks of MMAP_THRESHOLD bytes and more go back to the OS when freed, so the
-    peak RSS is the peak of live tensors (what the estimate predicts). False where libc is not glibc."""
+    """Blocks of MMAP_THRESHOLD bytes and more go back to the OS when freed, so the peak RSS is the
+    peak of live tensors (what the estimate predicts). The train stage calls it on CPU only where
+    checkpointing is on: memory is the constraint there, and it costs a third of the speed
+    (BENCHMARKS.md). False where libc is not glibc."""
     import ctypes
     import ctypes.util
 
