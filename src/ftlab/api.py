@@ -287,6 +287,10 @@ def run_task(spec, key: str, *, rerun: bool = False) -> float | None:
 
     from ftlab.contract import context, execute, is_done, missing_deps
 
+    if os.environ.get("SLURM_JOB_ID"):
+        from ftlab.runners.slurm.requeue import catch_early
+
+        catch_early()  # before the graph loads: SLURM's warning may come while it does
     graph, registry = graph_of(spec)
     task = graph.task(key)
     releasing, stopping = nullcontext(), nullcontext()

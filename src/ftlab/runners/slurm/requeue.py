@@ -84,6 +84,19 @@ def requeue_self() -> bool:
     return True
 
 
+_early: dict[str, str | None] = {"reason": None}
+
+
+def catch_early() -> None:
+    """Call first thing in a SLURM task: a warning that comes while the spec and graph load (seconds;
+    more on a loaded node) is remembered for requeueable instead of SIGUSR1's default, death. Seen in
+    CI: a 1-minute train job warned during that load ended without a line of output or a record."""
+    def remember(signum, frame) -> None:
+        _early["reason"] = _early["reason"] or WARNING
+
+    signal.signal(signal.SIGUSR1, remember)
+
+
 @contextmanager
 def requeueable(task):
     """Signal handlers for the length of one task; yields the stage context's `stop_requested`."""
@@ -107,6 +120,9 @@ def requeueable(task):
     previous = {signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_warning)}
     if trains:  # others die on SIGTERM as before: their cache is written piece by piece, atomically
         previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
+    if _early["reason"]:  # warned while loading: handled as if it came now
+        _early["reason"] = None
+        on_warning(signal.SIGUSR1, None)
     try:
         yield (lambda: asked["reason"])
     except Interrupted as err:
