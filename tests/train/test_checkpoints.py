@@ -40,14 +40,20 @@ class CrashAtSave(TrainerCallback):
         return control
 
 
-def _train(model_dir: Path, out: Path, callbacks: list, *, epochs: float = 2, save_steps: int = 5, keep_last: int | None = None, resume=None, logging_steps: int = 1):
-    """40 examples, batch 8: 5 steps per epoch. Mirrors ftlab.train.stage.run_train's wiring."""
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+def hem_rows(tok) -> list[dict]:
+    """40 hem examples, tokenized as the train stage does (shared with tests/train/test_interrupt.py)."""
     rows = []
     for e in generators.get("hem")(n=40, split="train", seed=0):
         ids, mask = example_ids(tok, e, 128)
         rows.append({"input_ids": ids, "completion_mask": mask})
+    return rows
+
+
+def _train(model_dir: Path, out: Path, callbacks: list, *, epochs: float = 2, save_steps: int = 5, keep_last: int | None = None, resume=None, logging_steps: int = 1):
+    """40 examples, batch 8: 5 steps per epoch. Mirrors ftlab.train.stage.run_train's wiring."""
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    rows = hem_rows(tok)
     hp = Train(epochs=epochs, batch_size=8, save_steps=save_steps, logging_steps=logging_steps, keep_last=keep_last)
     namer = CheckpointNamer(out, keep_last=hp.keep_last)
     trainer = build_trainer(model, tok, rows, hp.model_copy(update={"keep_last": None}), TrainerSetup(out / "checkpoints", 0, False, [*callbacks, namer]))

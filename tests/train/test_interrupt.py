@@ -10,15 +10,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from ftlab.data.encode import example_ids
-from ftlab.data.generate import generators
 from ftlab.errors import Interrupted
 from ftlab.spec.schema import Train
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, last_complete_checkpoint
 from ftlab.train.interrupt import StopOnRequest
 from ftlab.train.stage import whole_run_loss
 from ftlab.train.trainer import TrainerSetup, build_trainer
-from tests.train.test_checkpoints import SaveCounter
+from tests.train.test_checkpoints import SaveCounter, hem_rows
 
 
 class AskAt(TrainerCallback):
@@ -40,10 +38,7 @@ def _run(model_dir: Path, out: Path, extra: list, resume=None):
     stage's callback order: the namer, then the stopper."""
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    rows = []
-    for e in generators.get("hem")(n=40, split="train", seed=0):
-        ids, mask = example_ids(tok, e, 128)
-        rows.append({"input_ids": ids, "completion_mask": mask})
+    rows = hem_rows(tok)
     hp = Train(epochs=2, batch_size=8, save_steps=3, logging_steps=1)
     trainer = build_trainer(model, tok, rows, hp, TrainerSetup(out / "checkpoints", 0, False, [CheckpointNamer(out), *extra]))
     trainer.train(resume_from_checkpoint=resume)
