@@ -23,6 +23,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # before anything imports torch: OMP_
     os.environ.setdefault("FTLAB_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import ftlab  # noqa: E402,F401  before torch loads, as the CLI: it sets torch's huge pages (train/memory.py)
+
 # node-id prefix -> lane; lanes go out in this order. Measured in one 2-thread worker: 000 cpu ~11 min,
 # 001 cpu ~7.5, the quickstart ~4 (tests/test_repo.py checks that each prefix names a test).
 LANES = {

@@ -430,9 +430,9 @@ def smollm2_memory(args) -> str:
 
     from ftlab.models import gguf
     from ftlab.models.load import load_model, load_tokenizer
-    from ftlab.train.memory import PeakMeter, resident_bytes, return_freed_memory
+    from ftlab.train.memory import MMAP_THRESHOLD, M_MMAP_THRESHOLD, PeakMeter, _mallopt, resident_bytes
 
-    return_freed_memory()  # RSS then follows live tensors (train/memory.py)
+    _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # large freed blocks leave the RSS: it follows live tensors (train/memory.py)
     gib = 2**30
     path = gguf.resolve("smollm2", Path.cwd())
     folder = gguf.convert(path, gguf.digest(path))

@@ -283,8 +283,6 @@ def memory_one(model_dir: Path, name: str, args, checkpointing: bool, work: Path
                activation_checkpointing=checkpointing)
     if device == "cuda":
         torch.cuda.empty_cache()
-    else:
-        memory.return_freed_memory()
     model = load_model(str(model_dir), dtype=settings.dtype, attn_implementation="sdpa")
     vocab = min(1000, model.config.vocab_size)
     model = apply_method(model, Method(name="lora"))
@@ -295,8 +293,9 @@ def memory_one(model_dir: Path, name: str, args, checkpointing: bool, work: Path
     trainer = build_trainer(model, load_tokenizer(str(model_dir)), rows, hp,
                             TrainerSetup(work / f"memory_{checkpointing}", 0, False, [], settings, plan.every_n_layers))
     meter = memory.PeakMeter(device)
-    meter.reset()
-    trainer.train()
+    with memory.bounded_heap(device):  # as the train stage runs (a no-op on the GPU)
+        meter.reset()
+        trainer.train()
     peak = meter.peak()
     del trainer, model
     return MemoryResult(name, length, args.batch_size, checkpointing, plan.estimate.peak / GIB, peak / GIB)

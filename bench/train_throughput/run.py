@@ -238,13 +238,11 @@ def run_config(job: dict) -> dict:
         forced = True if "checkpointing on" in config else "auto"  # attribution: the plan's choice overridden
         hp = Train.model_validate(dict(HP, batch_size=batch, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config,
                                        compile="compile" in config, activation_checkpointing=forced))
-        # As the train stage does (train/stage.py: checkpointing): freed blocks back to the OS, then
-        # the memory plan picks activation checkpointing for this machine's budget.
+        # As the train stage does (train/stage.py): the memory plan picks activation checkpointing
+        # for this machine's budget; training runs in a bounded heap (below).
         from ftlab.train import memory
         from ftlab.train.device import probe, resolve
 
-        if "default allocator" not in config:  # attribution: glibc's own mmap threshold
-            memory.return_freed_memory()
         plan = memory.plan_training(model, job["rows"], hp, resolve(hp, probe()))
         trainer = ftlab_trainer.build_trainer(model, tok, job["rows"], hp,
                                               ftlab_trainer.TrainerSetup(out, seed=seed, checkpoint_every=plan.every_n_layers))
@@ -269,7 +267,14 @@ def run_config(job: dict) -> dict:
     trainer.data_collator = counter
     timer = step_timer(model.num_parameters(exclude_embeddings=True), counter, job["probe"])
     trainer.add_callback(timer)
-    trainer.train()
+    from contextlib import nullcontext
+
+    from ftlab.train import memory
+
+    # attribution: "default allocator" trains with glibc's own mmap threshold (and without torch's huge pages: run_jobs)
+    bounded = config.startswith("ftlab") and "default allocator" not in config
+    with memory.bounded_heap("cpu") if bounded else nullcontext():
+        trainer.train()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return timer.summary() | {
         "data": job["data"], "config": config, "seed": seed, "checkpointing": bool(trainer.args.activation_checkpointing),
@@ -282,8 +287,13 @@ def run_config(job: dict) -> dict:
 def run_jobs(jobs: list[dict]) -> list[dict]:
     """Each job in its own spawned process, one after another (peak RSS is per process)."""
     results = []
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        for job, r in zip(jobs, pool.map(run_config, jobs)):
+    for job in jobs:
+        # torch reads THP_MEM_ALLOC_ENABLE once, as it loads: ftlab's side gets it as `import ftlab` sets
+        # it for the CLI (train/memory.py); TRL's side runs as TRL does, without it
+        ftlab_side = job["config"].startswith("ftlab") and "default allocator" not in job["config"]
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1" if ftlab_side else "0"
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+            r = pool.submit(run_config, job).result()
             print(f"{job['data']:14} {job['config']:26} seed {job['seed']}  {r['tokens_per_s']:7.1f} tok/s  {r['step_s']:5.1f} s/step  "
                   f"padding {r['padding']:.0%}  peak RSS {r['peak_rss'] / GIB:.2f} GiB  loss {r['held_out_loss']:.4f}  "
                   f"warm-up {r['warmup_s']:.0f} s", flush=True)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -216,12 +217,29 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
 
 
 def resident_bytes(model, device: str) -> int:
-    """What is held before the first step: on CPU the process's RSS (weights, Python, libraries);
-    on a GPU the weights and buffers, which the trainer moves there (torch.cuda.memory_allocated()
-    counts nothing else of ours)."""
+    """What is held before the first step: on CPU the process's live memory (weights, Python,
+    libraries), its RSS once the freed heap is handed back (release_freed); on a GPU the weights and
+    buffers, which the trainer moves there (torch.cuda.memory_allocated() counts nothing else of ours)."""
     if device == "cuda":
         return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    release_freed()
     return _status_kib("VmRSS") * 1024
+
+
+def release_freed() -> bool:
+    """Hand the heap that Python and torch freed back to the OS (gc, then glibc's malloc_trim), so RSS
+    is what is live. Without it, a process that trained before (the local runner runs every stage
+    of a sweep in one process; a notebook) counts its freed heap as held: in one pytest worker the
+    RSS before SmolLM2 runs grew 1.5, 3.0, 3.5, 4.2, 5.1, 5.9 GiB over six runs, and from the
+    fourth on the plan turned checkpointing on for runs that fit. False where libc is not glibc."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0) or True)
+    except (OSError, AttributeError):
+        return False
 
 
 def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n_layers: int | None,
@@ -357,24 +375,46 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
 
 
 # glibc's M_MMAP_THRESHOLD. By default it rises to the size of the largest freed block (up to
-# 32 MiB), after which activation-sized blocks come from the heap, whose freed holes are kept:
-# SmolLM2 LoRA at 4 x 512 tokens peaked at 3.8, 4.0 and then 5.8 GiB RSS over three steps, against
-# 3.8-4.1 GiB with large blocks always mapped and unmapped (the estimate: 3.9 GiB). 1 MiB, not
-# 4: a 12-layer hidden-128 model with checkpointing kept 305 MB after the forward at 4 MiB (its
-# 2 MB hidden states fragmented the heap), 38 MB at 1 MiB (24 MB of them saved inputs).
-MMAP_THRESHOLD = 2**20
+# 32 MiB), after which activation-sized blocks come from the heap, whose freed holes are kept: SmolLM2
+# LoRA with checkpointing at 8 x ~1,000 tokens peaked at 5.4-5.7 GiB RSS for 2.1 GiB of live tensors.
+# Fixed lower, every larger block is mapped anew and page-faulted each step: at 1 MiB 2.2 GiB but 81
+# tokens/s instead of 145-163. torch's huge pages for blocks of 2 MiB and more (THP_MEM_ALLOC_ENABLE,
+# which `import ftlab` sets before torch loads) make those faults cheap: at 2 MiB with them 143
+# tokens/s and 2.07 GiB, at 4 MiB 145 and 2.11; at 1 MiB the 1-2 MiB blocks stay on 4 KiB pages (99
+# tokens/s); 8 and 16 MiB let the heap grow again (2.5, 3.3 GiB). BENCHMARKS.md (issue 23). Blocks
+# under the threshold still come from the heap: a model whose per-layer blocks (batch x length x
+# hidden x 4 bytes) are under 2 MiB can peak above the estimate (tests/train/test_memory.py: a
+# 12-layer hidden-128 model at 8 x 512 peaked 29% above it).
+MMAP_THRESHOLD = 2 * 2**20
+GLIBC_MMAP_MAX = 32 * 2**20  # where glibc's own threshold ends up in a process that trained
+M_MMAP_THRESHOLD = -3
 
 
-def return_freed_memory() -> bool:
-    """Blocks of MMAP_THRESHOLD bytes and more go back to the OS when freed, so the peak RSS is the
-    peak of live tensors (what the estimate predicts). The train stage calls it on CPU only where
-    checkpointing is on: memory is the constraint there, and it costs a third of the speed
-    (BENCHMARKS.md). False where libc is not glibc."""
+@contextmanager
+def bounded_heap(device: str):
+    """While training on CPU: blocks of MMAP_THRESHOLD bytes and more are mapped per allocation and
+    returned to the OS when freed, so the peak RSS is the peak of live tensors (what the estimate
+    predicts). Yields whether it is in effect (False on a GPU, or where libc is not glibc); glibc's
+    maximum is put back afterwards, so the stages that follow in the process run as before."""
+    if device != "cpu" or not _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_MAX)
+
+
+def allocator_record(bounded: bool) -> dict:
+    """How the CPU allocator ran, for the train stage's record: the peak RSS depends on it."""
+    return {"mmap_threshold": MMAP_THRESHOLD if bounded else None,
+            "torch_huge_pages": os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"}
+
+
+def _mallopt(param: int, value: int) -> bool:
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD (fixed: no longer rises)
+        return bool(ctypes.CDLL("libc.so.6").mallopt(param, value))
     except (OSError, AttributeError):
         return False

@@ -73,8 +73,9 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
     resume = last_complete_checkpoint(ckpt_dir)
     started = time.time()
     meter = memory.PeakMeter(settings.device)
-    meter.reset()
-    trainer.train(resume_from_checkpoint=resume)
+    with memory.bounded_heap(settings.device) as bounded:
+        meter.reset()
+        trainer.train(resume_from_checkpoint=resume)
     stopper.check(trainer, ckpt_dir)  # asked to stop (time limit near, preempted): Interrupted, to resume later
     if trainer.is_world_process_zero():
         drop_resume_only(ckpt_dir)  # the run is whole: what it resumed from is not one of its checkpoints
@@ -93,7 +94,7 @@ def run_train(inputs: TrainInputs, ctx: StageContext) -> StageResult:
         "n_truncated": truncated,
         "warnings": warnings,
         "device": settings.record(),  # what `auto` resolved to on this machine
-        "memory": plan | {"measured_peak": meter.record()},
+        "memory": plan | {"measured_peak": meter.record(), "allocator": memory.allocator_record(bounded)},
     })
 
 
@@ -108,11 +109,7 @@ def checkpointing(model, rows, hp, settings) -> tuple[dict, int | None]:
     plan = memory.plan_training(model, rows, hp, settings)
     if "does not fit" in plan.reason:
         print(f"warning: memory: {plan.reason}", file=sys.stderr, flush=True)
-    # Returning freed blocks to the OS keeps the CPU peak at the estimate but cost a third of the
-    # speed (SmolLM2 LoRA, 8 x ~1,000 tokens: 87 vs 135 tokens/s; BENCHMARKS.md): only where
-    # memory is the constraint, i.e. where checkpointing is on.
-    freed = settings.device == "cpu" and plan.every_n_layers is not None and memory.return_freed_memory()
-    return plan.record() | {"cpu_freed_to_os": freed}, plan.every_n_layers
+    return plan.record(), plan.every_n_layers
 
 
 def truncation_warning(truncated: int, n: int, max_length: int) -> list[str]:
