@@ -6,6 +6,15 @@ vs generate-then-parse, side by side in one process, on the same checkpoints and
     .venv/bin/python bench/eval_throughput/run.py --quick     # small model, 64 examples: a smoke run (~1 min)
     .venv/bin/python bench/eval_throughput/run.py --prefix    # shared-prefix reuse: few-shot + zero-shot 152k vocab (~5 min)
     .venv/bin/python bench/eval_throughput/run.py --smollm2-memory   # peak memory of logit scoring, SmolLM2, ~1,000-token prompts (~5 min)
+    .venv/bin/python bench/eval_throughput/run.py --smollm2  # the comparisons on the real SmolLM2: zero-shot n=64, 5-shot n=16 (~10 min)
+
+SmolLM2 throughput (`--smollm2`): the real SmolLM2-135M-Instruct (30 layers, vocabulary 49,152, fp32;
+`model: {gguf: smollm2}`, converted and cached by ftlab.models.gguf) runs the same comparisons as
+the small models: (a) zero-shot hem (`--n`, default 64 here): ftlab logits (with and without reuse)
+vs lm-eval multiple choice, then generate-then-parse at the usual budgets; (b) the few-shot case's
+prompts (5 worked shots, `--n-fewshot`, default 16 here): ftlab with its default prefix reuse vs
+without vs lm-eval, and generation with reuse vs without it, which is plain HF `model.generate` on
+the left-padded full prompts. `--repeats` defaults to 2 here, the warm-up to 8 examples per side.
 
 SmolLM2 memory (`--smollm2-memory`): the real SmolLM2-135M-Instruct (30 layers, vocabulary 49,152;
 `model: {gguf: smollm2}`) scores one batch of 32, then one of 64, distinct ~1,000-token chat
@@ -106,6 +115,9 @@ def quickstart_checkpoint() -> Path | None:
 
 
 FEWSHOT_NAME = "larger, random init, few-shot (5 shots)"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct, zero-shot"
+SMOLLM2_FEWSHOT_NAME = "SmolLM2-135M-Instruct, few-shot (5 shots)"
+COMPARE_GENERATION = {FEWSHOT_NAME, SMOLLM2_FEWSHOT_NAME}  # cases timed with vs without generation reuse
 VOCAB_NAME = "larger + Qwen2.5-size vocabulary (151,936), random init"
 
 
@@ -131,11 +143,22 @@ def fewshot_examples(n: int) -> list[Example]:
     return [with_shots(described(e, False), shots) for e in generators.get("hem")(n=n, split="test", seed=0)]
 
 
+def smollm2_folder() -> Path:
+    """The real SmolLM2-135M-Instruct as an HF folder (converted from its GGUF once, then cached)."""
+    from ftlab.models import gguf
+
+    path = gguf.resolve("smollm2", Path.cwd())
+    return gguf.convert(path, gguf.digest(path))
+
+
 def models(work: Path, args) -> list[tuple[str, Path, bool, list[Example]]]:
     """(name, folder, trained, examples) for each case to benchmark."""
+    zero_shot = generators.get("hem")(n=args.n, split="test", seed=0)
+    if args.smollm2:  # the same zero-shot and few-shot examples, on the real model and its tokenizer
+        folder = smollm2_folder()
+        return [(SMOLLM2_NAME, folder, True, zero_shot), (SMOLLM2_FEWSHOT_NAME, folder, True, fewshot_examples(args.n_fewshot))]
     pool = generators.get("hem")(n=2000, split="train", seed=0)
     texts = [e.prompt[1]["content"] for e in pool]
-    zero_shot = generators.get("hem")(n=args.n, split="test", seed=0)
     out = []
     if not args.prefix:
         trained = quickstart_checkpoint()
@@ -278,7 +301,7 @@ def bench_model(name: str, folder: Path, trained: bool, examples: list[Example],
 
     # Warm-up: the first forward passes in a process are 2-3x slower (allocation); one batch per
     # side, excluded (a full pass of the few-shot case would cost minutes per side on 2 cores).
-    warm = examples[: args.batch_size]
+    warm = examples[: args.warm or args.batch_size]
     run_ftlab(model, tokenizer, warm, args.batch_size)
     run_ftlab(model, tokenizer, warm, args.batch_size, reuse=False)
     run_lm_eval(lm, timer, task_manager, task, args.batch_size, limit=len(warm))
@@ -321,12 +344,12 @@ def bench_model(name: str, folder: Path, trained: bool, examples: list[Example],
     # Generation: warm-up on 8 short rows, then each budget on its own small sample of the same examples.
     run_generation(model, tokenizer, examples[:8], 4, forced=False)
     run_generation(model, tokenizer, examples[:8], 4, forced=True)
-    result["generation_reuse"] = compare_generation(model, tokenizer, examples, args) if name == FEWSHOT_NAME else None
+    result["generation_reuse"] = compare_generation(model, tokenizer, examples, args) if name in COMPARE_GENERATION else None
     gens = []
-    for max_new, count, forced in ([] if args.prefix else args.gen_plan):
+    for max_new, count, forced in ([] if args.prefix or name == SMOLLM2_FEWSHOT_NAME else args.gen_plan):
         g = run_generation(model, tokenizer, examples[:count], max_new, forced)
         if not forced:
-            g["agreement"] = sum(p == r["pred"] for p, r in zip(g["parsed"], records)) / count
+            g["agreement"] = sum(p == r["pred"] for p, r in zip(g["parsed"], records)) / len(g["parsed"])  # count, or n if smaller
         del g["parsed"], g["records"]
         print(f"  generate {max_new} {'forced' if forced else 'natural'}: {g['s_per_example']:.3f} s/example, {g['mean_tokens']:.0f} tokens", flush=True)
         gens.append(g)
@@ -337,6 +360,7 @@ def bench_model(name: str, folder: Path, trained: bool, examples: list[Example],
 def compare_generation(model, tokenizer, examples, args) -> dict:
     """Generation with and without prefix reuse, alternating; records must be equal."""
     max_new, count = args.gen_compare
+    count = min(count, len(examples))
     run_generation(model, tokenizer, examples[:8], 4, forced=False, reuse=False)
     reuse, plain = [], []
     for _ in range(args.repeats):
@@ -352,9 +376,12 @@ def compare_generation(model, tokenizer, examples, args) -> dict:
 
 
 def render(results: list[dict], args) -> str:
-    flag = " --quick" if args.quick else " --prefix" if args.prefix else ""
+    flag = " --quick" if args.quick else " --prefix" if args.prefix else " --smollm2" if args.smollm2 else ""
+    title = "Evaluation throughput: ftlab logits (shared-prefix reuse) vs lm-eval multiple choice vs generation"
+    if args.smollm2:
+        title += " on the real model: SmolLM2-135M-Instruct"
     lines = [
-        "", f"## Evaluation throughput: ftlab logits (shared-prefix reuse) vs lm-eval multiple choice vs generation (bench/eval_throughput{flag})", "",
+        "", f"## {title} (bench/eval_throughput{flag})", "",
         machine_line().rstrip(".") + f"; lm_eval {_version('lm_eval')}; {torch.get_num_threads()} torch threads.", "",
         f"Task: hem test split (P/N), batch {args.batch_size} on every side, fp32 CPU. Median of {args.repeats} alternating "
         "repeats (ftlab with reuse, ftlab without, lm-eval), a warm-up batch of each side excluded. The CPU was shared "
@@ -367,6 +394,9 @@ def render(results: list[dict], args) -> str:
         "where lm-eval's argmax log-likelihood choice equals ftlab's prediction (with reuse). 'reuse = plain': share of "
         "examples where ftlab's decision with prefix reuse equals its decision without; 'max score diff': the largest "
         "|label score with reuse - without| over all examples and labels.", "",
+        *([f"SmolLM2-135M-Instruct (30 layers, vocabulary 49,152, fp32), zero-shot hem ({args.n} examples) and the few-shot "
+           f"case's 5-shot prompts ({args.n_fewshot} examples); warm-up {args.warm} examples per side. In the generation "
+           "reuse table, 'without' is plain HF `model.generate` on the left-padded full prompts.", ""] if args.smollm2 else []),
         "| model | params | examples | prompt tokens | shared prefix tokens | accuracy | ftlab ex/s | ftlab, no reuse ex/s | lm-eval scoring ex/s | lm-eval end-to-end ex/s | speed-up (scoring) | no reuse vs lm-eval scoring | reuse vs no reuse | speed-up (end-to-end) | agreement | reuse = plain | max score diff | min |margin| | max margin diff vs lm-eval | token mismatches |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -428,14 +458,12 @@ def smollm2_memory(args) -> str:
     """Peak memory of label-logit scoring on the real SmolLM2 at batch 32 and 64, ~1,000-token prompts."""
     import random
 
-    from ftlab.models import gguf
     from ftlab.models.load import load_model, load_tokenizer
     from ftlab.train.memory import MMAP_THRESHOLD, M_MMAP_THRESHOLD, PeakMeter, _mallopt, resident_bytes
 
     _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # large freed blocks leave the RSS: it follows live tensors (train/memory.py)
     gib = 2**30
-    path = gguf.resolve("smollm2", Path.cwd())
-    folder = gguf.convert(path, gguf.digest(path))
+    folder = smollm2_folder()
     tok = load_tokenizer(str(folder))
     model = load_model(str(folder), dtype=torch.float32)
     model.eval()
@@ -465,15 +493,22 @@ def smollm2_memory(args) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small model only, 64 examples, short generations (smoke run)")
-    parser.add_argument("--n", type=int, default=400, help="classification examples (hem test holds ~490 balanced)")
+    parser.add_argument("--n", type=int, default=None, help="classification examples (hem test holds ~490 balanced; default 400, --smollm2 64)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None, help="alternating timed repeats (default 3; --prefix at most 2, --smollm2 2)")
     parser.add_argument("--prefix", action="store_true", help="shared-prefix reuse cases only: few-shot and zero-shot 152k vocabulary (~5 min)")
-    parser.add_argument("--n-fewshot", type=int, default=64, help="few-shot examples (~790 tokens each: ~1 s per example for lm-eval on 2 cores)")
+    parser.add_argument("--n-fewshot", type=int, default=None, help="few-shot examples (~790 tokens each: ~1 s per example for lm-eval on 2 cores; default 64, --smollm2 16)")
     parser.add_argument("--n-vocab", type=int, default=None, help="examples for the 152k-vocabulary case (default: --n)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     parser.add_argument("--smollm2-memory", action="store_true", help="only the peak memory of scoring on SmolLM2 (~5 min)")
+    parser.add_argument("--smollm2", action="store_true", help="the comparisons on the real SmolLM2-135M-Instruct: zero-shot and 5-shot (~10 min)")
     args = parser.parse_args()
+    if args.smollm2 and (args.quick or args.prefix):
+        parser.error("--smollm2 runs on its own: not with --quick or --prefix")
+    args.n = args.n or (64 if args.smollm2 else 400)
+    args.n_fewshot = args.n_fewshot or (16 if args.smollm2 else 64)
+    args.repeats = args.repeats or (2 if args.smollm2 else 3)
+    args.warm = 8 if args.smollm2 else None  # a full-batch warm-up of 5-shot prompts would cost minutes per side
     args.load_start = os.getloadavg()[0]
     if args.smollm2_memory:
         text = smollm2_memory(args)

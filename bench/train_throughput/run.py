@@ -235,7 +235,8 @@ def run_config(job: dict) -> dict:
             model = apply_method(model, lora)
         if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
             ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
-        forced = True if "checkpointing on" in config else "auto"  # attribution: the plan's choice overridden
+        # attribution: the plan's choice overridden
+        forced = True if "checkpointing on" in config else False if "checkpointing off" in config else "auto"
         hp = Train.model_validate(dict(HP, batch_size=batch, learning_rate=lr, max_steps=steps, group_by_length="no length grouping" not in config,
                                        compile="compile" in config, activation_checkpointing=forced))
         # As the train stage does (train/stage.py): the memory plan picks activation checkpointing
@@ -368,7 +369,7 @@ def smollm2_jobs(model_dir: Path, steps: int, work: Path, quick: bool) -> list[d
     uneven = make_rows(max(n, 256), True, vocab, seed=0)
     mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
     data = {"length-varied": (uneven[:n], make_rows(16, True, vocab, seed=1))}
-    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "ftlab, LoRA, default allocator"]}
+    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing off", "ftlab, LoRA, default allocator"]}
     if not quick:
         data["evenly sized"] = (make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(16, False, vocab, seed=1, mean_len=mean_len))
         data["few-shot"] = (make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(16, vocab, seed=0, question_seed=1))
