@@ -373,7 +373,7 @@ def smollm2_jobs(model_dir: Path, steps: int, work: Path, quick: bool) -> list[d
     if not quick:
         data["evenly sized"] = (make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(16, False, vocab, seed=1, mean_len=mean_len))
         data["few-shot"] = (make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(16, vocab, seed=0, question_seed=1))
-        configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "TRL defaults", "ftlab"],
+        configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "TRL defaults", "ftlab", "ftlab, no length grouping"],
                    "evenly sized": ["TRL defaults, LoRA", "ftlab, LoRA"], "few-shot": ["TRL defaults, LoRA", "ftlab, LoRA"]}
     return [{"data": d, "config": c, "seed": 0, "steps": steps, "rows": rows, "held": held, "model_dir": str(model_dir),
              "work": str(work), "probe": True, "batch": SMOLLM2_BATCH, "lr": SMOLLM2_LR}
