@@ -459,9 +459,7 @@ def smollm2_memory(args) -> str:
     import random
 
     from ftlab.models.load import load_model, load_tokenizer
-    from ftlab.train.memory import MMAP_THRESHOLD, M_MMAP_THRESHOLD, PeakMeter, _mallopt, resident_bytes
-
-    _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # large freed blocks leave the RSS: it follows live tensors (train/memory.py)
+    from ftlab.train.memory import PeakMeter, bounded_heap, resident_bytes
     gib = 2**30
     folder = smollm2_folder()
     tok = load_tokenizer(str(folder))
@@ -477,10 +475,11 @@ def smollm2_memory(args) -> str:
         lengths = [len(prompt_ids(tok, e.prompt)) for e in examples]
         loaded = resident_bytes(model, "cpu")
         meter = PeakMeter("cpu")
-        meter.reset()
-        start = time.perf_counter()
-        classify(model, tok, examples, LABELS, batch)
-        seconds = time.perf_counter() - start
+        with bounded_heap("cpu"):  # large freed blocks leave the RSS: it follows live tensors (train/memory.py)
+            meter.reset()
+            start = time.perf_counter()
+            classify(model, tok, examples, LABELS, batch)
+            seconds = time.perf_counter() - start
         grown = meter.peak() - loaded
         full = batch * max(lengths) * model.config.vocab_size * 4
         rows.append(f"| {batch} | {statistics.mean(lengths):.0f} | {grown / gib:.2f} GiB | {full / gib:.1f} GiB | {seconds:.0f} |")

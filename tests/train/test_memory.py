@@ -52,13 +52,12 @@ def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, lengt
     rows = _rows(16, length)
     hp = Train(batch_size=8, max_steps=2, max_length=4096, logging_steps=100, activation_checkpointing=checkpointing)
     settings = DeviceSettings("cpu", "fp32", "sdpa", False, False)
-    memory.release_freed()  # hand back what earlier work freed: RSS is then what is live
-    plan = memory.plan_training(model, rows, hp, settings)
+    plan = memory.plan_training(model, rows, hp, settings)  # counts live memory (memory.release_freed)
     every = plan.every_n_layers
     assert plan.forced and (every == 1) == checkpointing
     trainer = build_trainer(model, AutoTokenizer.from_pretrained(tokenizer_dir), rows, hp, TrainerSetup(tmp_path, 0, checkpoint_every=every))
     trainer.args.save_strategy, trainer.args.disable_tqdm = "no", True
-    memory.release_freed()  # hand back what earlier work freed: RSS is then what is live
+    memory.release_freed()  # what building the trainer freed leaves the RSS before the peak is reset
     meter = memory.PeakMeter("cpu")
     with memory.bounded_heap("cpu") as bounded:
         assert bounded

@@ -232,14 +232,14 @@ def release_freed() -> bool:
     of a sweep in one process; a notebook) counts its freed heap as held: in one pytest worker the
     RSS before SmolLM2 runs grew 1.5, 3.0, 3.5, 4.2, 5.1, 5.9 GiB over six runs, and from the
     fourth on the plan turned checkpointing on for runs that fit. False where libc is not glibc."""
-    import ctypes
     import gc
 
     gc.collect()
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0) or True)
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(0)
+    return True
 
 
 def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n_layers: int | None,
@@ -412,9 +412,17 @@ def allocator_record(bounded: bool) -> dict:
 
 
 def _mallopt(param: int, value: int) -> bool:
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(param, value))
+
+
+def _glibc():
+    """glibc through ctypes, or None (another libc: musl has no mallopt or malloc_trim)."""
     import ctypes
 
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(param, value))
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018  AttributeError where they are missing
+        return libc
     except (OSError, AttributeError):
-        return False
+        return None
