@@ -233,6 +233,12 @@ def run_config(job: dict) -> dict:
     if config.startswith("ftlab"):
         if lora:
             model = apply_method(model, lora)
+        if "PEFT's layers" in config:  # attribution: PEFT's own LoRA forward instead of train/lora_kernel.py's
+            from peft.tuners.lora.layer import Linear
+
+            for module in model.modules():
+                if isinstance(module, Linear):
+                    module.__class__ = Linear
         if "TRL's head" in config:  # attribution: everything else of ftlab's, TRL's all-position head
             ftlab_trainer.add_completion_head = lambda model: "off for this benchmark configuration"
         # attribution: the plan's choice overridden
@@ -369,7 +375,7 @@ def smollm2_jobs(model_dir: Path, steps: int, work: Path, quick: bool) -> list[d
     uneven = make_rows(max(n, 256), True, vocab, seed=0)
     mean_len = int(np.mean([len(r["input_ids"]) for r in uneven])) - 2
     data = {"length-varied": (uneven[:n], make_rows(16, True, vocab, seed=1))}
-    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing off", "ftlab, LoRA, default allocator"]}
+    configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing off", "ftlab, LoRA, PEFT's layers"]}
     if not quick:
         data["evenly sized"] = (make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(16, False, vocab, seed=1, mean_len=mean_len))
         data["few-shot"] = (make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(16, vocab, seed=0, question_seed=1))

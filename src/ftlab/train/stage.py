@@ -22,7 +22,7 @@ from ftlab.contract.task import StageContext, StageResult
 from ftlab.contract.inputs import TrainInputs
 from ftlab.contract import layout
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, drop_resume_only, last_complete_checkpoint
-from ftlab.train import memory
+from ftlab.train import lora_kernel, memory
 from ftlab.train.device import probe, resolve
 from ftlab.train.interrupt import StopOnRequest
 from ftlab.train.loss import WEIGHT, sample_weight
@@ -146,7 +146,8 @@ def quantization_of(method: Method) -> Quantization | None:
 
 
 def apply_method(model, method: Method):
-    """Full fine-tuning trains every weight; LoRA and QLoRA freeze the base and train adapters only."""
+    """Full fine-tuning trains every weight; LoRA and QLoRA freeze the base and train adapters only.
+    LoRA layers over a plain linear base take the fused forward (lora_kernel.py: same arithmetic)."""
     if method.name == "full":
         return model
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -163,7 +164,9 @@ def apply_method(model, method: Method):
         target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    lora_kernel.install(model)
+    return model
 
 
 def fresh_copy(base: str, out: Path, seed: int, dtype) -> Path:
