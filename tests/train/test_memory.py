@@ -41,16 +41,17 @@ def _rows(n: int, length: int) -> list[dict]:
     return rows
 
 
-def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, length: int, method: str, checkpointing: bool):
-    """(estimate, measured peak) of 2 training steps at batch 8 through ftlab's own trainer."""
+def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, length: int, method: str, checkpointing: bool,
+            batch: int = 8):
+    """(estimate, measured peak) of 2 training steps at `batch` through ftlab's own trainer."""
     from transformers import AutoTokenizer
 
     from ftlab.train.device import DeviceSettings
     from ftlab.train.trainer import TrainerSetup, build_trainer
 
     model = _model(layers, hidden, method)
-    rows = _rows(16, length)
-    hp = Train(batch_size=8, max_steps=2, max_length=4096, logging_steps=100, activation_checkpointing=checkpointing)
+    rows = _rows(2 * batch, length)
+    hp = Train(batch_size=batch, max_steps=2, max_length=4096, logging_steps=100, activation_checkpointing=checkpointing)
     settings = DeviceSettings("cpu", "fp32", "sdpa", False, False)
     plan = memory.plan_training(model, rows, hp, settings)  # counts live memory (memory.release_freed)
     every = plan.every_n_layers
@@ -66,19 +67,20 @@ def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, lengt
     return plan.estimate, meter.peak()
 
 
-# (layers, hidden, length, method, checkpointing): depths 4-12, lengths 768-1024, LoRA and full. At
-# batch 8 each layer's blocks (batch x length x hidden x 4 bytes) are 2 MiB or more, as a real model's
-# are: blocks under the train stage's mmap threshold come from glibc's heap, which fragments (at
-# batch 4 the peak was 15-35% above the estimate; memory.MMAP_THRESHOLD).
+# (layers, hidden, length, method, checkpointing[, batch]): depths 4-12, lengths 512-1024, LoRA and full,
+# batch 8 unless given. The last case's blocks (batch x length x hidden x 4 bytes) are 1 MiB, under
+# the train stage's mmap threshold: glibc's heap serves them and the estimate counts its holes apart
+# (memory.HEAP_HOLES; without that term this case peaked 15-35% above the estimate).
 CASES = [
     (12, 128, 768, "lora", False),
     (4, 128, 1024, "lora", False),
     (6, 192, 768, "full", False),
     (12, 128, 1024, "lora", True),
+    (12, 128, 512, "lora", False, 4),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}layers-h{c[1]}-len{c[2]}-{c[3]}-{'ckpt' if c[4] else 'nockpt'}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}layers-h{c[1]}-len{c[2]}-{c[3]}-{'ckpt' if c[4] else 'nockpt'}-b{c[5] if len(c) > 5 else 8}")
 def test_estimate_is_within_15_percent_of_the_measured_peak(tiny_model_dir, tmp_path, case):
     # in a fresh interpreter: a pytest worker that ran the real-model tests first holds ~6 GB of freed
     # heap, and its RSS then says little about this case (seen in CI under xdist)
@@ -99,7 +101,8 @@ def test_estimate_is_within_15_percent_of_the_measured_peak(tiny_model_dir, tmp_
     print(f"{case}: estimate {estimate.peak / 2**20:.0f} MiB, measured {peak / 2**20:.0f} MiB ({estimate.peak / peak:.2f}x); "
           f"growth estimated {(estimate.peak - estimate.resident) / 2**20:.0f}, measured {grown / 2**20:.0f} MiB")
     assert 0.85 <= estimate.peak / peak <= 1.15
-    assert 0.7 <= (estimate.peak - estimate.resident) / grown <= 1.3
+    # the growth is the part modelled: the 1 MiB-block case reads 0.79 here without the heap's holes
+    assert 0.85 <= (estimate.peak - estimate.resident) / grown <= 1.3
 
 
 def test_resident_memory_is_what_is_live_not_what_an_earlier_run_freed():

@@ -74,6 +74,9 @@ class ActivationProfile:
     layer_pair: float
     outside: float
     outside_pair: float
+    # CPU only: bytes per position of each block the middle layer keeps (a block's size at a shape is
+    # this x rows x length), to tell which come from glibc's heap (heap_bytes). Empty on a GPU.
+    layer_blocks: tuple[float, ...] = ()
 
     def per_layer(self, rows: int, length: int) -> float:
         return rows * length * (self.layer + self.layer_pair * length)
@@ -84,6 +87,12 @@ class ActivationProfile:
     def layer_input(self, rows: int, length: int) -> float:
         """What a checkpointed layer keeps: its input hidden states."""
         return rows * length * self.hidden * self.elem
+
+    def heap_bytes(self, rows: int, length: int) -> float:
+        """Of one layer's saved bytes at this shape, those in blocks under the mmap threshold (glibc's
+        heap serves them, and its freed holes stay resident: HEAP_HOLES)."""
+        n = rows * length
+        return sum(b * n for b in self.layer_blocks if b * n < MMAP_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,11 @@ class Estimate:
     backward: int
     head: int
     every_n_layers: int | None  # None: no checkpointing
+    heap: int = 0  # CPU: heap holes beside activation blocks under the mmap threshold (HEAP_HOLES)
 
     @property
     def peak(self) -> int:
-        return self.resident + self.gradients + self.optimizer + self.activations + self.backward + self.head
+        return self.resident + self.gradients + self.optimizer + self.activations + self.backward + self.head + self.heap
 
     def record(self) -> dict:
         return asdict(self) | {"peak": self.peak}
@@ -199,7 +209,8 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
             finally:
                 for h in hooks:
                     h.remove()
-            layer_bytes = sum(n for w, n in seen.values() if w == middle)
+            blocks = [n for w, n in seen.values() if w == middle]
+            layer_bytes = sum(blocks)
             total = sum(n for _, n in seen.values())
             per_layer.append(layer_bytes / (2 * length))
             outside.append((total - len(layers) * layer_bytes) / (2 * length))
@@ -207,12 +218,14 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
     finally:
         model.train(was_training)
     (l1, l2), span = lengths, lengths[1] - lengths[0]
+    on_cpu = device.type == "cpu"
     layer_pair = max(0.0, (per_layer[1] - per_layer[0]) / span)
     outside_pair = max(0.0, (outside[1] - outside[0]) / span)
     return ActivationProfile(
         layers=len(layers), hidden=owner.config.get_text_config().hidden_size, elem=hidden_elem,
         layer=per_layer[1] - layer_pair * l2, layer_pair=layer_pair,
         outside=max(0.0, outside[1] - outside_pair * l2), outside_pair=outside_pair,
+        layer_blocks=tuple(b / (2 * l2) for b in blocks) if on_cpu else (),
     )
 
 
@@ -250,18 +263,23 @@ def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n
         resident = resident_bytes(model, "cpu")
     rows, length = shape.rows, shape.length
     layer = profile.per_layer(rows, length)
+    small = profile.heap_bytes(rows, length)
     if every_n_layers is None:
         activations = profile.layers * layer
+        heap = profile.layers * small
     else:
         checkpointed = math.ceil(profile.layers / every_n_layers)
         # checkpointed layers keep their input; one of them is recomputed, whole, in the backward
         activations = (profile.layers - checkpointed) * layer + checkpointed * profile.layer_input(rows, length) + layer
+        kept = profile.layer_input(rows, length)
+        heap = (profile.layers - checkpointed + 1) * small + (checkpointed * kept if profile.layer_blocks and kept < MMAP_THRESHOLD else 0)
     activations += profile.shared(rows, length)
     head_rows = min(shape.completion_rows, HEAD_ROWS)
     head = 3 * head_rows * min(_vocab(model), HEAD_COLS) * 4  # fp32 tile: logits, softmax, gradient
     return Estimate(
         resident=int(resident), gradients=trainable, optimizer=OPTIMIZER_STATES.get(shape.optimizer, 2) * trainable,
         activations=int(activations), backward=int(layer), head=int(head), every_n_layers=every_n_layers,
+        heap=int(HEAP_HOLES * heap),
     )
 
 
@@ -382,10 +400,12 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
 # which `import ftlab` sets before torch loads) make those faults cheap: at 2 MiB with them 143
 # tokens/s and 2.07 GiB, at 4 MiB 145 and 2.11; at 1 MiB the 1-2 MiB blocks stay on 4 KiB pages (99
 # tokens/s); 8 and 16 MiB let the heap grow again (2.5, 3.3 GiB). BENCHMARKS.md (issue 23). Blocks
-# under the threshold still come from the heap: a model whose per-layer blocks (batch x length x
-# hidden x 4 bytes) are under 2 MiB can peak above the estimate (tests/train/test_memory.py: a
-# 12-layer hidden-128 model at 8 x 512 peaked 29% above it).
+# under the threshold still come from the heap, which the estimate counts apart (HEAP_HOLES).
 MMAP_THRESHOLD = 2 * 2**20
+# Blocks under the threshold come from the heap, and at the peak its freed holes beside them are about
+# as large again: SmolLM2 LoRA at 2 x 300 tokens (its hidden-sized blocks 1.4 MB) peaked 0.23 GiB
+# higher at 2 MiB than at 1 MiB, where those blocks are mapped (BENCHMARKS.md, issue 23).
+HEAP_HOLES = 1.0
 GLIBC_MMAP_MAX = 32 * 2**20  # where glibc's own threshold ends up in a process that trained
 M_MMAP_THRESHOLD = -3
 
