@@ -25,6 +25,8 @@ The estimate, in bytes:
 - the backward's working set: one layer's saved activations again (its gradients);
 - the output layer's slice: ftlab's completion head (head.py) projects only completion positions,
   in tiles of at most 4,096 rows x 32,768 vocabulary columns (logits, their softmax and gradient).
+- CPU: the heap's holes. Saved blocks under the bounded heap's mmap threshold (bounded_heap) come
+  from glibc's heap, whose freed holes beside them stay resident: counted once more (HEAP_HOLES).
 
 The longest batch is the sampler's worst: batch_size rows padded to the longest example (length
 grouping puts the longest example's batch first, so an overrun shows at step 1), or, padding-free,
