@@ -231,8 +231,7 @@ def run_config(job: dict) -> dict:
     out = Path(job["work"]) / f"{job['data']}_{config}_{seed}".replace(" ", "_").replace(",", "").replace("'", "")
     lora = Method(name="lora") if "LoRA" in config else None  # ftlab's LoRA defaults, the same adapters on both sides
     if config.startswith("ftlab"):
-        if lora:
-            model = apply_method(model, lora)
+        model = apply_method(model, lora or Method(name="full"))  # as the train stage: full FT gets padding_mask.py too
         if "PEFT's layers" in config:  # attribution: PEFT's own LoRA forward instead of train/lora_kernel.py's
             from peft.tuners.lora.layer import Linear
 

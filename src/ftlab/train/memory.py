@@ -172,8 +172,9 @@ def decoder_layers(model) -> torch.nn.ModuleList:
 
 
 def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> ActivationProfile:
-    """Count what autograd keeps in a training forward of 2 rows (the second one left-padded by a
-    quarter, so the padding mask is built as in training) at two lengths; parameters excluded."""
+    """Count what autograd keeps in a training forward of 2 rows (the second one right-padded by a
+    quarter, as TRL's collator pads, so the mask is built, or dropped, as in training:
+    padding_mask.py) at two lengths; parameters excluded."""
     from ftlab.train.head import head_owner
 
     owner = head_owner(model)
@@ -203,7 +204,7 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
                 hooks.append(layer.register_forward_hook(lambda m, a, o: where.__setitem__(0, "outside")))
             ids = torch.randint(0, min(owner.config.get_text_config().vocab_size, 1000), (2, length), device=device)
             mask = torch.ones_like(ids)
-            mask[1, : length // 4] = 0
+            mask[1, -(length // 4):] = 0
             try:
                 with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
                     out = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
