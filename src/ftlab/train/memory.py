@@ -265,7 +265,7 @@ def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n
     if resident is None:
         resident = resident_bytes(model, "cpu")
     rows, length = shape.rows, shape.length
-    layer = profile.per_layer(rows, length)
+    layer, kept = profile.per_layer(rows, length), profile.layer_input(rows, length)
     small = profile.heap_bytes(rows, length)
     if every_n_layers is None:
         activations = profile.layers * layer
@@ -273,8 +273,7 @@ def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n
     else:
         checkpointed = math.ceil(profile.layers / every_n_layers)
         # checkpointed layers keep their input; one of them is recomputed, whole, in the backward
-        activations = (profile.layers - checkpointed) * layer + checkpointed * profile.layer_input(rows, length) + layer
-        kept = profile.layer_input(rows, length)
+        activations = (profile.layers - checkpointed) * layer + checkpointed * kept + layer
         heap = (profile.layers - checkpointed + 1) * small + (checkpointed * kept if profile.layer_blocks and kept < MMAP_THRESHOLD else 0)
     activations += profile.shared(rows, length)
     head_rows = min(shape.completion_rows, HEAD_ROWS)
@@ -402,11 +401,10 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
 # tokens/s instead of 145-163. torch's huge pages for blocks of 2 MiB and more (THP_MEM_ALLOC_ENABLE,
 # which `import ftlab` sets before torch loads) make those faults cheap: at 2 MiB with them 143
 # tokens/s and 2.07 GiB, at 4 MiB 145 and 2.11; at 1 MiB the 1-2 MiB blocks stay on 4 KiB pages (99
-# tokens/s); 8 and 16 MiB let the heap grow again (2.5, 3.3 GiB). BENCHMARKS.md (issue 23). Blocks
-# under the threshold still come from the heap, which the estimate counts apart (HEAP_HOLES).
+# tokens/s); 8 and 16 MiB let the heap grow again (2.5, 3.3 GiB). BENCHMARKS.md (issue 23).
 MMAP_THRESHOLD = 2 * 2**20
-# Blocks under the threshold come from the heap, and at the peak its freed holes beside them are about
-# as large again: SmolLM2 LoRA at 2 x 300 tokens (its hidden-sized blocks 1.4 MB) peaked 0.23 GiB
+# Blocks under the threshold still come from the heap, and at the peak its freed holes beside them are
+# about as large again (the estimate counts them apart): SmolLM2 LoRA at 2 x 300 tokens (its hidden-sized blocks 1.4 MB) peaked 0.23 GiB
 # higher at 2 MiB than at 1 MiB, where those blocks are mapped (BENCHMARKS.md, issue 23).
 HEAP_HOLES = 1.0
 GLIBC_MMAP_MAX = 32 * 2**20  # where glibc's own threshold ends up in a process that trained
