@@ -32,17 +32,18 @@ def _model(layers: int, hidden: int, method: str):
     return apply_method(model, Method(name=method))
 
 
-def _rows(n: int, length: int) -> list[dict]:
+def _rows(n: int, length: int, prefix: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(0)
+    shared = torch.randint(10, 390, (prefix,), generator=g).tolist()
     rows = []
     for i in range(n):
-        ids = torch.randint(10, 390, (length - (i % 4) * 9,), generator=g).tolist()  # padded batches, as in training
+        ids = shared + torch.randint(10, 390, (length - prefix - (i % 4) * 9,), generator=g).tolist()  # padded batches, as in training
         rows.append({"input_ids": ids, "completion_mask": [0] * (len(ids) - 2) + [1, 1]})
     return rows
 
 
 def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, length: int, method: str, checkpointing: bool,
-            batch: int = 8):
+            batch: int = 8, prefix: int = 0):
     """(estimate, measured peak) of 2 training steps at `batch` through ftlab's own trainer."""
     from transformers import AutoTokenizer
 
@@ -50,7 +51,7 @@ def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, lengt
     from ftlab.train.trainer import TrainerSetup, build_trainer
 
     model = _model(layers, hidden, method)
-    rows = _rows(2 * batch, length)
+    rows = _rows(2 * batch, length, prefix)
     hp = Train(batch_size=batch, max_steps=2, max_length=4096, logging_steps=100, activation_checkpointing=checkpointing)
     settings = DeviceSettings("cpu", "fp32", "sdpa", False, False)
     plan = memory.plan_training(model, rows, hp, settings)  # counts live memory (memory.release_freed)
@@ -67,8 +68,8 @@ def measure(tokenizer_dir: Path, tmp_path: Path, layers: int, hidden: int, lengt
     return plan.estimate, meter.peak()
 
 
-# (layers, hidden, length, method, checkpointing[, batch]): depths 4-12, lengths 512-1024, LoRA and full,
-# batch 8 unless given. The last case's blocks (batch x length x hidden x 4 bytes) are 1 MiB, under
+# (layers, hidden, length, method, checkpointing[, batch[, shared prefix]]): depths 4-12, lengths 512-1024,
+# LoRA and full, batch 8 unless given. The 4-row case's blocks (batch x length x hidden x 4 bytes) are 1 MiB, under
 # the train stage's mmap threshold: glibc's heap serves them and the estimate counts its holes apart
 # (memory.HEAP_HOLES; without that term this case peaked 15-35% above the estimate).
 CASES = [
@@ -77,10 +78,12 @@ CASES = [
     (6, 192, 768, "full", False),
     (12, 128, 1024, "lora", True),
     (12, 128, 512, "lora", False, 4),
+    (8, 256, 1024, "lora", False, 8, 512),  # every row starts with the same 512 tokens: computed once
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}layers-h{c[1]}-len{c[2]}-{c[3]}-{'ckpt' if c[4] else 'nockpt'}-b{c[5] if len(c) > 5 else 8}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}layers-h{c[1]}-len{c[2]}-{c[3]}-{'ckpt' if c[4] else 'nockpt'}-b{c[5] if len(c) > 5 else 8}"
+                         f"{f'-prefix{c[6]}' if len(c) > 6 else ''}")
 def test_estimate_is_within_15_percent_of_the_measured_peak(tiny_model_dir, tmp_path, case):
     # in a fresh interpreter: a pytest worker that ran the real-model tests first holds ~6 GB of freed
     # heap, and its RSS then says little about this case (seen in CI under xdist)

@@ -68,8 +68,14 @@ def add_completion_head(model) -> str | None:
             return trl_forward(
                 *args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels, num_items_in_batch=num_items_in_batch, **kwargs
             )
+        from ftlab.train import shared_prefix
+
         kwargs["use_cache"] = False
-        hidden = self.base_model(*args, **kwargs).last_hidden_state
+        layout = shared_prefix.plan(kwargs) if not args and shared_prefix.installed(self) else None
+        if layout is not None:  # rows that start alike: the prefix computed once (shared_prefix.py)
+            hidden = shared_prefix.run(self.base_model, kwargs, layout)
+        else:
+            hidden = self.base_model(*args, **kwargs).last_hidden_state
         if shift_labels is None:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
         else:

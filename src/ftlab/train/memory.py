@@ -49,6 +49,8 @@ from typing import Literal
 
 import torch
 
+from ftlab.train import shared_prefix
+
 GIB = 2**30
 # CPU without an allocation: the machine's RAM is shared with the OS, the page cache of the data and
 # model files, and other jobs (our development machines: three engineers on 24 GiB, a quarter each
@@ -77,24 +79,32 @@ class ActivationProfile:
     outside: float
     outside_pair: float
     # CPU only: bytes per position of each block the middle layer keeps (a block's size at a shape is
-    # this x rows x length), to tell which come from glibc's heap (heap_bytes). Empty on a GPU.
+    # this x positions), to tell which come from glibc's heap (heap_bytes). Empty on a GPU.
     layer_blocks: tuple[float, ...] = ()
+    # Bytes per row per key position of the keys and values a shared-prefix layout copies for each
+    # row's remainder, in one layer (shared_prefix.attention; 0 where it is not installed).
+    row_keys: float = 0.0
 
-    def per_layer(self, rows: int, length: int) -> float:
-        return rows * length * (self.layer + self.layer_pair * length)
+    def per_layer(self, shape: MemoryShape) -> float:
+        return shape.positions * self.layer + shape.pairs * self.layer_pair + self.copied_keys(shape)
 
-    def shared(self, rows: int, length: int) -> float:
-        return rows * length * (self.outside + self.outside_pair * length)
+    def shared(self, shape: MemoryShape) -> float:
+        return shape.positions * self.outside + shape.pairs * self.outside_pair
 
-    def layer_input(self, rows: int, length: int) -> float:
+    def layer_input(self, shape: MemoryShape) -> float:
         """What a checkpointed layer keeps: its input hidden states."""
-        return rows * length * self.hidden * self.elem
+        return shape.positions * self.hidden * self.elem
 
-    def heap_bytes(self, rows: int, length: int) -> float:
+    def copied_keys(self, shape: MemoryShape) -> float:
+        return shape.rows * shape.length * self.row_keys if shape.prefix else 0.0
+
+    def heap_bytes(self, shape: MemoryShape) -> float:
         """Of one layer's saved bytes at this shape, those in blocks under the mmap threshold (glibc's
         heap serves them, and its freed holes stay resident: HEAP_HOLES)."""
-        n = rows * length
-        return sum(b * n for b in self.layer_blocks if b * n < MMAP_THRESHOLD)
+        blocks = [b * shape.positions for b in self.layer_blocks]
+        if shape.prefix:
+            blocks += [self.copied_keys(shape) / 2] * 2
+        return sum(b for b in blocks if b < MMAP_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,17 @@ class MemoryShape:
     length: int
     completion_rows: int  # positions the output layer projects (completion tokens of the batch)
     optimizer: str = "adamw_torch_fused"
+    prefix: int = 0  # leading positions every row shares, computed once (shared_prefix.py)
+
+    @property
+    def positions(self) -> int:
+        """Positions the decoder computes: rows x length, or the prefix once and each row's rest."""
+        return self.prefix + self.rows * (self.length - self.prefix)
+
+    @property
+    def pairs(self) -> int:
+        """(query, key) position pairs: each row's remainder attends to the prefix as well."""
+        return self.prefix * self.prefix + self.rows * (self.length - self.prefix) * self.length
 
 
 @dataclass(frozen=True)
@@ -222,6 +243,9 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
         model.train(was_training)
     (l1, l2), span = lengths, lengths[1] - lengths[0]
     on_cpu = device.type == "cpu"
+    text = owner.config.get_text_config()
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
     layer_pair = max(0.0, (per_layer[1] - per_layer[0]) / span)
     outside_pair = max(0.0, (outside[1] - outside[0]) / span)
     return ActivationProfile(
@@ -229,6 +253,7 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
         layer=per_layer[1] - layer_pair * l2, layer_pair=layer_pair,
         outside=max(0.0, outside[1] - outside_pair * l2), outside_pair=outside_pair,
         layer_blocks=tuple(b / (2 * l2) for b in blocks) if on_cpu else (),
+        row_keys=2 * kv_heads * head_dim * hidden_elem if shared_prefix.installed(model) else 0.0,
     )
 
 
@@ -264,9 +289,8 @@ def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     if resident is None:
         resident = resident_bytes(model, "cpu")
-    rows, length = shape.rows, shape.length
-    layer, kept = profile.per_layer(rows, length), profile.layer_input(rows, length)
-    small = profile.heap_bytes(rows, length)
+    layer, kept = profile.per_layer(shape), profile.layer_input(shape)
+    small = profile.heap_bytes(shape)
     if every_n_layers is None:
         activations = profile.layers * layer
         heap = profile.layers * small
@@ -275,7 +299,7 @@ def estimate_peak(model, profile: ActivationProfile, shape: MemoryShape, every_n
         # checkpointed layers keep their input; one of them is recomputed, whole, in the backward
         activations = (profile.layers - checkpointed) * layer + checkpointed * kept + layer
         heap = (profile.layers - checkpointed + 1) * small + (checkpointed * kept if profile.layer_blocks and kept < MMAP_THRESHOLD else 0)
-    activations += profile.shared(rows, length)
+    activations += profile.shared(shape)
     head_rows = min(shape.completion_rows, HEAD_ROWS)
     head = 3 * head_rows * min(_vocab(model), HEAD_COLS) * 4  # fp32 tile: logits, softmax, gradient
     return Estimate(
@@ -388,7 +412,9 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
     lengths = [len(r["input_ids"]) for r in rows]
     completions = [int(sum(r["completion_mask"])) for r in rows]
     n_rows, length, completion = longest_batch(lengths, completions, hp.batch_size, settings.padding_free)
-    shape = MemoryShape(n_rows, length, completion, hp.optimizer)
+    # Every batch shares at least what all rows share; the layout applies to padded batches of 2 rows or more.
+    prefix = shared_prefix.rows_prefix([r["input_ids"] for r in rows]) if shared_prefix.installed(model) and n_rows > 1 else 0
+    shape = MemoryShape(n_rows, length, completion, hp.optimizer, min(prefix, length - 1))
     profile = probe_activations(model)
     limit = budget(settings.device)
     return choose(hp.activation_checkpointing, model, profile, shape, limit, resident_bytes(model, settings.device))

@@ -22,7 +22,7 @@ from ftlab.contract.task import StageContext, StageResult
 from ftlab.contract.inputs import TrainInputs
 from ftlab.contract import layout
 from ftlab.train.checkpoints import CheckpointNamer, complete_checkpoints, drop_dangling_links, drop_resume_only, last_complete_checkpoint
-from ftlab.train import lora_kernel, memory, padding_mask, rms_norm
+from ftlab.train import lora_kernel, memory, padding_mask, rms_norm, shared_prefix
 from ftlab.train.device import probe, resolve
 from ftlab.train.interrupt import StopOnRequest
 from ftlab.train.loss import WEIGHT, sample_weight
@@ -149,10 +149,12 @@ def apply_method(model, method: Method):
     """The model as training runs it. Full fine-tuning trains every weight; LoRA and QLoRA freeze the
     base and train adapters only, and LoRA layers over a plain linear base take the fused forward
     (lora_kernel.py: same arithmetic). Right-padded batches attend without their padding mask
-    (padding_mask.py: same loss); RMSNorms run torch's fused kernel (rms_norm.py: same outputs).
+    (padding_mask.py: same loss); RMSNorms run torch's fused kernel (rms_norm.py: same outputs); rows
+    that start alike compute their shared prefix once (shared_prefix.py: same loss).
     Before the memory plan: its probe measures the model as trained."""
     padding_mask.install(model)
     rms_norm.install(model)
+    shared_prefix.install(model)
     if method.name == "full":
         return model
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
