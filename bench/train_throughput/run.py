@@ -417,6 +417,8 @@ def main() -> int:
     parser.add_argument("--smollm2-steps", type=int, default=None, help="steps per SmolLM2 configuration (default: 6 with --quick, else 10)")
     parser.add_argument("--smollm2-configs", default=None,
                         help="';'-separated SmolLM2 configurations to run (default: all), e.g. 'TRL defaults, LoRA;ftlab, LoRA, checkpointing on'")
+    parser.add_argument("--smollm2-data", default=None,
+                        help="';'-separated SmolLM2 data shapes to run (default: all), e.g. 'few-shot;length-varied'")
     args = parser.parse_args()
     load_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
@@ -427,6 +429,8 @@ def main() -> int:
         jobs = smollm2_jobs(smollm2, smollm2_steps, work, args.quick)
         if args.smollm2_configs:
             jobs = [j for j in jobs if j["config"] in args.smollm2_configs.split(";")]
+        if args.smollm2_data:
+            jobs = [j for j in jobs if j["data"] in args.smollm2_data.split(";")]
         results = run_jobs(jobs)
         sections.append(render_smollm2(results, model_facts(smollm2), smollm2_steps, args.quick, load_start))
         if args.smollm2_only:

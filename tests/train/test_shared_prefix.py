@@ -80,6 +80,10 @@ def test_batches_that_do_not_qualify_keep_the_plain_forward():
     same = ids[:1].expand(3, -1)  # identical rows: each keeps its last position
     assert shared_prefix.plan({"input_ids": same}) == shared_prefix.Layout(ids.shape[1] - 1, 3, 1)
     assert shared_prefix.rows_prefix([r.tolist() for r in ids]) == 20
+    # a short prefix before long remainders: the remainders' extra attention costs more than it saves
+    assert shared_prefix.plan({"input_ids": ids, "attention_mask": mask}, ratio=1.0) is None
+    assert shared_prefix.Layout(31, 8, 170).worth_it(3073) and not shared_prefix.Layout(31, 8, 1000).worth_it(3073)
+    assert shared_prefix.position_to_pair(tiny()) == 2 * (64 * 64 * 2 + 64 * 32 * 2 + 64 + 2 * 32 + 3 * 64 * 128 + 2 * 64) / (4 * 64)
     assert shared_prefix.rows_prefix([r.tolist() for r in short]) == 0
 
 

@@ -71,7 +71,7 @@ def add_completion_head(model) -> str | None:
         from ftlab.train import shared_prefix
 
         kwargs["use_cache"] = False
-        layout = shared_prefix.plan(kwargs) if not args and shared_prefix.installed(self) else None
+        layout = None if args else shared_prefix.plan_for(self, kwargs)
         if layout is not None:  # rows that start alike: the prefix computed once (shared_prefix.py)
             hidden = shared_prefix.run(self.base_model, kwargs, layout)
         else:

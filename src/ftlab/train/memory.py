@@ -412,9 +412,11 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
     lengths = [len(r["input_ids"]) for r in rows]
     completions = [int(sum(r["completion_mask"])) for r in rows]
     n_rows, length, completion = longest_batch(lengths, completions, hp.batch_size, settings.padding_free)
+    shape = MemoryShape(n_rows, length, completion, hp.optimizer)
     # Every batch shares at least what all rows share; the layout applies to padded batches of 2 rows or more.
     prefix = shared_prefix.rows_prefix([r["input_ids"] for r in rows]) if shared_prefix.installed(model) and n_rows > 1 else 0
-    shape = MemoryShape(n_rows, length, completion, hp.optimizer, min(prefix, length - 1))
+    if prefix and shared_prefix.Layout(prefix, n_rows, length - prefix).worth_it(shared_prefix.position_to_pair(model)):
+        shape = MemoryShape(n_rows, length, completion, hp.optimizer, prefix)
     profile = probe_activations(model)
     limit = budget(settings.device)
     return choose(hp.activation_checkpointing, model, profile, shape, limit, resident_bytes(model, settings.device))

@@ -31,8 +31,7 @@ from ftlab.train.head import head_owner
 from ftlab.train.padding_mask import right_padded
 
 NAME = "ftlab_sdpa"
-# Below this the saving (rows - 1) x P positions is smaller than what the layout costs: the suffix's
-# explicit mask and its keys and values copied per row.
+# Shorter prefixes are not worth a second attention call per layer.
 MIN_PREFIX = 16
 _PROBE = {"prefix": 8, "rows": 3, "suffix": 5}
 
@@ -50,6 +49,16 @@ class Layout:
     @property
     def positions(self) -> int:
         return self.prefix + self.rows * self.suffix
+
+    def worth_it(self, ratio: float) -> bool:
+        """Whether the positions saved outweigh the attention added. `ratio`: a position's FLOPs in a
+        decoder layer outside attention over one (query, key) pair's (`position_to_pair`). The
+        remainders' mask makes SDPA compute their whole S x S block, where `is_causal` skips the
+        upper half: rows x S^2 / 2 pairs more, less the prefix's own (rows - 1) x P^2 / 2. SmolLM2
+        (ratio 3,073), 8 rows: a 31-token system prompt pays before 170-token remainders, not
+        before 1,000-token ones; 5 shots of 150 tokens always do."""
+        saved = (self.rows - 1) * self.prefix * ratio + (self.rows - 1) * self.prefix**2 / 2
+        return saved > self.rows * self.suffix**2 / 2
 
 
 def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> int:
@@ -71,9 +80,10 @@ def rows_prefix(rows: list[list[int]]) -> int:
     return n if n >= MIN_PREFIX else 0
 
 
-def plan(kwargs: dict) -> Layout | None:
+def plan(kwargs: dict, ratio: float = float("inf")) -> Layout | None:
     """The layout for a body forward called with `kwargs`, or None where the batch does not qualify:
-    fewer than 2 rows, a mask that is not right padding, explicit positions or embeddings, a cache."""
+    fewer than 2 rows, a mask that is not right padding, explicit positions or embeddings, a cache,
+    or a prefix too short for the rest (`Layout.worth_it` at `ratio`)."""
     ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
     if ids is None or ids.dim() != 2 or ids.shape[0] < 2:
         return None
@@ -82,9 +92,8 @@ def plan(kwargs: dict) -> Layout | None:
     if mask is not None and (mask.dim() != 2 or not right_padded(mask)):
         return None
     prefix = common_prefix(ids, mask)
-    if prefix < MIN_PREFIX:
-        return None
-    return Layout(prefix, ids.shape[0], ids.shape[1] - prefix)
+    layout = Layout(prefix, ids.shape[0], ids.shape[1] - prefix)
+    return layout if prefix >= MIN_PREFIX and layout.worth_it(ratio) else None
 
 
 def pack(input_ids: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,6 +165,29 @@ def register() -> None:
 
 def installed(model) -> bool:
     return getattr(head_owner(model).config, "_attn_implementation", None) == NAME
+
+
+def plan_for(model, kwargs: dict) -> Layout | None:
+    """`plan` for a forward of `model` with `kwargs`; None where the layout is not installed."""
+    if not installed(model):
+        return None
+    owner = head_owner(model)
+    if not hasattr(owner, "_ftlab_position_to_pair"):
+        owner._ftlab_position_to_pair = position_to_pair(owner)
+    return plan(kwargs, owner._ftlab_position_to_pair)
+
+
+def position_to_pair(model) -> float:
+    """A position's FLOPs in a decoder layer outside attention (2 x the layer's weights) over one
+    (query, key) pair's in attention (4 x heads x head_dim: QK^T and AV): 3,073 for SmolLM2."""
+    from ftlab.train.memory import decoder_layers
+
+    owner = head_owner(model)
+    text = owner.config.get_text_config()
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    layer = decoder_layers(owner.base_model)[0]
+    weights = sum(p.numel() for n, p in layer.named_parameters() if "lora_" not in n)
+    return 2 * weights / (4 * text.num_attention_heads * head_dim)
 
 
 def install(model) -> bool:
