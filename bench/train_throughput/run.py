@@ -23,6 +23,9 @@ where the output layer runs decides the cost. Three data shapes, each with a one
 - evenly sized prompts of the same mean;
 - few-shot (seed 001): 5 shots of ~150 tokens (each ending in its answer) before a ~100-token
   question, ~850 tokens per example.
+SmolLM2 also runs "length-varied chat" (ftlab's rows without --quick): the length-varied prompts in
+SmolLM2's chat template, as ftlab and TRL tokenize a conversation: its default system prompt and
+the user turn's header (24 tokens every row shares), the prompt, then the assistant turn's header.
 Same model (random init, saved and reloaded), same pre-tokenized data, batch size and learning
 rate, one epoch each (every configuration trains on exactly the same examples). Full fine-tuning,
 and on the length-varied data also LoRA on both sides with the same adapters (ftlab's defaults:
@@ -123,6 +126,24 @@ def _question(rng: random.Random, length: int, vocab: int) -> tuple[list[int], i
     marker = rng.randrange(8)
     label = 3 + (marker % 2 ^ (rng.random() < FLIP))
     return [rng.randrange(13, vocab) for _ in range(length - 1)] + [5 + marker], label
+
+
+def make_chat_rows(rows: list[dict], tokenizer_dir: Path) -> list[dict]:
+    """`rows` (make_rows) in the model's chat template: each prompt as a user turn, the answer after
+    the assistant header. The template's text is tokenized by the model's tokenizer; the random
+    prompt tokens are kept as they are."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    marker = "\x00PROMPT\x00"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True)
+    head, tail = (tokenizer(part, add_special_tokens=False)["input_ids"] for part in text.split(marker))
+    out = []
+    for r in rows:
+        prompt = len(r["completion_mask"]) - sum(r["completion_mask"])
+        ids = head + r["input_ids"][:prompt] + tail + r["input_ids"][prompt:]
+        out.append({"input_ids": ids, "completion_mask": [0] * (len(ids) - sum(r["completion_mask"])) + r["completion_mask"][prompt:]})
+    return out
 
 
 def make_fewshot_rows(n: int, vocab: int, seed: int, question_seed: int = 0) -> list[dict]:
@@ -378,8 +399,10 @@ def smollm2_jobs(model_dir: Path, steps: int, work: Path, quick: bool) -> list[d
     if not quick:
         data["evenly sized"] = (make_rows(n, False, vocab, seed=0, mean_len=mean_len), make_rows(16, False, vocab, seed=1, mean_len=mean_len))
         data["few-shot"] = (make_fewshot_rows(n, vocab, seed=0), make_fewshot_rows(16, vocab, seed=0, question_seed=1))
+        data["length-varied chat"] = tuple(make_chat_rows(rows, model_dir) for rows in data["length-varied"])
         configs = {"length-varied": ["TRL defaults, LoRA", "ftlab, LoRA", "ftlab, LoRA, checkpointing on", "TRL defaults", "ftlab", "ftlab, no length grouping"],
-                   "evenly sized": ["TRL defaults, LoRA", "ftlab, LoRA"], "few-shot": ["TRL defaults, LoRA", "ftlab, LoRA"]}
+                   "evenly sized": ["TRL defaults, LoRA", "ftlab, LoRA"], "few-shot": ["TRL defaults, LoRA", "ftlab, LoRA"],
+                   "length-varied chat": ["TRL defaults, LoRA", "ftlab, LoRA"]}
     return [{"data": d, "config": c, "seed": 0, "steps": steps, "rows": rows, "held": held, "model_dir": str(model_dir),
              "work": str(work), "probe": True, "batch": SMOLLM2_BATCH, "lr": SMOLLM2_LR}
             for d, (rows, held) in data.items() for c in configs[d]]

@@ -47,8 +47,10 @@ def forward_and_grads(model, ids, mask, shared: bool):
     return hidden.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("checkpointing", [False, True])
-def test_the_shared_layout_gives_the_plain_hidden_states_and_gradients(checkpointing):
+@pytest.mark.parametrize("checkpointing,grouped", [(False, True), (True, True), (False, False)])
+def test_the_shared_layout_gives_the_plain_hidden_states_and_gradients(checkpointing, grouped, monkeypatch):
+    # grouped=False: the key/value heads repeated per query head, as on CUDA
+    monkeypatch.setattr(shared_prefix, "grouped_heads_in_kernel", lambda device: grouped)
     model = apply_method(tiny(), LORA)
     assert shared_prefix.installed(model)
     torch.nn.init.normal_(model.base_model.model.model.layers[0].self_attn.q_proj.lora_B["default"].weight)  # B = 0 hides A's gradient

@@ -253,7 +253,7 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
         layer=per_layer[1] - layer_pair * l2, layer_pair=layer_pair,
         outside=max(0.0, outside[1] - outside_pair * l2), outside_pair=outside_pair,
         layer_blocks=tuple(b / (2 * l2) for b in blocks) if on_cpu else (),
-        row_keys=2 * kv_heads * head_dim * hidden_elem if shared_prefix.installed(model) else 0.0,
+        row_keys=2 * (kv_heads if on_cpu else text.num_attention_heads) * head_dim * hidden_elem if shared_prefix.installed(model) else 0.0,
     )
 
 
