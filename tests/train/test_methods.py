@@ -14,11 +14,15 @@ from ftlab.spec.schema import Quantization
 from tests.conftest import write_spec
 
 
-def test_qlora_trains_a_4bit_base_and_evaluates(tmp_path: Path):
+@pytest.mark.parametrize("checkpointing", ["auto", True])
+def test_qlora_trains_a_4bit_base_and_evaluates(tmp_path: Path, checkpointing):
+    # checkpointing on: what the memory plan picks in a process holding more (CI's pytest workers),
+    # and where an inference forward before training had left bitsandbytes' repacked weights
     pytest.importorskip("bitsandbytes")
     spec = write_spec(tmp_path, method="qlora")
     # bitsandbytes' CPU inference kernel packs weights in blocks of 64 inputs: hidden 32 is too narrow.
-    spec.write_text(spec.read_text().replace("hidden_size: 32", "hidden_size: 64").replace("intermediate_size: 64", "intermediate_size: 128"))
+    text = spec.read_text().replace("hidden_size: 32", "hidden_size: 64").replace("intermediate_size: 64", "intermediate_size: 128")
+    spec.write_text(text.replace("train: {", "train: {activation_checkpointing: true, ") if checkpointing is True else text)
     assert ftlab.run(spec).ok
     reg = Registry(tmp_path / "out" / "registry.sqlite")
     train = reg.stage("train/run")
@@ -38,6 +42,10 @@ def test_qlora_loads_linear_layers_in_4bit(tiny_model_dir):
     model = load_model(str(tiny_model_dir), quantization=Quantization())
     kinds = {type(m).__name__ for m in model.modules()}
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()), kinds
+    # no inference forward before training: bitsandbytes would repack the 4-bit weights for it
+    from ftlab.train import shared_prefix
+
+    assert not shared_prefix.install(model)
 
 
 def test_same_seed_same_loss_curve_and_other_seed_differs(tmp_path: Path):

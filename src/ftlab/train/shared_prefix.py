@@ -18,7 +18,8 @@ The attention function is registered as "ftlab_sdpa": SDPA itself whenever no la
 (generation, evaluation, padded or left-padded batches), so installing it changes nothing else.
 `install` checks the layout against the plain forward on a small batch and keeps SDPA where they
 differ (sliding windows, attention biases, models that ignore position ids), or where attention is
-not SDPA. A model saved while it is installed records "sdpa" (`_attn_implementation` is not saved).
+not SDPA or the model is quantized (QLoRA). A model saved while it is installed records "sdpa"
+(`_attn_implementation` is not saved).
 """
 
 from __future__ import annotations
@@ -206,6 +207,11 @@ def install(model) -> bool:
     if installed(model):
         return True
     if getattr(owner.config, "_attn_implementation", None) != "sdpa":
+        return False
+    if getattr(owner, "is_quantized", False):
+        # The probe is an inference forward, and bitsandbytes repacks 4-bit weights in place for
+        # its CPU inference kernel on the first one (Linear4bit.forward, CPUs with AVX512-BF16);
+        # QLoRA training then failed on them in CI ("a view of a leaf Variable ... in-place").
         return False
     register()
     owner.set_attn_implementation(NAME)
