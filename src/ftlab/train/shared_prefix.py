@@ -42,9 +42,9 @@ class Layout:
     prefix: int  # P: positions every row shares
     rows: int
     suffix: int  # S: each row's positions after the prefix (padded to the longest)
-    # (S, P + S) additive mask of a remainder's queries over the prefix's and its own keys; made once
-    # per forward (`run`), outside the checkpointed layers: made inside, non-reentrant checkpointing
-    # kept 8 MiB per layer of it at 8 x 256 x 1,024 (a float mask kept 1 MiB less than a boolean one).
+    # (S, P + S) additive mask of a remainder's queries over the prefix's and its own keys. Made once
+    # per forward (`run`) in the model's dtype: SDPA's CPU kernel turns a boolean mask into a float
+    # copy in every layer, and one made inside a checkpointed layer is made again in its recompute.
     mask: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
