@@ -243,9 +243,6 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
         model.train(was_training)
     (l1, l2), span = lengths, lengths[1] - lengths[0]
     on_cpu = device.type == "cpu"
-    text = owner.config.get_text_config()
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
     layer_pair = max(0.0, (per_layer[1] - per_layer[0]) / span)
     outside_pair = max(0.0, (outside[1] - outside[0]) / span)
     return ActivationProfile(
@@ -253,7 +250,7 @@ def probe_activations(model, lengths: tuple[int, int] = PROBE_LENGTHS) -> Activa
         layer=per_layer[1] - layer_pair * l2, layer_pair=layer_pair,
         outside=max(0.0, outside[1] - outside_pair * l2), outside_pair=outside_pair,
         layer_blocks=tuple(b / (2 * l2) for b in blocks) if on_cpu else (),
-        row_keys=2 * (kv_heads if on_cpu else text.num_attention_heads) * head_dim * hidden_elem if shared_prefix.installed(model) else 0.0,
+        row_keys=shared_prefix.row_key_bytes(model, device, hidden_elem) if shared_prefix.installed(model) else 0.0,
     )
 
 
@@ -412,11 +409,11 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
     lengths = [len(r["input_ids"]) for r in rows]
     completions = [int(sum(r["completion_mask"])) for r in rows]
     n_rows, length, completion = longest_batch(lengths, completions, hp.batch_size, settings.padding_free)
-    shape = MemoryShape(n_rows, length, completion, hp.optimizer)
     # Every batch shares at least what all rows share; the layout applies to padded batches of 2 rows or more.
     prefix = shared_prefix.rows_prefix([r["input_ids"] for r in rows]) if shared_prefix.installed(model) and n_rows > 1 else 0
-    if prefix and shared_prefix.Layout(prefix, n_rows, length - prefix).worth_it(shared_prefix.position_to_pair(model)):
-        shape = MemoryShape(n_rows, length, completion, hp.optimizer, prefix)
+    if prefix and not shared_prefix.Layout(prefix, n_rows, length - prefix).worth_it(shared_prefix.position_to_pair(model)):
+        prefix = 0
+    shape = MemoryShape(n_rows, length, completion, hp.optimizer, prefix)
     profile = probe_activations(model)
     limit = budget(settings.device)
     return choose(hp.activation_checkpointing, model, profile, shape, limit, resident_bytes(model, settings.device))
@@ -432,8 +429,9 @@ def plan_training(model, rows: list[dict], hp, settings) -> Plan:
 # tokens/s); 8 and 16 MiB let the heap grow again (2.5, 3.3 GiB). BENCHMARKS.md (issue 23).
 MMAP_THRESHOLD = 2 * 2**20
 # Blocks under the threshold still come from the heap, and at the peak its freed holes beside them are
-# about as large again (the estimate counts them apart): SmolLM2 LoRA at 2 x 300 tokens (its hidden-sized blocks 1.4 MB) peaked 0.23 GiB
-# higher at 2 MiB than at 1 MiB, where those blocks are mapped (BENCHMARKS.md, issue 23).
+# about as large again (the estimate counts them apart): SmolLM2 LoRA at 2 x 300 tokens (its
+# hidden-sized blocks 1.4 MB) peaked 0.23 GiB higher at 2 MiB than at 1 MiB, where those blocks are
+# mapped (BENCHMARKS.md, issue 23).
 HEAP_HOLES = 1.0
 GLIBC_MMAP_MAX = 32 * 2**20  # where glibc's own threshold ends up in a process that trained
 M_MMAP_THRESHOLD = -3

@@ -118,8 +118,8 @@ def run(body, kwargs: dict, layout: Layout) -> torch.Tensor:
     ids, positions = pack(kwargs["input_ids"], layout)
     rest = {k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask")}
     p, s = layout.prefix, layout.suffix
-    hidden = torch.ones(s, p + s, dtype=torch.bool, device=ids.device).tril(p)
-    layout = replace(layout, mask=torch.zeros(s, p + s, dtype=body.dtype, device=ids.device).masked_fill_(~hidden, float("-inf")))
+    visible = torch.ones(s, p + s, dtype=torch.bool, device=ids.device).tril(p)
+    layout = replace(layout, mask=torch.zeros(s, p + s, dtype=body.dtype, device=ids.device).masked_fill_(~visible, float("-inf")))
     # A 4-D mask is passed through to attention as is (transformers builds none); attention ignores it.
     unused = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=ids.device)
     out = body(input_ids=ids, position_ids=positions, attention_mask=unused, shared_prefix=layout, **rest)
@@ -164,6 +164,20 @@ def grouped_heads_in_kernel(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+def _heads(model) -> tuple[int, int, int]:
+    """(query heads, key/value heads, head_dim) of `model`'s attention."""
+    text = head_owner(model).config.get_text_config()
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return text.num_attention_heads, getattr(text, "num_key_value_heads", None) or text.num_attention_heads, head_dim
+
+
+def row_key_bytes(model, device: torch.device, elem: int) -> float:
+    """Bytes per row per key position of the keys and values `attention` copies for the remainders
+    in one layer (grouped heads where the kernel reads them so, else repeated per query head)."""
+    heads, kv_heads, head_dim = _heads(model)
+    return 2 * (kv_heads if grouped_heads_in_kernel(device) else heads) * head_dim * elem
+
+
 def register() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
@@ -192,12 +206,10 @@ def position_to_pair(model) -> float:
     (query, key) pair's in attention (4 x heads x head_dim: QK^T and AV): 3,073 for SmolLM2."""
     from ftlab.train.memory import decoder_layers
 
-    owner = head_owner(model)
-    text = owner.config.get_text_config()
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    layer = decoder_layers(owner.base_model)[0]
+    heads, _, head_dim = _heads(model)
+    layer = decoder_layers(head_owner(model).base_model)[0]
     weights = sum(p.numel() for n, p in layer.named_parameters() if "lora_" not in n)
-    return 2 * weights / (4 * text.num_attention_heads * head_dim)
+    return 2 * weights / (4 * heads * head_dim)
 
 
 def install(model) -> bool:
